@@ -1,0 +1,40 @@
+//! greenring: green threads for Rust.
+//!
+//! Stackful coroutines ("green threads") that let you write plain blocking-style code and
+//! still run tens of thousands of concurrent activities on a handful of OS threads. The API
+//! mirrors `std::thread`:
+//!
+//! ```
+//! let handles: Vec<_> = (0..1000)
+//!     .map(|i| greenring::spawn(move || i * i))
+//!     .collect();
+//! let total: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+//! assert_eq!(total, 332_833_500);
+//! ```
+//!
+//! Green threads switch on greenring's own assembly (`asm/`, x86-64 and AArch64) or, with
+//! the `corosensei` feature and on other architectures, on corosensei. They run on
+//! mmapped stacks with a guard page below each ([`StackGuard`]), from work-stealing queues
+//! on a pool of worker OS threads ([`Runtime`]).
+//!
+//! Off a green thread every function here still works, by doing what std does.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+
+mod arch;
+mod context;
+mod overflow;
+pub mod runtime;
+mod sched;
+mod stack;
+mod task;
+pub mod thread;
+
+#[doc(hidden)]
+pub mod bench_support;
+
+pub use crate::context::SwitchBackend;
+pub use crate::runtime::Runtime;
+pub use crate::stack::{StackGuard, DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
+pub use crate::thread::{current, park, spawn, yield_now, JoinHandle};

@@ -1,0 +1,263 @@
+//! The runtime: a pool of worker OS threads running green threads.
+//!
+//! # Shutdown policy
+//!
+//! Dropping a [`Runtime`] stops new spawns on it (they return an error) and waits until
+//! every green thread it runs has finished, like leaving [`std::thread::scope`]; then its
+//! workers exit. A runtime whose threads may never finish should be shut down with
+//! [`Runtime::shutdown_timeout`], which stops waiting after the timeout and *leaks* the
+//! unfinished threads: their stacks stay mapped and their values are never dropped, because
+//! their frames may still be referred to. The default runtime behind [`crate::spawn`] is
+//! never shut down; at process exit its threads end like std threads do.
+
+use std::fmt;
+use std::io;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use crate::context::SwitchBackend;
+use crate::overflow;
+use crate::sched::{self, Shared};
+use crate::stack::{checked_stack_size, StackGuard, DEFAULT_STACK_SIZE};
+use crate::thread::{self, JoinHandle};
+
+/// A pool of worker OS threads that run green threads.
+///
+/// # Examples
+///
+/// ```
+/// let rt = greenring::Runtime::builder().worker_threads(2).build()?;
+/// let sum = rt.block_on(|| {
+///     let handles: Vec<_> = (1..=100).map(|i| greenring::spawn(move || i)).collect();
+///     handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+/// });
+/// assert_eq!(sum, 5050);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Runtime {
+    shared: Arc<Shared>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Configures a [`Runtime`].
+#[must_use = "a Builder does nothing until `build` is called"]
+#[derive(Debug, Clone)]
+pub struct Builder {
+    worker_threads: Option<usize>,
+    stack_size: usize,
+    thread_name: String,
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder {
+            worker_threads: None,
+            stack_size: DEFAULT_STACK_SIZE,
+            thread_name: "greenring-worker".to_owned(),
+        }
+    }
+}
+
+impl Builder {
+    /// A builder with the defaults: one worker per available CPU and
+    /// [`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE) stacks.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Sets the number of worker OS threads (at least 1).
+    pub fn worker_threads(mut self, count: usize) -> Builder {
+        self.worker_threads = Some(count);
+        self
+    }
+
+    /// Sets the default usable stack size of this runtime's green threads, in bytes.
+    pub fn stack_size(mut self, size: usize) -> Builder {
+        self.stack_size = size;
+        self
+    }
+
+    /// Sets the name prefix of the worker OS threads (`<prefix>-<index>`).
+    pub fn thread_name(mut self, prefix: impl Into<String>) -> Builder {
+        self.thread_name = prefix.into();
+        self
+    }
+
+    /// Starts the workers.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for zero workers or a stack size out of range; the OS error when a
+    /// worker thread cannot be started.
+    pub fn build(self) -> io::Result<Runtime> {
+        let workers = match self.worker_threads {
+            Some(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "greenring: a runtime needs at least one worker thread",
+                ))
+            }
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        };
+        let stack_size = checked_stack_size(self.stack_size)?;
+        overflow::install_handler();
+        let (shared, locals) = Shared::new(workers, stack_size);
+        let mut runtime = Runtime {
+            shared: Arc::clone(&shared),
+            workers: Vec::with_capacity(workers),
+        };
+        for (index, local) in locals.into_iter().enumerate() {
+            let shared = Arc::clone(&shared);
+            let handle = std::thread::Builder::new()
+                .name(format!("{}-{index}", self.thread_name))
+                .spawn(move || sched::run_worker(index, shared, local))?;
+            // On an error above, dropping `runtime` shuts down the workers started so far.
+            runtime.workers.push(handle);
+        }
+        Ok(runtime)
+    }
+}
+
+impl Runtime {
+    /// A runtime with the default configuration (see [`Builder::new`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::build`].
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    /// A builder to configure a runtime.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// Spawns a green thread on this runtime.
+    ///
+    /// # Panics
+    ///
+    /// As [`crate::spawn`]; use [`thread::Builder::spawn_on`] to get the error instead.
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        thread::Builder::new()
+            .spawn_on(self, f)
+            .unwrap_or_else(|err| panic!("failed to spawn green thread: {err}"))
+    }
+
+    /// Runs `f` as a green thread on this runtime and returns its value, blocking the
+    /// caller until it is done (parking only the caller if it is itself a green thread).
+    ///
+    /// # Panics
+    ///
+    /// Resumes the panic of `f`, and panics as [`Runtime::spawn`] does.
+    pub fn block_on<F, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.spawn(f).join() {
+            Ok(value) => value,
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    }
+
+    /// Number of worker OS threads.
+    pub fn worker_threads(&self) -> usize {
+        self.shared.workers()
+    }
+
+    /// How guard pages are installed below green thread stacks in this process.
+    pub fn stack_guard(&self) -> StackGuard {
+        StackGuard::current()
+    }
+
+    /// Which implementation switches between green threads.
+    pub fn switch_backend(&self) -> SwitchBackend {
+        SwitchBackend::current()
+    }
+
+    /// Shuts down, waiting at most `timeout` for the green threads to finish. Returns
+    /// `true` if all finished; otherwise the unfinished ones are leaked (see the module
+    /// documentation) and workers still running one are detached.
+    ///
+    /// # Panics
+    ///
+    /// When called from one of this runtime's own green threads.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> bool {
+        self.shutdown(Some(timeout))
+    }
+
+    fn shutdown(&mut self, timeout: Option<Duration>) -> bool {
+        assert!(
+            !self.shared.is_current(),
+            "greenring: a Runtime cannot be shut down or dropped from one of its own green \
+             threads (it would wait for itself)"
+        );
+        let finished = self.shared.shutdown(timeout);
+        let workers = std::mem::take(&mut self.workers);
+        if finished {
+            for worker in workers {
+                // A worker panicking would be a bug in greenring; the runtime is gone anyway.
+                let _ = worker.join();
+            }
+        }
+        finished
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Empty after `shutdown_timeout` already ran.
+        if !self.workers.is_empty() {
+            self.shutdown(None);
+        }
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("worker_threads", &self.worker_threads())
+            .field("stack_size", &self.shared.stacks.default_size())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The runtime used by [`crate::spawn`] off any runtime, started on first use with the
+/// default configuration and never shut down.
+fn default_runtime() -> io::Result<&'static Runtime> {
+    static DEFAULT: OnceLock<Result<Runtime, (io::ErrorKind, String)>> = OnceLock::new();
+    DEFAULT
+        .get_or_init(|| {
+            Builder::new()
+                .thread_name("greenring-default")
+                .build()
+                .map_err(|err| (err.kind(), err.to_string()))
+        })
+        .as_ref()
+        .map_err(|(kind, message)| {
+            io::Error::new(
+                *kind,
+                format!("greenring: the default runtime could not start: {message}"),
+            )
+        })
+}
+
+/// The runtime of the calling worker, or the default runtime.
+pub(crate) fn current_shared() -> io::Result<Arc<Shared>> {
+    // SAFETY: a non-null worker pointer refers to the WorkerCtx living on this OS thread.
+    if let Some(worker) = unsafe { sched::current::worker().as_ref() } {
+        return Ok(Arc::clone(&worker.shared));
+    }
+    default_runtime().map(|rt| Arc::clone(rt.shared()))
+}

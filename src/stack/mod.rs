@@ -1,0 +1,115 @@
+//! Green thread stacks: anonymous mmapped memory with a guard page at the low end.
+//!
+//! - [`map`] maps regions holding one or many stacks and installs their guard pages, with
+//!   `MADV_GUARD_INSTALL` where the kernel has it (Linux >= 6.13: the guard costs no extra
+//!   mapping) and `mprotect(PROT_NONE)` elsewhere (each guard splits the mapping in two, so
+//!   every live stack costs two of the `vm.max_map_count` entries).
+//! - [`pool`] carves stacks of the runtime's default size out of large slabs and keeps freed
+//!   ones for reuse: a bounded cache per worker in front of a bounded shared pool, so that
+//!   steady-state spawning does no system call.
+//!
+//! Invariant: a stack is reused or unmapped only after the green thread that ran on it has
+//! finished; a stack whose thread never finished is leaked instead (see `Task`'s `Drop`).
+
+mod map;
+mod pool;
+
+use std::io;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+pub(crate) use self::map::page_size;
+pub use self::map::StackGuard;
+pub(crate) use self::pool::{LocalCache, StackPool};
+
+/// Smallest usable stack size a green thread may ask for, in bytes.
+pub const MIN_STACK_SIZE: usize = 16 * 1024;
+/// Usable stack size of a green thread when neither the runtime nor the thread says
+/// otherwise, in bytes.
+pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
+/// Largest usable stack size a green thread may ask for, in bytes.
+pub const MAX_STACK_SIZE: usize = 1 << 30;
+
+/// Checks a requested usable stack size and rounds it up to whole pages.
+///
+/// # Errors
+///
+/// `InvalidInput` when `size` is below [`MIN_STACK_SIZE`] (zero included) or above
+/// [`MAX_STACK_SIZE`].
+pub(crate) fn checked_stack_size(size: usize) -> io::Result<usize> {
+    if size < MIN_STACK_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "greenring: stack size of {size} bytes is below the minimum of \
+                 {MIN_STACK_SIZE} bytes"
+            ),
+        ));
+    }
+    if size > MAX_STACK_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "greenring: stack size of {size} bytes is above the maximum of \
+                 {MAX_STACK_SIZE} bytes"
+            ),
+        ));
+    }
+    let page = page_size();
+    Ok(size.div_ceil(page) * page)
+}
+
+/// One green thread's stack: `usable` bytes ending at `top`, with a guard page right below.
+pub(crate) struct Stack {
+    /// Highest address of the stack, exclusive; page aligned.
+    top: NonNull<u8>,
+    /// Bytes between the guard page and `top`.
+    usable: usize,
+    /// The mapping the stack lives in; unmapped when its last stack is dropped.
+    mapping: Arc<map::Mapping>,
+}
+
+// SAFETY: a Stack is plain memory owned by whoever holds the value; the raw pointer is only
+// an address into `mapping`, which is itself Send + Sync.
+unsafe impl Send for Stack {}
+
+impl Stack {
+    /// The highest address of the stack (exclusive), 16-byte aligned.
+    pub(crate) fn top(&self) -> *mut u8 {
+        self.top.as_ptr()
+    }
+
+    /// The usable size in bytes.
+    pub(crate) fn usable_size(&self) -> usize {
+        self.usable
+    }
+
+    /// Lowest usable address: everything in `[limit - page, limit)` is the guard page.
+    pub(crate) fn limit(&self) -> usize {
+        self.top.as_ptr() as usize - self.usable
+    }
+
+    /// The guard page's address range `(start, end)`, end exclusive.
+    pub(crate) fn guard_range(&self) -> (usize, usize) {
+        let limit = self.limit();
+        (limit - page_size(), limit)
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Stacks carved from a slab that lives on keep their pages until the whole slab is
+        // unmapped; hand the memory back now. Guard regions survive MADV_DONTNEED.
+        if Arc::strong_count(&self.mapping) > 1 {
+            // SAFETY: [limit, top) lies inside `mapping`, which is still mapped (we hold a
+            // reference), and belongs to this stack alone, whose thread has finished.
+            unsafe {
+                libc::madvise(
+                    self.limit() as *mut libc::c_void,
+                    self.usable,
+                    libc::MADV_DONTNEED,
+                );
+            }
+        }
+    }
+}

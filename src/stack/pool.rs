@@ -1,0 +1,176 @@
+//! Reuse of stacks of the runtime's default size.
+//!
+//! Allocation tries, in order: the calling worker's [`LocalCache`] (no lock), the runtime's
+//! shared free list (one lock, refilling the cache in a batch), and carving a new slab of
+//! [`SLAB_STACKS`] stacks (one `mmap`, plus one guard `madvise` per stack). Freed stacks go
+//! back to the local cache, overflow to the shared list, and beyond [`SHARED_CAP`] are
+//! dropped (their memory returns to the kernel). Stacks of any other size are mapped one by
+//! one and never pooled.
+
+use std::io;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::{map, Stack};
+
+/// Stacks mapped together in one slab.
+pub(crate) const SLAB_STACKS: usize = 32;
+/// Stacks a worker keeps for itself.
+pub(crate) const LOCAL_CAP: usize = 64;
+/// Stacks moved between a worker's cache and the shared list at once.
+const BATCH: usize = LOCAL_CAP / 2;
+/// Stacks the shared free list keeps at most.
+pub(crate) const SHARED_CAP: usize = 1024;
+
+/// The stacks one worker keeps for reuse; only that worker's thread touches it.
+#[derive(Default)]
+pub(crate) struct LocalCache {
+    stacks: Vec<Stack>,
+}
+
+/// A runtime's stack allocator for its default stack size.
+pub(crate) struct StackPool {
+    usable: usize,
+    free: Mutex<Vec<Stack>>,
+}
+
+impl StackPool {
+    /// A pool serving stacks of `usable` bytes (already checked and page-rounded).
+    pub(crate) fn new(usable: usize) -> StackPool {
+        StackPool {
+            usable,
+            free: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The usable size of the stacks this pool serves.
+    pub(crate) fn default_size(&self) -> usize {
+        self.usable
+    }
+
+    /// A stack of `usable` bytes, from `cache` or the pool when it is the default size.
+    ///
+    /// # Errors
+    ///
+    /// When a new mapping is needed and the kernel refuses it (see `map::map_stacks`).
+    pub(crate) fn alloc(&self, usable: usize, cache: Option<&mut LocalCache>) -> io::Result<Stack> {
+        if usable != self.usable {
+            let mut one = map::map_stacks(1, usable)?;
+            return Ok(one
+                .pop()
+                .expect("map_stacks returns the stacks it was asked for"));
+        }
+        match cache {
+            Some(cache) => {
+                if let Some(stack) = cache.stacks.pop() {
+                    return Ok(stack);
+                }
+                let mut free = self.lock();
+                self.refill(&mut free, BATCH)?;
+                let keep = free.len() - BATCH.min(free.len());
+                cache.stacks.extend(free.drain(keep..));
+                drop(free);
+                Ok(cache
+                    .stacks
+                    .pop()
+                    .expect("refill leaves at least one stack"))
+            }
+            None => {
+                let mut free = self.lock();
+                self.refill(&mut free, 1)?;
+                Ok(free.pop().expect("refill leaves at least one stack"))
+            }
+        }
+    }
+
+    /// Takes back the stack of a finished green thread.
+    pub(crate) fn free(&self, stack: Stack, cache: Option<&mut LocalCache>) {
+        if stack.usable_size() != self.usable {
+            return;
+        }
+        match cache {
+            Some(cache) if cache.stacks.len() < LOCAL_CAP => cache.stacks.push(stack),
+            Some(cache) => {
+                // Full: hand half of it to the shared list in one lock.
+                let mut free = self.lock();
+                let room = SHARED_CAP.saturating_sub(free.len());
+                let moved = cache.stacks.len() - BATCH;
+                free.extend(cache.stacks.drain(moved..).take(room));
+                drop(free);
+                cache.stacks.push(stack);
+            }
+            None => {
+                let mut free = self.lock();
+                if free.len() < SHARED_CAP {
+                    free.push(stack);
+                }
+            }
+        }
+    }
+
+    /// Returns a worker's cached stacks to the shared list (when the worker exits).
+    pub(crate) fn drain(&self, cache: &mut LocalCache) {
+        let mut free = self.lock();
+        let room = SHARED_CAP.saturating_sub(free.len());
+        free.extend(cache.stacks.drain(..).take(room));
+    }
+
+    /// Ensures `free` holds at least `want` stacks, mapping slabs as needed.
+    fn refill(&self, free: &mut Vec<Stack>, want: usize) -> io::Result<()> {
+        while free.len() < want {
+            free.extend(map::map_stacks(SLAB_STACKS, self.usable)?);
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Stack>> {
+        // The list is consistent whatever a panicking holder was doing: every element is a
+        // valid free stack.
+        self.free.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::page_size;
+
+    #[test]
+    fn cache_reuses_stacks_without_mapping() {
+        let size = 4 * page_size();
+        let pool = StackPool::new(size);
+        let mut cache = LocalCache::default();
+        let first = pool.alloc(size, Some(&mut cache)).unwrap();
+        let top = first.top();
+        pool.free(first, Some(&mut cache));
+        let again = pool.alloc(size, Some(&mut cache)).unwrap();
+        assert_eq!(
+            again.top(),
+            top,
+            "the freed stack is the next one handed out"
+        );
+    }
+
+    #[test]
+    fn local_cache_is_bounded() {
+        let size = 4 * page_size();
+        let pool = StackPool::new(size);
+        let mut cache = LocalCache::default();
+        let stacks: Vec<_> = (0..3 * LOCAL_CAP)
+            .map(|_| pool.alloc(size, Some(&mut cache)).unwrap())
+            .collect();
+        for stack in stacks {
+            pool.free(stack, Some(&mut cache));
+            assert!(cache.stacks.len() <= LOCAL_CAP);
+        }
+        assert!(pool.lock().len() <= SHARED_CAP);
+    }
+
+    #[test]
+    fn other_sizes_are_not_pooled() {
+        let pool = StackPool::new(4 * page_size());
+        let odd = pool.alloc(8 * page_size(), None).unwrap();
+        assert_eq!(odd.usable_size(), 8 * page_size());
+        pool.free(odd, None);
+        assert!(pool.lock().is_empty());
+    }
+}

@@ -1,0 +1,298 @@
+//! The runtime's record of one green thread, and its park/unpark state machine.
+//!
+//! # Who may touch what
+//!
+//! - `id`, `name`, `guard`, `runtime`: immutable after creation, read by anyone.
+//! - `park`: atomic, see below.
+//! - `context`, `stack`, `main`, `suspended_for`: only by the one party that currently owns
+//!   the *run* of the thread: the worker running it (and the thread itself, on that worker),
+//!   or the spawner before the first schedule. Ownership passes through the run queues and
+//!   through the `park` word, both of which synchronise (release/acquire).
+//!
+//! # Park state
+//!
+//! `park` holds one of three values:
+//! - [`EMPTY`]: no unpark token;
+//! - [`NOTIFIED`]: an unpark token is waiting to be consumed;
+//! - [`PARKED`]: the thread is suspended in `park` and its run reference is held by this
+//!   word (an `Arc` leaked into it). Whoever moves it out of `PARKED` takes that reference
+//!   and must schedule the thread.
+//!
+//! Parking publishes `PARKED` only after the switch away has finished: the thread switches
+//! to its worker with `suspended_for = Park`, and the worker, on its own stack, moves
+//! `EMPTY -> PARKED` ([`Task::finish_park`]). An unpark racing with that switch finds
+//! `EMPTY` or `NOTIFIED`, leaves a token, and the worker then sees the token and reschedules
+//! the thread at once; so a thread is never resumed while still on its old stack, and no
+//! wake-up is lost.
+
+use std::cell::{Cell, UnsafeCell};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use crate::context::Context;
+use crate::sched::Shared;
+use crate::stack::Stack;
+use crate::thread::ThreadId;
+
+/// No unpark token.
+const EMPTY: u8 = 0;
+/// An unpark token waits.
+const NOTIFIED: u8 = 1;
+/// Suspended in `park`; the word owns the run reference.
+const PARKED: u8 = 2;
+
+/// A shared reference to a task; the run queues hold these.
+pub(crate) type TaskRef = Arc<Task>;
+
+/// Why a running green thread switched back to its worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Suspend {
+    /// `yield_now`: run again later.
+    Yield,
+    /// `park`: run again when unparked.
+    Park,
+}
+
+/// One green thread.
+pub(crate) struct Task {
+    pub(crate) id: ThreadId,
+    pub(crate) name: Option<Box<str>>,
+    /// The guard page below the stack, `(start, end)`; the overflow handler reads it.
+    pub(crate) guard: (usize, usize),
+    /// The runtime the thread belongs to (and is scheduled on when woken from outside).
+    pub(crate) runtime: Arc<Shared>,
+    park: AtomicU8,
+    context: Context,
+    stack: UnsafeCell<Option<Stack>>,
+    main: Cell<Option<Box<dyn FnOnce() + Send>>>,
+    suspended_for: Cell<Suspend>,
+}
+
+// SAFETY: the non-Sync fields (context, stack, main, suspended_for) are touched only by the
+// owner of the thread's run, one party at a time, with ownership handed over through the run
+// queues or the `park` word, which synchronise (see the module documentation). `main` is
+// Send, and the context and stack are plain memory that may be used from any OS thread.
+unsafe impl Sync for Task {}
+// SAFETY: as above: nothing in a Task is tied to the OS thread that created it.
+unsafe impl Send for Task {}
+
+impl Task {
+    /// Creates a green thread that will run `main` on `stack` when first scheduled.
+    pub(crate) fn new(
+        runtime: Arc<Shared>,
+        id: ThreadId,
+        name: Option<Box<str>>,
+        stack: Stack,
+        main: Box<dyn FnOnce() + Send>,
+    ) -> TaskRef {
+        let guard = stack.guard_range();
+        let task = Arc::new(Task {
+            id,
+            name,
+            guard,
+            runtime,
+            park: AtomicU8::new(EMPTY),
+            context: Context::new(),
+            stack: UnsafeCell::new(Some(stack)),
+            main: Cell::new(Some(main)),
+            suspended_for: Cell::new(Suspend::Yield),
+        });
+        let arg = Arc::as_ptr(&task).cast_mut().cast::<u8>();
+        // SAFETY: the new task is not shared with anyone yet, so reading its stack slot
+        // does not race.
+        let stack = unsafe { (*task.stack.get()).as_ref() }.expect("stack set above");
+        // SAFETY: the Context lives inside the Arc and never moves; the stack stays in the
+        // task until the thread finishes (retire) or is leaked (Drop); `run_main` gets the
+        // Task pointer it expects.
+        unsafe { task.context.init(stack, run_main, arg) };
+        task
+    }
+
+    /// Runs the thread until it suspends or finishes; returns `true` when it finished.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the thread's run (took it from a queue or a park hand-off), runs it
+    /// on this OS thread, and has not seen it finish.
+    pub(crate) unsafe fn resume(&self) -> bool {
+        // SAFETY: forwarded: we own the run, so nobody else resumes it concurrently.
+        unsafe { self.context.resume() }
+    }
+
+    /// Why the thread last suspended. Only meaningful to the owner of its run.
+    pub(crate) fn suspended_for(&self) -> Suspend {
+        self.suspended_for.get()
+    }
+
+    /// Switches from this (running) thread back to its worker, recording why.
+    ///
+    /// # Safety
+    ///
+    /// Must be called by the thread itself, on its own stack.
+    pub(crate) unsafe fn suspend(&self, why: Suspend) {
+        self.suspended_for.set(why);
+        // SAFETY: forwarded from the caller.
+        unsafe { self.context.suspend() }
+    }
+
+    /// Takes the stack of a finished thread, for reuse.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the run and saw `resume` return `true`.
+    pub(crate) unsafe fn take_stack(&self) -> Option<Stack> {
+        // SAFETY: the thread finished, so nothing runs on or refers to this slot.
+        unsafe { (*self.stack.get()).take() }
+    }
+
+    /// Consumes an unpark token if there is one; `true` if there was.
+    pub(crate) fn take_token(&self) -> bool {
+        self.park
+            .compare_exchange(NOTIFIED, EMPTY, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Called by the worker after the thread switched away with `Suspend::Park`. Either
+    /// publishes it as parked, handing the run reference to the park word (`None`), or, when
+    /// an unpark arrived during the switch, consumes the token and gives the reference back
+    /// to be scheduled again (`Some`).
+    pub(crate) fn finish_park(this: TaskRef) -> Option<TaskRef> {
+        match this
+            .park
+            .compare_exchange(EMPTY, PARKED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                // The park word owns the reference now; `unpark` takes it back.
+                std::mem::forget(this);
+                None
+            }
+            Err(_notified) => {
+                this.park.store(EMPTY, Ordering::Relaxed);
+                Some(this)
+            }
+        }
+    }
+
+    /// Makes an unpark token available, or wakes the thread if it is parked. Returns the
+    /// run reference to schedule when the thread was parked.
+    pub(crate) fn unpark(this: &TaskRef) -> Option<TaskRef> {
+        let mut state = this.park.load(Ordering::Acquire);
+        loop {
+            let next = match state {
+                NOTIFIED => return None,
+                EMPTY => NOTIFIED,
+                _parked => EMPTY,
+            };
+            match this
+                .park
+                .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(PARKED) => {
+                    // SAFETY: `finish_park` leaked exactly one reference into the PARKED
+                    // word, and only the CAS that leaves PARKED (this one) takes it back.
+                    return Some(unsafe { Arc::from_raw(Arc::as_ptr(this)) });
+                }
+                Ok(_) => return None,
+                Err(actual) => state = actual,
+            }
+        }
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        if let Some(stack) = self.stack.get_mut().take() {
+            // The thread never finished (its runtime gave up on it): its frames may still be
+            // referred to from elsewhere, so the stack must never be reused or unmapped.
+            std::mem::forget(stack);
+        }
+    }
+}
+
+/// The `Main` of every green thread: runs the closure given at spawn.
+///
+/// # Safety
+///
+/// `arg` is the address of the running `Task` (set by `Task::new`).
+unsafe fn run_main(arg: *mut u8) {
+    // SAFETY: the Task is kept alive by the run reference of whoever resumed us.
+    let task = unsafe { &*arg.cast_const().cast::<Task>() };
+    let main = task.main.take().expect("a green thread starts once");
+    main();
+}
+
+#[cfg(test)]
+mod tests {
+    //! The park state machine, exercised without switching: the thread side is simulated
+    //! by calling `take_token` and `finish_park` as the green thread and worker would.
+    use super::*;
+    use crate::sched::Shared;
+    use crate::stack::{page_size, StackPool};
+
+    fn task() -> TaskRef {
+        let shared = Shared::for_tests();
+        let stack = StackPool::new(4 * page_size())
+            .alloc(4 * page_size(), None)
+            .unwrap();
+        Task::new(shared, ThreadId::new(), None, stack, Box::new(|| {}))
+    }
+
+    #[test]
+    fn unpark_before_park_leaves_a_token() {
+        let t = task();
+        assert!(Task::unpark(&t).is_none());
+        assert!(t.take_token(), "park consumes the token without suspending");
+        assert!(!t.take_token());
+    }
+
+    #[test]
+    fn unpark_after_park_hands_back_the_reference() {
+        let t = task();
+        assert!(Task::finish_park(Arc::clone(&t)).is_none());
+        assert_eq!(
+            Arc::strong_count(&t),
+            2,
+            "the park word holds one reference"
+        );
+        let woken = Task::unpark(&t).expect("a parked thread is handed back");
+        assert!(Arc::ptr_eq(&woken, &t));
+        drop(woken);
+        assert_eq!(Arc::strong_count(&t), 1);
+        assert!(
+            Task::unpark(&t).is_none(),
+            "a second unpark only leaves a token"
+        );
+        assert!(t.take_token());
+    }
+
+    #[test]
+    fn unpark_during_switch_reschedules() {
+        let t = task();
+        // The thread saw no token and switched away; an unpark lands before the worker
+        // publishes PARKED.
+        assert!(Task::unpark(&t).is_none());
+        let again = Task::finish_park(Arc::clone(&t)).expect("the token wins: run again");
+        assert!(Arc::ptr_eq(&again, &t));
+        assert!(!t.take_token(), "the wake consumed the token");
+    }
+
+    #[test]
+    fn racing_unparks_wake_once() {
+        for _ in 0..if cfg!(miri) { 10 } else { 2_000 } {
+            let t = task();
+            assert!(Task::finish_park(Arc::clone(&t)).is_none());
+            let wakers: Vec<_> = (0..4)
+                .map(|_| {
+                    let t = Arc::clone(&t);
+                    std::thread::spawn(move || Task::unpark(&t).is_some())
+                })
+                .collect();
+            let woken = wakers
+                .into_iter()
+                .map(|w| w.join().unwrap())
+                .filter(|&woke| woke)
+                .count();
+            assert_eq!(woken, 1, "exactly one unpark takes the parked reference");
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Configuring a green thread before it starts.
+
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+
+use super::join_handle::{JoinHandle, Packet};
+use super::Thread;
+use crate::runtime::{self, Runtime};
+use crate::sched;
+
+/// Builds a green thread with a name and a stack size, like [`std::thread::Builder`].
+///
+/// # Examples
+///
+/// ```
+/// use greenring::thread::Builder;
+///
+/// let handle = Builder::new()
+///     .name("worker".into())
+///     .stack_size(256 * 1024)
+///     .spawn(|| greenring::thread::current().name().map(str::to_owned))?;
+/// assert_eq!(handle.join().unwrap().as_deref(), Some("worker"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[must_use = "a Builder does nothing until `spawn` is called"]
+#[derive(Debug, Default)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with no name and the runtime's default stack size.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the thread; the name shows in [`Thread::name`] and in the stack overflow
+    /// message.
+    pub fn name(mut self, name: String) -> Builder {
+        self.name = Some(name);
+        self
+    }
+
+    /// Sets the usable stack size in bytes, rounded up to whole pages. It must be between
+    /// [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE) and [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE);
+    /// `spawn` rejects other values. Stacks of the runtime's default size are pooled; other
+    /// sizes cost an `mmap` and a `munmap` per thread.
+    pub fn stack_size(mut self, size: usize) -> Builder {
+        self.stack_size = Some(size);
+        self
+    }
+
+    /// Spawns the green thread on the current runtime: the one running the caller, or the
+    /// default runtime (started on first use) when the caller is not a green thread.
+    ///
+    /// # Errors
+    ///
+    /// - `InvalidInput` for a stack size out of range;
+    /// - `OutOfMemory` (or the kernel's error) when the stack mapping is refused; the
+    ///   message names the limit (RLIMIT_AS, vm.max_map_count) and how to raise it;
+    /// - an error when the runtime is shutting down or the default runtime cannot start.
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let shared = runtime::current_shared()?;
+        self.spawn_in(&shared, f)
+    }
+
+    /// Spawns the green thread on `runtime`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::spawn`].
+    pub fn spawn_on<F, T>(self, runtime: &Runtime, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawn_in(runtime.shared(), f)
+    }
+
+    fn spawn_in<F, T>(self, shared: &Arc<sched::Shared>, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let packet = Arc::new(Packet::new());
+        let their_packet = Arc::clone(&packet);
+        let main = Box::new(move || {
+            // The panic is caught here, at the thread's entry, so the worker goes on and
+            // `join` hands the payload to the joiner.
+            let result = panic::catch_unwind(AssertUnwindSafe(f));
+            their_packet.complete(result);
+        });
+        let name = self.name.map(String::into_boxed_str);
+        let task = sched::spawn(shared, name, self.stack_size, main)?;
+        Ok(JoinHandle::new(packet, Thread::green(task)))
+    }
+}

@@ -1,0 +1,136 @@
+//! Waiting for a green thread to finish and taking its result.
+
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use super::Thread;
+
+/// Still running, nobody waiting.
+const RUNNING: u8 = 0;
+/// Still running; the joiner stored its handle in `joiner` and waits for an unpark.
+const JOINING: u8 = 1;
+/// Finished; `result` is written.
+const DONE: u8 = 2;
+
+/// Where a green thread leaves its result for its joiner.
+///
+/// `result` is written once by the finishing thread before `state` becomes `DONE`
+/// (release), and read by the joiner after it sees `DONE` (acquire). `joiner` is written
+/// by the joiner before `state` becomes `JOINING` (release), and read by the finishing
+/// thread after its swap to `DONE` returned `JOINING` (acquire).
+pub(crate) struct Packet<T> {
+    state: AtomicU8,
+    result: UnsafeCell<Option<std::thread::Result<T>>>,
+    joiner: UnsafeCell<Option<Thread>>,
+}
+
+// SAFETY: access to the cells follows the protocol above, so at most one party touches
+// each at a time; the result moves between threads, hence T: Send.
+unsafe impl<T: Send> Sync for Packet<T> {}
+
+impl<T> Packet<T> {
+    pub(crate) fn new() -> Packet<T> {
+        Packet {
+            state: AtomicU8::new(RUNNING),
+            result: UnsafeCell::new(None),
+            joiner: UnsafeCell::new(None),
+        }
+    }
+
+    /// Called once by the finishing thread.
+    pub(crate) fn complete(&self, result: std::thread::Result<T>) {
+        // SAFETY: only the finishing thread writes, and nobody reads before DONE.
+        unsafe { *self.result.get() = Some(result) };
+        if self.state.swap(DONE, Ordering::AcqRel) == JOINING {
+            // SAFETY: the joiner wrote its handle before publishing JOINING and does not
+            // touch it again until it sees DONE.
+            if let Some(joiner) = unsafe { (*self.joiner.get()).take() } {
+                joiner.unpark();
+            }
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.state.load(Ordering::Acquire) == DONE
+    }
+
+    /// Waits for the result, parking the calling green or OS thread.
+    fn wait(&self) -> std::thread::Result<T> {
+        if !self.is_done() {
+            // SAFETY: state is RUNNING, so the finishing thread does not read `joiner` yet.
+            unsafe { *self.joiner.get() = Some(super::current()) };
+            if self
+                .state
+                .compare_exchange(RUNNING, JOINING, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                while !self.is_done() {
+                    super::park();
+                }
+            }
+        }
+        // SAFETY: DONE was observed with acquire, so the write of `result` is visible and
+        // nobody writes it again.
+        unsafe { (*self.result.get()).take() }.expect("a finished thread left its result")
+    }
+}
+
+/// An owned permission to join a green thread, like [`std::thread::JoinHandle`].
+///
+/// Dropping the handle detaches the thread: it runs on, and its result is dropped.
+pub struct JoinHandle<T> {
+    packet: Arc<Packet<T>>,
+    thread: Thread,
+}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(packet: Arc<Packet<T>>, thread: Thread) -> JoinHandle<T> {
+        JoinHandle { packet, thread }
+    }
+
+    /// Waits for the thread to finish and returns its result: `Ok` with the closure's
+    /// value, or `Err` with the payload of the panic that ended it.
+    ///
+    /// From a green thread only the caller waits (its worker runs others); from an OS
+    /// thread the OS thread blocks.
+    ///
+    /// # Panics
+    ///
+    /// If a green thread tries to join itself (it would wait forever).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let handle = greenring::spawn(|| panic!("oops"));
+    /// let payload = handle.join().unwrap_err();
+    /// assert_eq!(payload.downcast_ref::<&str>(), Some(&"oops"));
+    /// ```
+    pub fn join(self) -> std::thread::Result<T> {
+        if !self.packet.is_done() && super::current().id() == self.thread.id() {
+            panic!("a green thread cannot join itself: it would wait forever");
+        }
+        self.packet.wait()
+    }
+
+    /// The handle of the thread this joins.
+    pub fn thread(&self) -> &Thread {
+        &self.thread
+    }
+
+    /// `true` once the thread has finished running its closure (or panicked). Does not
+    /// block.
+    pub fn is_finished(&self) -> bool {
+        self.packet.is_done()
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("thread", &self.thread)
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}

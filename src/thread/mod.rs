@@ -1,0 +1,222 @@
+//! Green threads, shaped like [`std::thread`].
+//!
+//! Every function here also works off a green thread (on a plain OS thread), by doing what
+//! the std function of the same name does, so code ported from std runs anywhere.
+//!
+//! ```
+//! let handle = greenring::spawn(|| {
+//!     greenring::thread::yield_now();
+//!     6 * 7
+//! });
+//! assert_eq!(handle.join().unwrap(), 42);
+//! ```
+//!
+//! Green threads are `Send` to any worker: after a switch (yield, park, join, blocking I/O)
+//! a green thread may continue on another worker OS thread, so the values of std
+//! `thread_local!`s and `std::thread::current()` can change under it.
+
+mod builder;
+mod join_handle;
+
+use std::cell::Cell;
+use std::fmt;
+use std::num::NonZeroU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub use self::builder::Builder;
+pub use self::join_handle::JoinHandle;
+
+use crate::sched::{self, current};
+use crate::task::{Suspend, Task, TaskRef};
+
+/// Spawns a green thread on the current runtime (the one running the caller, else the
+/// default runtime) and returns a handle to join it.
+///
+/// # Panics
+///
+/// When the thread cannot be created: the stack mapping was refused (the message names the
+/// limit and how to raise it), the runtime is shutting down, or the default runtime could
+/// not start. Use [`Builder::spawn`] to get these as an `io::Error`.
+///
+/// # Examples
+///
+/// ```
+/// let handles: Vec<_> = (0..10).map(|i| greenring::spawn(move || i * 2)).collect();
+/// let sum: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+/// assert_eq!(sum, 90);
+/// ```
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Builder::new()
+        .spawn(f)
+        .unwrap_or_else(|err| panic!("failed to spawn green thread: {err}"))
+}
+
+/// A unique identifier for a green thread or an OS thread, like [`std::thread::ThreadId`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ThreadId(NonZeroU64);
+
+impl ThreadId {
+    pub(crate) fn new() -> ThreadId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        ThreadId(NonZeroU64::new(id).expect("thread id counter overflowed"))
+    }
+
+    /// The identifier as a number, unique within this process.
+    pub fn as_u64(&self) -> NonZeroU64 {
+        self.0
+    }
+}
+
+impl fmt::Debug for ThreadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ThreadId").field(&self.0).finish()
+    }
+}
+
+/// A handle to a green thread or an OS thread, like [`std::thread::Thread`].
+#[derive(Clone)]
+pub struct Thread {
+    inner: ThreadInner,
+}
+
+#[derive(Clone)]
+enum ThreadInner {
+    Green(TaskRef),
+    Os {
+        id: ThreadId,
+        thread: std::thread::Thread,
+    },
+}
+
+impl Thread {
+    pub(crate) fn green(task: TaskRef) -> Thread {
+        Thread {
+            inner: ThreadInner::Green(task),
+        }
+    }
+
+    /// The thread's unique identifier.
+    pub fn id(&self) -> ThreadId {
+        match &self.inner {
+            ThreadInner::Green(task) => task.id,
+            ThreadInner::Os { id, .. } => *id,
+        }
+    }
+
+    /// The thread's name, if it has one.
+    pub fn name(&self) -> Option<&str> {
+        match &self.inner {
+            ThreadInner::Green(task) => task.name.as_deref(),
+            ThreadInner::Os { thread, .. } => thread.name(),
+        }
+    }
+
+    /// `true` for a green thread, `false` for an OS thread.
+    pub fn is_green(&self) -> bool {
+        matches!(self.inner, ThreadInner::Green(_))
+    }
+
+    /// Makes the thread's unpark token available, waking it if it is in [`park`]. As with
+    /// std, the token does not accumulate: many unparks before one park wake it once.
+    pub fn unpark(&self) {
+        match &self.inner {
+            ThreadInner::Green(task) => {
+                if let Some(task) = Task::unpark(task) {
+                    sched::schedule(task);
+                }
+            }
+            ThreadInner::Os { thread, .. } => thread.unpark(),
+        }
+    }
+}
+
+impl fmt::Debug for Thread {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Thread")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .field("green", &self.is_green())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The running green thread, if the caller is one: a new reference to it.
+fn current_task() -> Option<TaskRef> {
+    let task = current::task();
+    if task.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null pointer is the task this OS thread is running, kept alive by the
+    // worker's run reference; we add a reference of our own before making an Arc.
+    unsafe {
+        Arc::increment_strong_count(task);
+        Some(Arc::from_raw(task))
+    }
+}
+
+/// A handle to the calling thread: the green thread, or else the OS thread.
+pub fn current() -> Thread {
+    match current_task() {
+        Some(task) => Thread::green(task),
+        None => Thread {
+            inner: ThreadInner::Os {
+                id: os_thread_id(),
+                thread: std::thread::current(),
+            },
+        },
+    }
+}
+
+/// Our id for the calling OS thread, assigned on first use.
+fn os_thread_id() -> ThreadId {
+    thread_local! {
+        static ID: Cell<Option<ThreadId>> = const { Cell::new(None) };
+    }
+    ID.with(|id| {
+        let value = id.get().unwrap_or_else(ThreadId::new);
+        id.set(Some(value));
+        value
+    })
+}
+
+/// Blocks the calling thread until its unpark token is available, then consumes it.
+///
+/// On a green thread only the green thread waits; its worker runs others meanwhile. As with
+/// std, callers must be ready for a spurious return and re-check their condition.
+pub fn park() {
+    let task = current::task();
+    if task.is_null() {
+        std::thread::park();
+        return;
+    }
+    // SAFETY: the running task is alive while it runs (see `current_task`).
+    let task = unsafe { &*task };
+    if task.take_token() {
+        return;
+    }
+    // SAFETY: we are that green thread, on its own stack.
+    unsafe { task.suspend(Suspend::Park) };
+}
+
+/// Gives the rest of the calling green thread's turn to the others queued on its worker
+/// (on an OS thread: [`std::thread::yield_now`]).
+pub fn yield_now() {
+    let task = current::task();
+    if task.is_null() {
+        std::thread::yield_now();
+        return;
+    }
+    // SAFETY: as in `park`.
+    unsafe { (*task).suspend(Suspend::Yield) };
+}
+
+/// `true` when called from a green thread.
+pub fn is_green() -> bool {
+    current::on_green_thread()
+}
