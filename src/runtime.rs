@@ -224,6 +224,11 @@ impl Drop for Runtime {
     }
 }
 
+// A panic cannot leave a Runtime half-updated where a caller could see it: its shared state
+// is atomics, lock-free queues and locks whose holders never leave them inconsistent.
+impl std::panic::UnwindSafe for Runtime {}
+impl std::panic::RefUnwindSafe for Runtime {}
+
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runtime")

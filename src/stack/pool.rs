@@ -2,7 +2,7 @@
 //!
 //! Allocation tries, in order: the calling worker's [`LocalCache`] (no lock), the runtime's
 //! shared free list (one lock, refilling the cache in a batch), and carving a new slab of
-//! [`SLAB_STACKS`] stacks (one `mmap`, plus one guard `madvise` per stack). Freed stacks go
+//! about [`SLAB_BYTES`] (one `mmap`, plus one guard `madvise` per stack). Freed stacks go
 //! back to the local cache, overflow to the shared list, and beyond [`SHARED_CAP`] are
 //! dropped (their memory returns to the kernel). Stacks of any other size are mapped one by
 //! one and never pooled.
@@ -10,10 +10,11 @@
 use std::io;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{map, Stack};
+use super::{map, page_size, Stack};
 
-/// Stacks mapped together in one slab.
-pub(crate) const SLAB_STACKS: usize = 32;
+/// Bytes of address space a slab aims at: 64 default stacks. Large stacks get slabs of
+/// fewer (at least one), so a big default size does not reserve a huge region.
+pub(crate) const SLAB_BYTES: usize = 64 * (64 + 4) * 1024;
 /// Stacks a worker keeps for itself.
 pub(crate) const LOCAL_CAP: usize = 64;
 /// Stacks moved between a worker's cache and the shared list at once.
@@ -116,8 +117,9 @@ impl StackPool {
 
     /// Ensures `free` holds at least `want` stacks, mapping slabs as needed.
     fn refill(&self, free: &mut Vec<Stack>, want: usize) -> io::Result<()> {
+        let per_slab = (SLAB_BYTES / (self.usable + page_size())).max(1);
         while free.len() < want {
-            free.extend(map::map_stacks(SLAB_STACKS, self.usable)?);
+            free.extend(map::map_stacks(per_slab, self.usable)?);
         }
         Ok(())
     }
@@ -132,7 +134,6 @@ impl StackPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stack::page_size;
 
     #[test]
     fn cache_reuses_stacks_without_mapping() {

@@ -126,6 +126,11 @@ impl<T> JoinHandle<T> {
     }
 }
 
+// As for std's JoinHandle: the packet's cells are only touched by its protocol, never
+// left half-written by a panic that a caller could observe.
+impl<T> std::panic::UnwindSafe for JoinHandle<T> {}
+impl<T> std::panic::RefUnwindSafe for JoinHandle<T> {}
+
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")

@@ -136,6 +136,10 @@ impl Thread {
     }
 }
 
+// A Thread only reads immutable fields and moves the atomic park word.
+impl std::panic::UnwindSafe for Thread {}
+impl std::panic::RefUnwindSafe for Thread {}
+
 impl fmt::Debug for Thread {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Thread")
