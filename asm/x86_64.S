@@ -1,31 +1,31 @@
-// greenring context switch for x86-64, System V ABI (Linux).
-//
-// Pulled into the crate by src/arch/x86_64.rs with global_asm!; that module documents the
-// contract and draws the stacks. Intel syntax, global_asm!'s default; GNU as reads it in its Intel
-// mode (see tests/asm_harness). Plain directives only, no preprocessor.
-//
-// A suspended context is a stack pointer. Below the return address of the call to
-// greenring_switch lies one frame holding the callee-saved state, at these offsets from the
-// saved stack pointer (must match FRAME_* in src/arch/x86_64.rs):
+# greenring context switch for x86-64, System V ABI (Linux).
+#
+# Pulled into the crate by src/arch/x86_64.rs with global_asm!; that module documents the
+# contract and draws the stacks. Intel syntax, global_asm!'s default; GNU as reads it in its Intel
+# mode (see tests/asm_harness). Plain directives only, no preprocessor.
+#
+# A suspended context is a stack pointer. Below the return address of the call to
+# greenring_switch lies one frame holding the callee-saved state, at these offsets from the
+# saved stack pointer (must match FRAME_* in src/arch/x86_64.rs):
 
-    .set FRAME_MXCSR, 0         // SSE control/status word (4 bytes)
-    .set FRAME_X87CW, 4         // x87 control word (2 bytes, 2 bytes padding)
+    .set FRAME_MXCSR, 0   # SSE control/status word (4 bytes)
+    .set FRAME_X87CW, 4   # x87 control word (2 bytes, 2 bytes padding)
     .set FRAME_R15, 8
     .set FRAME_R14, 16
     .set FRAME_R13, 24
     .set FRAME_R12, 32
     .set FRAME_RBX, 40
     .set FRAME_RBP, 48
-    .set FRAME_SIZE, 56         // the return address sits at [sp + FRAME_SIZE]
+    .set FRAME_SIZE, 56   # the return address sits at [sp + FRAME_SIZE]
 
     .text
 
-// void greenring_switch(void **save_sp /* rdi */, void *next_sp /* rsi */)
-//
-// Saves the callee-saved state of the caller in a frame on its own stack, stores the
-// resulting stack pointer in *save_sp, then restores the frame found at next_sp and returns
-// into whatever context suspended there (or into greenring_trampoline for a fresh stack).
-// Caller-saved registers need no saving: the caller already assumes a call clobbers them.
+# void greenring_switch(void **save_sp /* rdi */, void *next_sp /* rsi */)
+#
+# Saves the callee-saved state of the caller in a frame on its own stack, stores the
+# resulting stack pointer in *save_sp, then restores the frame found at next_sp and returns
+# into whatever context suspended there (or into greenring_trampoline for a fresh stack).
+# Caller-saved registers need no saving: the caller already assumes a call clobbers them.
     .globl greenring_switch
     .type greenring_switch, @function
     .p2align 4
@@ -48,8 +48,8 @@ greenring_switch:
     stmxcsr DWORD PTR [rsp + FRAME_MXCSR]
     fnstcw WORD PTR [rsp + FRAME_X87CW]
 
-    // The swap itself. From here on rsp is the other context's, whose frame has the same
-    // layout, so the CFI above describes it as well.
+    # The swap itself. From here on rsp is the other context's, whose frame has the same
+    # layout, so the CFI above describes it as well.
     mov [rdi], rsp
     mov rsp, rsi
 
@@ -67,10 +67,10 @@ greenring_switch:
     .cfi_endproc
     .size greenring_switch, . - greenring_switch
 
-// First code a fresh context runs: greenring_switch "returns" here with r12 = entry function
-// and r13 = its argument (placed in the fresh frame by init_stack), rbp = 0 and rsp 16-byte
-// aligned. It calls entry(arg), which never returns. The return address is marked undefined
-// so unwinders (panics, backtraces, gdb) stop here: this is the base of the green stack.
+# First code a fresh context runs: greenring_switch "returns" here with r12 = entry function
+# and r13 = its argument (placed in the fresh frame by init_stack), rbp = 0 and rsp 16-byte
+# aligned. It calls entry(arg), which never returns. The return address is marked undefined
+# so unwinders (panics, backtraces, gdb) stop here: this is the base of the green stack.
     .globl greenring_trampoline
     .type greenring_trampoline, @function
     .p2align 4
@@ -79,7 +79,7 @@ greenring_trampoline:
     .cfi_undefined rip
     mov rdi, r13
     call r12
-    ud2                         // entry returned: a bug in greenring, trap instead of running on
+    ud2   # entry returned: a bug in greenring, trap instead of running on
     .cfi_endproc
     .size greenring_trampoline, . - greenring_trampoline
 

@@ -1,0 +1,158 @@
+//! Runtime construction, reporting and shutdown.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use greenring::thread::Builder;
+use greenring::{Runtime, StackGuard, SwitchBackend};
+
+#[test]
+fn reports_its_configuration() {
+    let rt = Runtime::builder()
+        .worker_threads(3)
+        .stack_size(128 * 1024)
+        .thread_name("custom")
+        .build()
+        .unwrap();
+    assert_eq!(rt.worker_threads(), 3);
+    let expected = if cfg!(feature = "corosensei") {
+        SwitchBackend::Corosensei
+    } else {
+        SwitchBackend::OwnAsm
+    };
+    assert_eq!(rt.switch_backend(), expected);
+    let forced = std::env::var("GREENRING_STACK_GUARD").is_ok_and(|v| v == "mprotect");
+    if forced {
+        assert_eq!(rt.stack_guard(), StackGuard::Mprotect);
+    }
+    let worker_name = rt.block_on(|| std::thread::current().name().map(str::to_owned));
+    assert!(worker_name.unwrap().starts_with("custom-"));
+    assert!(format!("{rt:?}").contains("worker_threads: 3"));
+}
+
+#[test]
+fn drop_waits_for_green_threads() {
+    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let their_done = Arc::clone(&done);
+    rt.spawn(move || {
+        for _ in 0..1000 {
+            greenring::yield_now();
+        }
+        their_done.store(true, Ordering::SeqCst);
+    });
+    drop(rt);
+    assert!(done.load(Ordering::SeqCst));
+}
+
+#[test]
+fn spawn_during_shutdown_is_refused() {
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let prober = rt.spawn(|| loop {
+        match Builder::new().spawn(|| ()) {
+            Ok(handle) => {
+                handle.join().unwrap();
+                greenring::yield_now();
+            }
+            Err(err) => return err.to_string(),
+        }
+    });
+    drop(rt);
+    let message = prober.join().unwrap();
+    assert!(message.contains("shutting down"), "{message}");
+}
+
+#[test]
+fn shutdown_timeout_gives_up_on_threads_that_never_finish() {
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let forever = rt.spawn(|| loop {
+        greenring::park();
+    });
+    let quick = rt.spawn(|| 1);
+    assert_eq!(quick.join().unwrap(), 1);
+    let start = Instant::now();
+    assert!(!rt.shutdown_timeout(Duration::from_millis(100)));
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(!forever.is_finished());
+}
+
+#[test]
+fn shutdown_timeout_reports_success() {
+    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    for i in 0..100 {
+        rt.spawn(move || i);
+    }
+    assert!(rt.shutdown_timeout(Duration::from_secs(30)));
+}
+
+#[test]
+#[should_panic(expected = "own green threads")]
+fn dropping_a_runtime_from_its_own_thread_panics() {
+    let rt = Arc::new(Runtime::builder().worker_threads(1).build().unwrap());
+    let inner = Arc::clone(&rt);
+    let handle = rt.spawn(move || {
+        // The only other reference is dropped below, so this drop is the last one.
+        while Arc::strong_count(&inner) > 1 {
+            greenring::yield_now();
+        }
+        drop(inner);
+    });
+    drop(rt);
+    if let Err(payload) = handle.join() {
+        std::panic::resume_unwind(payload);
+    }
+}
+
+#[test]
+fn idle_runtime_sleeps() {
+    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    rt.block_on(|| ());
+    // Let workers settle into sleep, then measure their CPU time over an idle window.
+    std::thread::sleep(Duration::from_millis(50));
+    let cpu = || {
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+        // SAFETY: getrusage writes a full rusage into the valid out-pointer.
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+        // SAFETY: initialised by the call above.
+        let usage = unsafe { usage.assume_init() };
+        let t = |tv: libc::timeval| Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000);
+        t(usage.ru_utime) + t(usage.ru_stime)
+    };
+    let before = cpu();
+    std::thread::sleep(Duration::from_millis(300));
+    let used = cpu() - before;
+    // Other tests of this binary may run meanwhile; an idle runtime alone uses ~0.
+    assert!(
+        used < Duration::from_millis(150),
+        "idle runtime used {used:?} of CPU"
+    );
+}
+
+#[test]
+fn backtraces_end_at_the_green_thread_entry() {
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let trace = Builder::new()
+        .stack_size(1024 * 1024)
+        .spawn_on(&rt, || {
+            std::backtrace::Backtrace::force_capture().to_string()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(
+        trace.contains("backtraces_end_at_the_green_thread_entry"),
+        "{trace}"
+    );
+    // The walk stops at the base of the green stack: it never reaches the worker loop on
+    // the OS thread's stack, nor garbage beyond it.
+    assert!(!trace.contains("run_worker"), "{trace}");
+    assert!(!trace.contains("lang_start"), "{trace}");
+    if cfg!(not(feature = "corosensei")) {
+        let last = trace
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with(char::is_numeric));
+        assert!(last.unwrap().contains("greenring_trampoline"), "{trace}");
+    }
+}
