@@ -18,6 +18,8 @@
     .set FRAME_RBP, 48
     .set FRAME_SIZE, 56   # the return address sits at [sp + FRAME_SIZE]
 
+    .set MXCSR_CONTROL_BITS, 0xFFC0   # bits 6-15: DAZ, masks, rounding, FTZ
+
     .text
 
 # void greenring_switch(void **save_sp /* rdi */, void *next_sp /* rsi */)
@@ -47,27 +49,45 @@ greenring_switch:
     .cfi_rel_offset r15, FRAME_R15
     stmxcsr DWORD PTR [rsp + FRAME_MXCSR]
     fnstcw WORD PTR [rsp + FRAME_X87CW]
+    # Keep the outgoing control words in caller-saved scratch registers, to compare below.
+    mov ecx, DWORD PTR [rsp + FRAME_MXCSR]
+    movzx edx, WORD PTR [rsp + FRAME_X87CW]
 
     # The swap itself. From here on rsp is the other context's, whose frame has the same
     # layout, so the CFI above describes it as well.
     mov [rdi], rsp
     mov rsp, rsi
 
+    # ldmxcsr and fldcw serialise the pipeline and cost more than the rest of the switch
+    # together, and Rust code practically never changes these words: load them only when
+    # the incoming context's differ. For MXCSR only the control bits are callee-saved (the
+    # exception flags are caller-saved), so only they are compared.
+    xor ecx, DWORD PTR [rsp + FRAME_MXCSR]
+    test ecx, MXCSR_CONTROL_BITS
+    jz .Lmxcsr_restored
     ldmxcsr DWORD PTR [rsp + FRAME_MXCSR]
+.Lmxcsr_restored:
+    cmp dx, WORD PTR [rsp + FRAME_X87CW]
+    je .Lx87cw_restored
     fldcw WORD PTR [rsp + FRAME_X87CW]
+.Lx87cw_restored:
     mov r15, [rsp + FRAME_R15]
     mov r14, [rsp + FRAME_R14]
     mov r13, [rsp + FRAME_R13]
     mov r12, [rsp + FRAME_R12]
     mov rbx, [rsp + FRAME_RBX]
     mov rbp, [rsp + FRAME_RBP]
-    add rsp, FRAME_SIZE
-    .cfi_adjust_cfa_offset -FRAME_SIZE
-    ret
+    # Leave through an indirect jump rather than `ret`. The return-stack predictor expects
+    # this `ret` to go back to our own caller, but it goes to the other context's: a
+    # mispredict on every switch. `jmp` is predicted by the indirect-branch predictor, which
+    # learns the alternation (measured on AMD EPYC: yield round 33 -> 22 ns, see README).
+    add rsp, FRAME_SIZE + 8
+    .cfi_def_cfa_offset 0
+    jmp QWORD PTR [rsp - 8]
     .cfi_endproc
     .size greenring_switch, . - greenring_switch
 
-# First code a fresh context runs: greenring_switch "returns" here with r12 = entry function
+# First code a fresh context runs: greenring_switch jumps here with r12 = entry function
 # and r13 = its argument (placed in the fresh frame by init_stack), rbp = 0 and rsp 16-byte
 # aligned. It calls entry(arg), which never returns. The return address is marked undefined
 # so unwinders (panics, backtraces, gdb) stop here: this is the base of the green stack.

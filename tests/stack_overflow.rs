@@ -102,6 +102,15 @@ fn refused_stack_mapping_gives_a_clear_error() {
             .stack_size(greenring::MAX_STACK_SIZE)
             .build()
             .unwrap();
+        // Workers map their signal stacks when they start running, after `build` returns:
+        // run one thread on each (on `huge` with a non-default size, which is not pooled).
+        rt.block_on(|| ());
+        Builder::new()
+            .stack_size(greenring::MIN_STACK_SIZE)
+            .spawn_on(&huge, || ())
+            .unwrap()
+            .join()
+            .unwrap();
         // Leave 16 MiB of address space above what the process uses now; the stacks asked
         // for below are far larger than any slack (malloc arenas come and go by 64 MiB).
         let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
