@@ -61,7 +61,7 @@ impl Default for Builder {
 
 impl Builder {
     /// A builder with the defaults: one worker per available CPU and
-    /// [`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE) stacks.
+    /// [`DEFAULT_STACK_SIZE`] stacks.
     pub fn new() -> Builder {
         Builder::default()
     }
