@@ -10,6 +10,7 @@
 //! Run: `cargo bench --bench core`. Timed loops use `iter_custom`, so runtime start-up and
 //! stack allocation stay outside the measurement.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -42,33 +43,50 @@ fn switch_pair(c: &mut Criterion) {
     group.finish();
 }
 
+/// Times `iters` calls of `step` on a green thread of `rt`.
+fn on_green_thread(rt: &greenring::Runtime, iters: u64, step: fn()) -> Duration {
+    rt.block_on(move || {
+        let start = Instant::now();
+        for _ in 0..iters {
+            step();
+        }
+        start.elapsed()
+    })
+}
+
+/// Times `iters` awaits of `step()` inside a task on a worker of `rt` (like the green thread
+/// above, not on `block_on`'s own thread).
+fn in_tokio_task<F, Fut>(rt: &tokio::runtime::Runtime, iters: u64, step: F) -> Duration
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let start = Instant::now();
+            for _ in 0..iters {
+                step().await;
+            }
+            start.elapsed()
+        })
+        .await
+        .unwrap()
+    })
+}
+
 fn spawn_join(c: &mut Criterion) {
     let mut group = c.benchmark_group("spawn_join");
     let rt = greenring_rt();
     group.bench_function("greenring", |b| {
         b.iter_custom(|iters| {
-            rt.block_on(move || {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    greenring::spawn(|| ()).join().unwrap();
-                }
-                start.elapsed()
-            })
+            on_green_thread(&rt, iters, || greenring::spawn(|| ()).join().unwrap())
         })
     });
     let tokio = tokio_rt();
     group.bench_function("tokio", |b| {
         b.iter_custom(|iters| {
-            tokio.block_on(async move {
-                tokio::spawn(async move {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        tokio::spawn(async {}).await.unwrap();
-                    }
-                    start.elapsed()
-                })
-                .await
-                .unwrap()
+            in_tokio_task(&tokio, iters, || async {
+                tokio::spawn(async {}).await.unwrap()
             })
         })
     });
@@ -82,31 +100,11 @@ fn yield_round(c: &mut Criterion) {
     let mut group = c.benchmark_group("yield");
     let rt = greenring_rt();
     group.bench_function("greenring", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(move || {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    greenring::yield_now();
-                }
-                start.elapsed()
-            })
-        })
+        b.iter_custom(|iters| on_green_thread(&rt, iters, greenring::yield_now))
     });
     let tokio = tokio_rt();
     group.bench_function("tokio", |b| {
-        b.iter_custom(|iters| {
-            tokio.block_on(async move {
-                tokio::spawn(async move {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        tokio::task::yield_now().await;
-                    }
-                    start.elapsed()
-                })
-                .await
-                .unwrap()
-            })
-        })
+        b.iter_custom(|iters| in_tokio_task(&tokio, iters, tokio::task::yield_now))
     });
     group.finish();
 }

@@ -36,21 +36,20 @@ fn ping_pong(rt: &Runtime, rounds: u64, spawn_second_on_os_thread: bool) {
         turn: AtomicU64::new(0),
         threads: Mutex::new([None, None]),
     });
-    let players: Vec<_> = (0..2)
+    let players: Vec<Box<dyn FnOnce()>> = (0..2)
         .map(|me| {
             let game = Arc::clone(&game);
-            if me == 1 && spawn_second_on_os_thread {
-                let handle = std::thread::spawn(move || {
-                    game.threads.lock().unwrap()[me] = Some(greenring::current());
-                    play(&game, me, rounds);
-                });
-                return Box::new(move || handle.join().unwrap()) as Box<dyn FnOnce()>;
-            }
-            let handle = rt.spawn(move || {
+            let body = move || {
                 game.threads.lock().unwrap()[me] = Some(greenring::current());
                 play(&game, me, rounds);
-            });
-            Box::new(move || handle.join().unwrap()) as Box<dyn FnOnce()>
+            };
+            if me == 1 && spawn_second_on_os_thread {
+                let handle = std::thread::spawn(body);
+                Box::new(move || handle.join().unwrap()) as Box<dyn FnOnce()>
+            } else {
+                let handle = rt.spawn(body);
+                Box::new(move || handle.join().unwrap())
+            }
         })
         .collect();
     for join in players {

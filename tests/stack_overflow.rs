@@ -38,6 +38,16 @@ fn recursion_that_fits_the_configured_stack() {
     );
 }
 
+/// Runs `test` in a child process and checks it aborted with the overflow message for the
+/// green thread called `name`.
+fn assert_overflow_reported(test: &str, name: &str) {
+    let output = run_child(test);
+    let err = stderr(&output);
+    assert_eq!(output.status.signal(), Some(libc::SIGABRT), "{err}");
+    let message = format!("green thread '{name}' has overflowed its stack");
+    assert!(err.contains(&message), "{err}");
+}
+
 #[test]
 fn overflow_names_the_thread_and_aborts() {
     if is_child("overflow_names_the_thread_and_aborts") {
@@ -49,13 +59,7 @@ fn overflow_names_the_thread_and_aborts() {
         let _ = handle.join();
         unreachable!("the overflow aborts the process");
     }
-    let output = run_child("overflow_names_the_thread_and_aborts");
-    let err = stderr(&output);
-    assert_eq!(output.status.signal(), Some(libc::SIGABRT), "{err}");
-    assert!(
-        err.contains("green thread 'deep-diver' has overflowed its stack"),
-        "{err}"
-    );
+    assert_overflow_reported("overflow_names_the_thread_and_aborts", "deep-diver");
 }
 
 #[test]
@@ -64,13 +68,7 @@ fn overflow_of_an_unnamed_thread() {
         greenring::spawn(|| recurse(1 << 20)).join().ok();
         unreachable!("the overflow aborts the process");
     }
-    let output = run_child("overflow_of_an_unnamed_thread");
-    let err = stderr(&output);
-    assert_eq!(output.status.signal(), Some(libc::SIGABRT), "{err}");
-    assert!(
-        err.contains("green thread '<unnamed>' has overflowed its stack"),
-        "{err}"
-    );
+    assert_overflow_reported("overflow_of_an_unnamed_thread", "<unnamed>");
 }
 
 #[test]
