@@ -10,12 +10,27 @@ pub fn is_child(test: &str) -> bool {
     std::env::var(CHILD_ENV).is_ok_and(|v| v == test)
 }
 
-/// Runs the test named `test` of this test binary again, in a child process that sees
-/// [`is_child`]`(test)`, and returns its output.
-pub fn run_child(test: &str) -> Output {
-    Command::new(std::env::current_exe().expect("test binary path"))
+/// A command that runs the test named `test` of this test binary again, in a child process
+/// that sees [`is_child`]`(test)`; `wrapper` (e.g. a debugger and its arguments) goes first.
+pub fn child_command(test: &str, wrapper: &[&str]) -> Command {
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(exe);
+            command
+        }
+        None => Command::new(exe),
+    };
+    command
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, test)
+        .env(CHILD_ENV, test);
+    command
+}
+
+/// Runs the test named `test` in a child process (see [`child_command`]); its output.
+pub fn run_child(test: &str) -> Output {
+    child_command(test, &[])
         .output()
         .expect("start the child test process")
 }
