@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{child_command, is_child};
+use support::{is_child, run_child, stderr};
 
 /// A function to break in, on a green thread.
 #[inline(never)]
@@ -41,14 +41,15 @@ fn gdb_backtrace_ends_at_the_green_thread_entry() {
         "bt",
         "--args",
     ];
-    let output = child_command(TEST, &gdb).output().expect("run gdb");
+    let output = run_child(TEST, &gdb);
     let out = String::from_utf8_lossy(&output.stdout);
     let frames: Vec<&str> = out.lines().filter(|l| l.starts_with('#')).collect();
     assert!(
         frames
             .first()
             .is_some_and(|f| f.contains("greenring_gdb_probe")),
-        "{out}"
+        "{out}\n{}",
+        stderr(&output)
     );
     assert!(
         !out.contains("Backtrace stopped"),
@@ -57,7 +58,10 @@ fn gdb_backtrace_ends_at_the_green_thread_entry() {
     if cfg!(feature = "corosensei") {
         // corosensei links the coroutine to its resumer (a frame gdb shows as a signal
         // frame), so the walk continues cleanly into the worker that resumed the thread.
-        assert!(out.contains("coroutine_func") && out.contains("run_worker"), "{out}");
+        assert!(
+            out.contains("coroutine_func") && out.contains("run_worker"),
+            "{out}"
+        );
     } else {
         assert!(
             frames.last().unwrap().contains("greenring_trampoline"),

@@ -41,7 +41,7 @@ fn recursion_that_fits_the_configured_stack() {
 /// Runs `test` in a child process and checks it aborted with the overflow message for the
 /// green thread called `name`.
 fn assert_overflow_reported(test: &str, name: &str) {
-    let output = run_child(test);
+    let output = run_child(test, &[]);
     let err = stderr(&output);
     assert_eq!(output.status.signal(), Some(libc::SIGABRT), "{err}");
     let message = format!("green thread '{name}' has overflowed its stack");
@@ -83,7 +83,7 @@ fn other_faults_keep_their_default_behaviour() {
         .ok();
         unreachable!("the fault kills the process");
     }
-    let output = run_child("other_faults_keep_their_default_behaviour");
+    let output = run_child("other_faults_keep_their_default_behaviour", &[]);
     let err = stderr(&output);
     assert_eq!(output.status.signal(), Some(libc::SIGSEGV), "{err}");
     assert!(!err.contains("overflowed"), "{err}");
@@ -160,7 +160,7 @@ fn refused_stack_mapping_gives_a_clear_error() {
         println!("child checks passed");
         return;
     }
-    let output = run_child("refused_stack_mapping_gives_a_clear_error");
+    let output = run_child("refused_stack_mapping_gives_a_clear_error", &[]);
     let out = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success() && out.contains("child checks passed"),

@@ -10,9 +10,10 @@ pub fn is_child(test: &str) -> bool {
     std::env::var(CHILD_ENV).is_ok_and(|v| v == test)
 }
 
-/// A command that runs the test named `test` of this test binary again, in a child process
-/// that sees [`is_child`]`(test)`; `wrapper` (e.g. a debugger and its arguments) goes first.
-pub fn child_command(test: &str, wrapper: &[&str]) -> Command {
+/// Runs the test named `test` of this test binary again, in a child process that sees
+/// [`is_child`]`(test)`, and returns its output. `wrapper` (a debugger and its arguments,
+/// say) runs the child when not empty.
+pub fn run_child(test: &str, wrapper: &[&str]) -> Output {
     let exe = std::env::current_exe().expect("test binary path");
     let mut command = match wrapper.split_first() {
         Some((program, args)) => {
@@ -24,13 +25,7 @@ pub fn child_command(test: &str, wrapper: &[&str]) -> Command {
     };
     command
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, test);
-    command
-}
-
-/// Runs the test named `test` in a child process (see [`child_command`]); its output.
-pub fn run_child(test: &str) -> Output {
-    child_command(test, &[])
+        .env(CHILD_ENV, test)
         .output()
         .expect("start the child test process")
 }
