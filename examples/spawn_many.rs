@@ -74,9 +74,8 @@ fn main() -> std::io::Result<()> {
     let threads = arg("--threads", 100_000) as usize;
     let hops = arg("--hops", 1_000_000);
     let mut builder = Runtime::builder();
-    if let Some(workers) = std::env::args().position(|a| a == "--workers") {
-        let _ = workers;
-        builder = builder.worker_threads(arg("--workers", 2) as usize);
+    if std::env::args().any(|a| a == "--workers") {
+        builder = builder.worker_threads(arg("--workers", 0) as usize);
     }
     let rt = builder.build()?;
     println!(
