@@ -25,11 +25,13 @@
 mod arch;
 mod context;
 mod overflow;
+mod reactor;
 pub mod runtime;
 mod sched;
 mod stack;
 mod task;
 pub mod thread;
+pub mod time;
 
 #[doc(hidden)]
 pub mod bench_support;

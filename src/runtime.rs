@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use crate::context::SwitchBackend;
 use crate::overflow;
+use crate::reactor::Reactor;
 use crate::sched::{self, Shared};
 use crate::stack::{checked_stack_size, StackGuard, DEFAULT_STACK_SIZE};
 use crate::thread::{self, JoinHandle};
@@ -88,8 +89,9 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for zero workers or a stack size out of range; the OS error when a
-    /// worker thread cannot be started.
+    /// `InvalidInput` for zero workers or a stack size out of range; an error naming
+    /// io_uring and the cause when the kernel refuses it (ENOSYS, EPERM: a seccomp profile,
+    /// `kernel.io_uring_disabled`); the OS error when a worker thread cannot be started.
     pub fn build(self) -> io::Result<Runtime> {
         let workers = match self.worker_threads {
             Some(0) => {
@@ -103,16 +105,20 @@ impl Builder {
         };
         let stack_size = checked_stack_size(self.stack_size)?;
         overflow::install_handler();
-        let (shared, locals) = Shared::new(workers, stack_size);
+        let (shared, locals) = Shared::new(workers, stack_size)?;
+        // Set every ring up before starting any worker, so a refusal is reported here.
+        let reactors = (0..workers)
+            .map(|index| Reactor::new(shared.waker(index)))
+            .collect::<io::Result<Vec<_>>>()?;
         let mut runtime = Runtime {
             shared: Arc::clone(&shared),
             workers: Vec::with_capacity(workers),
         };
-        for (index, local) in locals.into_iter().enumerate() {
+        for (index, (local, reactor)) in locals.into_iter().zip(reactors).enumerate() {
             let shared = Arc::clone(&shared);
             let handle = std::thread::Builder::new()
                 .name(format!("{}-{index}", self.thread_name))
-                .spawn(move || sched::run_worker(index, shared, local))?;
+                .spawn(move || sched::run_worker(index, shared, local, reactor))?;
             // On an error above, dropping `runtime` shuts down the workers started so far.
             runtime.workers.push(handle);
         }

@@ -51,6 +51,9 @@ pub(crate) enum Suspend {
     Yield,
     /// `park`: run again when unparked.
     Park,
+    /// Waiting for io_uring completions: the in-flight op owns the run reference (see
+    /// `reactor`), and only its last CQE makes the thread runnable again.
+    Io,
 }
 
 /// One green thread.

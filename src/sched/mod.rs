@@ -14,7 +14,7 @@ mod worker;
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub(crate) use self::queue::LocalQueue;
@@ -22,6 +22,7 @@ pub(crate) use self::worker::run_worker;
 
 use self::idle::Idle;
 use self::queue::GlobalQueues;
+use crate::reactor::Waker;
 use crate::stack::{checked_stack_size, StackPool};
 use crate::task::{Task, TaskRef};
 use crate::thread::ThreadId;
@@ -31,8 +32,9 @@ pub(crate) struct Shared {
     queues: GlobalQueues,
     idle: Idle,
     pub(crate) stacks: StackPool,
-    /// Each worker's OS thread, set by the worker before it can sleep; used to wake it.
-    threads: Box<[OnceLock<std::thread::Thread>]>,
+    /// Each worker's eventfd: a worker sleeps in `io_uring_enter` with a read of it in
+    /// flight, and a write wakes it.
+    wakers: Box<[Waker]>,
     /// Green threads spawned and not yet finished.
     live: AtomicUsize,
     /// No more spawns; workers exit once `live` reaches zero.
@@ -46,30 +48,40 @@ pub(crate) struct Shared {
 impl Shared {
     /// The shared state of a runtime with `workers` workers whose default stack holds
     /// `stack_size` usable bytes (checked), and the workers' local queues.
-    pub(crate) fn new(workers: usize, stack_size: usize) -> (Arc<Shared>, Vec<LocalQueue>) {
+    ///
+    /// # Errors
+    ///
+    /// When the eventfds to wake workers cannot be created (out of file descriptors).
+    pub(crate) fn new(
+        workers: usize,
+        stack_size: usize,
+    ) -> io::Result<(Arc<Shared>, Vec<LocalQueue>)> {
         let (locals, queues) = queue::new(workers);
+        let wakers = (0..workers)
+            .map(|_| Waker::new())
+            .collect::<io::Result<_>>()?;
         let shared = Arc::new(Shared {
             queues,
             idle: Idle::new(workers),
             stacks: StackPool::new(stack_size),
-            threads: (0..workers).map(|_| OnceLock::new()).collect(),
+            wakers,
             live: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             abandon: AtomicBool::new(false),
             drained: (Mutex::new(()), Condvar::new()),
         });
-        (shared, locals)
+        Ok((shared, locals))
     }
 
     /// A runtime without workers, for unit tests of the pieces around it.
     #[cfg(test)]
     pub(crate) fn for_tests() -> Arc<Shared> {
-        Shared::new(1, crate::stack::DEFAULT_STACK_SIZE).0
+        Shared::new(1, crate::stack::DEFAULT_STACK_SIZE).unwrap().0
     }
 
     /// Number of worker threads.
     pub(crate) fn workers(&self) -> usize {
-        self.threads.len()
+        self.wakers.len()
     }
 
     /// Queues a runnable green thread from outside this runtime's workers.
@@ -92,10 +104,12 @@ impl Shared {
     }
 
     fn unpark_worker(&self, index: usize) {
-        // A worker registers as a sleeper only after publishing its thread handle.
-        if let Some(thread) = self.threads[index].get() {
-            thread.unpark();
-        }
+        self.wakers[index].wake();
+    }
+
+    /// The waker of worker `index`, for its reactor.
+    pub(crate) fn waker(&self, index: usize) -> &Waker {
+        &self.wakers[index]
     }
 
     /// Counts a finished green thread; the last one out during shutdown lets workers exit.

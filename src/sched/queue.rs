@@ -49,6 +49,10 @@ impl LocalQueue {
     pub(crate) fn pop(&self) -> Option<TaskRef> {
         self.0.pop()
     }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl GlobalQueues {

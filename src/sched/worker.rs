@@ -1,10 +1,13 @@
 //! The loop of one worker OS thread.
 //!
-//! Each round a worker picks the next green thread (see [`WorkerCtx::next_task`]: its LIFO
-//! slot, its own queue, the injector every [`INJECTOR_INTERVAL`] ticks), steals when it has
-//! none, and sleeps when nobody has any. After a green thread switches back, the worker acts
-//! on why, on its own stack: requeue after a yield, publish the park, or recycle the stack
-//! of a finished thread.
+//! Each round a worker reaps its ring's completions (shared memory, no system call), picks
+//! the next green thread (see [`WorkerCtx::next_task`]: its LIFO slot, its own queue, the
+//! injector every [`INJECTOR_INTERVAL`] ticks), steals when it has none, and sleeps in
+//! `io_uring_enter` when nobody has any. Queued I/O is submitted in one batch when the
+//! local queue runs dry, and every [`SUBMIT_INTERVAL`] ticks while it does not. After a
+//! green thread switches back, the worker acts on why, on its own stack: requeue after a
+//! yield, publish the park, hand the thread to its in-flight op, or recycle the stack of a
+//! finished thread.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -14,12 +17,16 @@ use std::sync::Arc;
 use super::queue::LocalQueue;
 use super::{current, Shared};
 use crate::overflow::AltStack;
+use crate::reactor::Reactor;
 use crate::stack::{LocalCache, Stack};
 use crate::task::{Suspend, Task, TaskRef};
 
 /// Ticks between two looks at the injector ahead of the local queue (tokio uses 61), so
 /// threads woken from outside are not starved by a busy local queue.
 const INJECTOR_INTERVAL: u32 = 61;
+/// Ticks between two submissions of queued I/O while the local queue stays busy, so ops
+/// queued by the threads run meanwhile start without waiting for the queue to drain.
+const SUBMIT_INTERVAL: u32 = 16;
 /// Consecutive runs from the LIFO slot before the local queue gets a turn (as tokio), so
 /// two threads waking each other cannot starve the rest.
 const LIFO_STREAK_MAX: u8 = 3;
@@ -36,14 +43,12 @@ pub(crate) struct WorkerCtx {
     searching: Cell<bool>,
     stacks: RefCell<LocalCache>,
     rng: Cell<u32>,
+    reactor: Reactor,
 }
 
 /// Body of worker OS thread `index`: runs green threads until the runtime shuts down.
-pub(crate) fn run_worker(index: usize, shared: Arc<Shared>, local: LocalQueue) {
+pub(crate) fn run_worker(index: usize, shared: Arc<Shared>, local: LocalQueue, reactor: Reactor) {
     let _altstack = AltStack::install();
-    shared.threads[index]
-        .set(std::thread::current())
-        .expect("each worker index runs once");
     let worker = WorkerCtx {
         index,
         shared,
@@ -54,6 +59,7 @@ pub(crate) fn run_worker(index: usize, shared: Arc<Shared>, local: LocalQueue) {
         searching: Cell::new(false),
         stacks: RefCell::new(LocalCache::default()),
         rng: Cell::new(0x9E37_79B9 ^ (index as u32 + 1)),
+        reactor,
     };
     current::set_worker(&worker);
     worker.run();
@@ -67,8 +73,17 @@ impl WorkerCtx {
             if self.shared.abandon.load(Ordering::SeqCst) {
                 return;
             }
+            self.reap();
             if let Some(task) = self.find_task() {
                 self.run_task(task);
+                let tick = self.tick.get();
+                if self.reactor.has_queued() && (tick % SUBMIT_INTERVAL == 0 || self.is_idle()) {
+                    self.reactor.submit();
+                }
+                continue;
+            }
+            if self.reactor.has_queued() {
+                self.reactor.submit();
                 continue;
             }
             if self.shared.should_exit() {
@@ -123,12 +138,31 @@ impl WorkerCtx {
         self.shared.queues.steal(self.index, start, &self.local)
     }
 
-    /// Sleeps until woken; see `idle` for why no wake-up is lost.
+    /// `true` when nothing is runnable on this worker right now.
+    fn is_idle(&self) -> bool {
+        self.local.is_empty() && {
+            let lifo = self.lifo.take();
+            let empty = lifo.is_none();
+            self.lifo.set(lifo);
+            empty
+        }
+    }
+
+    /// Makes the threads whose I/O completed runnable here; with more than one, wakes a
+    /// sleeping worker that could take some.
+    fn reap(&self) {
+        if self.reactor.reap(&mut |task| self.local.push(task)) > 1 {
+            self.shared.wake_one();
+        }
+    }
+
+    /// Sleeps in `io_uring_enter` until a completion or a wake-up; see `idle` for why no
+    /// wake-up is lost.
     fn sleep(&self) {
         let idle = &self.shared.idle;
         idle.register_sleeper(self.index, self.searching.replace(false));
         if !self.shared.queues.has_work() && !self.shared.should_exit() {
-            std::thread::park();
+            self.reactor.wait(&mut |task| self.local.push(task));
         }
         if !idle.unregister(self.index) {
             // Taken out of the sleepers by a waker, which counted us as searching.
@@ -153,6 +187,9 @@ impl WorkerCtx {
                     self.local.push(task);
                 }
             }
+            // The slot on the thread's stack took over the run reference (it points at the
+            // task); its last CQE gives it back through `reactor::complete`.
+            Suspend::Io => std::mem::forget(task),
         }
     }
 
@@ -175,6 +212,11 @@ impl WorkerCtx {
             self.local.push(task);
             self.shared.wake_one();
         }
+    }
+
+    /// This worker's io_uring.
+    pub(crate) fn reactor(&self) -> &Reactor {
+        &self.reactor
     }
 
     /// A stack for a green thread spawned from this worker.

@@ -208,6 +208,20 @@ pub fn park() {
     unsafe { task.suspend(Suspend::Park) };
 }
 
+/// Blocks the calling thread until its unpark token is available or `timeout` has passed,
+/// like [`std::thread::park_timeout`]. On a green thread only the green thread waits.
+///
+/// As with std, it may also return spuriously: callers re-check their condition. On a
+/// green thread an expired timer that lost the race to an `unpark` leaves such a token.
+pub fn park_timeout(timeout: std::time::Duration) {
+    crate::reactor::park_timeout(timeout);
+}
+
+/// Puts the calling thread to sleep for at least `duration`; see [`crate::time::sleep`].
+pub fn sleep(duration: std::time::Duration) {
+    crate::time::sleep(duration);
+}
+
 /// Gives the rest of the calling green thread's turn to the others queued on its worker
 /// (on an OS thread: [`std::thread::yield_now`]).
 pub fn yield_now() {

@@ -1,0 +1,235 @@
+//! One worker's io_uring: queueing SQEs, submitting them in batches, reaping CQEs, and
+//! sleeping until a completion or a wake-up arrives.
+
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use io_uring::squeue::Entry;
+use io_uring::{opcode, types, IoUring};
+
+use super::completion::{self, IGNORED, TAG_LINK_TIMEOUT, TAG_MASK, TAG_OP, TAG_TIMER, WAKE};
+use super::timer;
+use crate::task::TaskRef;
+
+/// Submission queue entries per ring: queued ops beyond this are submitted early.
+const SQ_ENTRIES: u32 = 1024;
+/// Completion queue entries per ring: completions the kernel can post between two reaps
+/// before it falls back to its overflow list (which `reap` flushes).
+const CQ_ENTRIES: u32 = 8 * SQ_ENTRIES;
+
+/// Wakes one sleeping worker from any thread: an eventfd whose read the worker keeps in
+/// flight on its ring.
+pub(crate) struct Waker {
+    fd: OwnedFd,
+}
+
+impl Waker {
+    /// A new eventfd.
+    ///
+    /// # Errors
+    ///
+    /// When the process is out of file descriptors.
+    pub(crate) fn new() -> io::Result<Waker> {
+        // SAFETY: eventfd has no memory-safety preconditions.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+        Ok(Waker {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// Makes the worker's pending eventfd read complete (or the next one, if none is armed).
+    pub(crate) fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 valid bytes to our eventfd. It only fails when the counter would
+        // overflow (EAGAIN), in which case a wake-up is pending anyway.
+        unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+}
+
+/// The ring of one worker. Only touched on that worker's OS thread: by the worker loop and
+/// by the green threads it runs.
+pub(crate) struct Reactor {
+    ring: RefCell<IoUring>,
+    /// Ops queued in the submission ring but not yet submitted.
+    queued: Cell<u32>,
+    /// The worker's eventfd (owned by its `Waker` in the runtime's shared state).
+    wake_fd: RawFd,
+    /// Whether a read of `wake_fd` is in flight.
+    wake_armed: Cell<bool>,
+    /// Where that read lands; boxed so it never moves while the kernel may write it.
+    wake_buf: Box<UnsafeCell<u64>>,
+}
+
+impl Reactor {
+    /// Sets up a ring whose worker is woken through `waker`.
+    ///
+    /// # Errors
+    ///
+    /// When the kernel refuses `io_uring_setup`, with a message naming io_uring, the cause
+    /// and what to do.
+    pub(crate) fn new(waker: &Waker) -> io::Result<Reactor> {
+        let ring = IoUring::builder()
+            .setup_cqsize(CQ_ENTRIES)
+            .setup_submit_all()
+            .build(SQ_ENTRIES)
+            .or_else(|_| {
+                IoUring::builder()
+                    .setup_cqsize(CQ_ENTRIES)
+                    .build(SQ_ENTRIES)
+            })
+            .map_err(refused)?;
+        Ok(Reactor {
+            ring: RefCell::new(ring),
+            queued: Cell::new(0),
+            wake_fd: waker.fd.as_raw_fd(),
+            wake_armed: Cell::new(false),
+            wake_buf: Box::new(UnsafeCell::new(0)),
+        })
+    }
+
+    /// Queues SQEs, all in the same batch, submitting first if the ring has no room.
+    ///
+    /// # Safety
+    ///
+    /// Every pointer the entries hold stays valid until their CQEs are reaped.
+    pub(crate) unsafe fn push(&self, entries: &[Entry]) {
+        loop {
+            {
+                let mut ring = self.ring.borrow_mut();
+                // SAFETY: forwarded from the caller.
+                if unsafe { ring.submission().push_multiple(entries) }.is_ok() {
+                    self.queued.set(self.queued.get() + entries.len() as u32);
+                    return;
+                }
+            }
+            // Full: hand what is queued to the kernel and try again. Nothing is dropped.
+            self.submit();
+        }
+    }
+
+    /// `true` when ops are queued and not yet submitted.
+    pub(crate) fn has_queued(&self) -> bool {
+        self.queued.get() > 0
+    }
+
+    /// Submits every queued op with one `io_uring_enter`. Retries on EINTR; on EBUSY (the
+    /// kernel's completion backlog is full) the caller's next reap makes room.
+    pub(crate) fn submit(&self) {
+        let mut ring = self.ring.borrow_mut();
+        loop {
+            match ring.submit() {
+                Ok(_) => {
+                    self.queued.set(ring.submission().len() as u32);
+                    return;
+                }
+                Err(err) if err.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(err) if err.raw_os_error() == Some(libc::EBUSY) => return,
+                Err(err) if err.raw_os_error() == Some(libc::EAGAIN) => return,
+                Err(err) => panic!("greenring: io_uring_enter failed unexpectedly: {err}"),
+            }
+        }
+    }
+
+    /// Handles every CQE available now, passing threads that became runnable to
+    /// `schedule`. Returns how many threads it scheduled.
+    pub(crate) fn reap(&self, schedule: &mut dyn FnMut(TaskRef)) -> usize {
+        let mut scheduled = 0;
+        loop {
+            let mut ring = self.ring.borrow_mut();
+            let mut cq = ring.completion();
+            cq.sync();
+            if cq.is_empty() {
+                drop(cq);
+                let overflowed = ring.submission().cq_overflow();
+                drop(ring);
+                if overflowed {
+                    // The kernel parked completions in its overflow list; entering the
+                    // kernel moves them into the (now drained) ring.
+                    self.submit();
+                    continue;
+                }
+                return scheduled;
+            }
+            let batch: Vec<(u64, i32)> = cq.map(|cqe| (cqe.user_data(), cqe.result())).collect();
+            drop(ring);
+            // CQEs are consumed once `cq` is dropped above; now act on them without holding
+            // the ring, so a scheduled thread's work never finds it borrowed.
+            for (user_data, res) in batch {
+                if let Some(task) = self.handle(user_data, res) {
+                    schedule(task);
+                    scheduled += 1;
+                }
+            }
+        }
+    }
+
+    fn handle(&self, user_data: u64, res: i32) -> Option<TaskRef> {
+        match user_data {
+            WAKE => {
+                self.wake_armed.set(false);
+                None
+            }
+            IGNORED => None,
+            _ => match user_data & TAG_MASK {
+                // SAFETY: only `park_on` submits these tags, with the address of a live
+                // slot whose thread waits for exactly this CQE.
+                TAG_OP | TAG_LINK_TIMEOUT => unsafe { completion::complete(user_data, res) },
+                // SAFETY: only `timer::park_timeout` submits this tag, with a leaked timer.
+                TAG_TIMER => unsafe { timer::fired(user_data & !TAG_MASK, res) },
+                _ => unreachable!("unknown io_uring user_data {user_data:#x}"),
+            },
+        }
+    }
+
+    /// Submits what is queued, then sleeps in the kernel until at least one completion (an
+    /// op's, or a wake-up through the eventfd) arrives, and reaps.
+    pub(crate) fn wait(&self, schedule: &mut dyn FnMut(TaskRef)) -> usize {
+        if !self.wake_armed.get() {
+            let read = opcode::Read::new(types::Fd(self.wake_fd), self.wake_buf.get().cast(), 8)
+                .build()
+                .user_data(WAKE);
+            // SAFETY: `wake_buf` is boxed and lives as long as the ring (fields drop in
+            // order: the ring first), and the eventfd outlives the runtime's workers.
+            unsafe { self.push(&[read]) };
+            self.wake_armed.set(true);
+        }
+        {
+            let mut ring = self.ring.borrow_mut();
+            match ring.submit_and_wait(1) {
+                Ok(_) => self.queued.set(ring.submission().len() as u32),
+                Err(err)
+                    if matches!(
+                        err.raw_os_error(),
+                        Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                    ) => {}
+                Err(err) => panic!("greenring: io_uring_enter failed unexpectedly: {err}"),
+            }
+        }
+        self.reap(schedule)
+    }
+}
+
+/// Why a ring could not be set up, said so a user can act on it.
+fn refused(err: io::Error) -> io::Error {
+    let cause = match err.raw_os_error() {
+        Some(libc::ENOSYS) => "the kernel has no io_uring (too old, or built without it)",
+        Some(libc::EPERM) => {
+            "io_uring is forbidden here (kernel.io_uring_disabled, or a seccomp profile such as \
+             Docker's default)"
+        }
+        Some(libc::ENOMEM) => {
+            "not enough locked memory for the rings (raise `ulimit -l` on kernels before 5.12)"
+        }
+        Some(libc::EMFILE) | Some(libc::ENFILE) => "out of file descriptors",
+        _ => "the kernel refused io_uring_setup",
+    };
+    io::Error::new(
+        err.kind(),
+        format!("greenring: cannot start the runtime: io_uring is unavailable: {cause} ({err})"),
+    )
+}
