@@ -2,13 +2,25 @@
 //!
 //! # Shutdown policy
 //!
-//! Dropping a [`Runtime`] stops new spawns on it (they return an error) and waits until
-//! every green thread it runs has finished, like leaving [`std::thread::scope`]; then its
-//! workers exit. A runtime whose threads may never finish should be shut down with
-//! [`Runtime::shutdown_timeout`], which stops waiting after the timeout and *leaks* the
-//! unfinished threads: their stacks stay mapped and their values are never dropped, because
-//! their frames may still be referred to. The default runtime behind [`crate::spawn`] is
-//! never shut down; at process exit its threads end like std threads do.
+//! Dropping a [`Runtime`] (or [`Runtime::shutdown_timeout`]) shuts it down, the stackful
+//! counterpart of an async runtime dropping its tasks at their next `.await`:
+//!
+//! 1. New spawns on it fail with an error.
+//! 2. Green threads that are runnable run on. At their next blocking point (an I/O call,
+//!    `sleep`, `park`, `yield_now`, `join`) they unwind with a [`Cancelled`] payload, so
+//!    their destructors run; their `join` returns `Err` with that payload. A thread that is
+//!    already unwinding is not unwound again: its blocking calls fail with an error instead.
+//! 3. Each worker cancels the I/O in flight on its ring, so threads blocked in `accept` or
+//!    `read` resume and unwind too.
+//! 4. The drop returns once every green thread has finished, or once no thread can make
+//!    progress any more: every worker idle with nothing in flight, the remaining threads
+//!    parked with nothing that could wake them. Those are *leaked* (their stacks stay
+//!    mapped, their values are never dropped), because their frames may still be referred
+//!    to. A thread that computes forever without blocking keeps the drop waiting, as a task
+//!    that never yields keeps an async runtime's; [`Runtime::shutdown_timeout`] bounds that.
+//!
+//! The default runtime behind [`crate::spawn`] is never shut down; at process exit its
+//! threads end like std threads do.
 
 use std::fmt;
 use std::io;
@@ -22,6 +34,26 @@ use crate::reactor::Reactor;
 use crate::sched::{self, Shared};
 use crate::stack::{checked_stack_size, StackGuard, DEFAULT_STACK_SIZE};
 use crate::thread::{self, JoinHandle};
+
+/// The panic payload of a green thread unwound by its runtime's shutdown (see the module
+/// documentation); `JoinHandle::join` returns it as the `Err` value.
+///
+/// ```
+/// let rt = greenring::Runtime::builder().worker_threads(1).build()?;
+/// let sleeper = rt.spawn(|| greenring::time::sleep(std::time::Duration::from_secs(3600)));
+/// drop(rt);
+/// let payload = sleeper.join().unwrap_err();
+/// assert!(payload.is::<greenring::runtime::Cancelled>());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancelled;
+
+impl fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("green thread cancelled: its runtime shut down")
+    }
+}
 
 /// A pool of worker OS threads that run green threads.
 ///
@@ -188,9 +220,9 @@ impl Runtime {
         SwitchBackend::current()
     }
 
-    /// Shuts down, waiting at most `timeout` for the green threads to finish. Returns
-    /// `true` if all finished; otherwise the unfinished ones are leaked (see the module
-    /// documentation) and workers still running one are detached.
+    /// Shuts down (see the module documentation), waiting at most `timeout`. Returns `true`
+    /// if every green thread finished; otherwise the unfinished ones are leaked and workers
+    /// still running one are detached.
     ///
     /// # Panics
     ///
@@ -205,15 +237,16 @@ impl Runtime {
             "greenring: a Runtime cannot be shut down or dropped from one of its own green \
              threads (it would wait for itself)"
         );
-        let finished = self.shared.shutdown(timeout);
+        let outcome = self.shared.shutdown(timeout);
         let workers = std::mem::take(&mut self.workers);
-        if finished {
+        if outcome != sched::Shutdown::TimedOut {
+            // Every worker leaves its loop promptly now. A worker panicking would be a bug
+            // in greenring; the runtime is gone anyway.
             for worker in workers {
-                // A worker panicking would be a bug in greenring; the runtime is gone anyway.
                 let _ = worker.join();
             }
         }
-        finished
+        outcome == sched::Shutdown::Finished
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use greenring::runtime::Cancelled;
 use greenring::thread::Builder;
 use greenring::{Runtime, StackGuard, SwitchBackend};
 
@@ -32,48 +33,88 @@ fn reports_its_configuration() {
 }
 
 #[test]
-fn drop_waits_for_green_threads() {
+fn drop_lets_running_threads_finish_and_cancels_blocked_ones() {
     let rt = Runtime::builder().worker_threads(2).build().unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let their_done = Arc::clone(&done);
-    rt.spawn(move || {
-        for _ in 0..1000 {
-            greenring::yield_now();
+    let started = Arc::new(AtomicBool::new(false));
+    let their_started = Arc::clone(&started);
+    // Computes without blocking: runs to completion.
+    let computing = rt.spawn(move || {
+        their_started.store(true, Ordering::SeqCst);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(100) {
+            std::hint::spin_loop();
         }
         their_done.store(true, Ordering::SeqCst);
     });
+    // Blocked in a sleep and in an accept: cancelled, unwinding through their destructors.
+    let unwound = Arc::new(AtomicBool::new(false));
+    struct SetOnDrop(Arc<AtomicBool>);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let guard = SetOnDrop(Arc::clone(&unwound));
+    let sleeper = rt.spawn(move || {
+        let _guard = guard;
+        greenring::time::sleep(Duration::from_secs(3600));
+    });
+    let listener = greenring::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let acceptor = rt.spawn(move || listener.accept().map(drop));
+    while !started.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let start = Instant::now();
     drop(rt);
+    assert!(start.elapsed() < Duration::from_secs(10));
     assert!(done.load(Ordering::SeqCst));
+    computing.join().unwrap();
+    for payload in [sleeper.join().unwrap_err(), acceptor.join().unwrap_err()] {
+        assert_eq!(payload.downcast_ref::<Cancelled>(), Some(&Cancelled));
+    }
+    assert!(
+        unwound.load(Ordering::SeqCst),
+        "the cancelled thread's destructors ran"
+    );
 }
 
 #[test]
 fn spawn_during_shutdown_is_refused() {
     let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    // Spins without blocking (a blocking point would cancel it) until spawning fails.
     let prober = rt.spawn(|| loop {
         match Builder::new().spawn(|| ()) {
-            Ok(handle) => {
-                handle.join().unwrap();
-                greenring::yield_now();
-            }
+            Ok(handle) => drop(handle),
             Err(err) => return err.to_string(),
         }
     });
+    std::thread::sleep(Duration::from_millis(20));
     drop(rt);
     let message = prober.join().unwrap();
     assert!(message.contains("shutting down"), "{message}");
 }
 
 #[test]
-fn shutdown_timeout_gives_up_on_threads_that_never_finish() {
-    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+fn forever_parked_threads_are_abandoned_promptly() {
+    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    // Parked before the shutdown, and nothing will ever unpark it: it cannot progress.
     let forever = rt.spawn(|| loop {
         greenring::park();
     });
     let quick = rt.spawn(|| 1);
     assert_eq!(quick.join().unwrap(), 1);
     let start = Instant::now();
-    assert!(!rt.shutdown_timeout(Duration::from_millis(100)));
-    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(
+        !rt.shutdown_timeout(Duration::from_secs(30)),
+        "the parked thread did not finish"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "abandoned without waiting for the timeout"
+    );
     assert!(!forever.is_finished());
 }
 

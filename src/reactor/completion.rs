@@ -57,6 +57,14 @@ pub(crate) unsafe fn park_on(
 ) -> OpResult {
     let task = current::task();
     debug_assert!(!task.is_null(), "park_on off a green thread");
+    // SAFETY: the running task is alive while it runs.
+    if crate::sched::cancel_point(unsafe { &*task }) {
+        // Unwinding during shutdown: fail rather than block on I/O that will be cancelled.
+        return OpResult {
+            res: -libc::ECANCELED,
+            timed_out: false,
+        };
+    }
     let slot = Completion {
         task: Cell::new(task),
         pending: Cell::new(if timeout.is_some() { 2 } else { 1 }),
@@ -84,6 +92,10 @@ pub(crate) unsafe fn park_on(
     // SAFETY: we are the green thread `task`, on its own stack; the worker hands the run
     // reference to `slot` (see `Suspend::Io`) and `complete` gives it back.
     unsafe { (*task).suspend(Suspend::Io) };
+    if slot.result.get() == -libc::ECANCELED {
+        // SAFETY: as above. The op may have been cancelled by the runtime's shutdown.
+        crate::sched::cancel_point(unsafe { &*task });
+    }
     OpResult {
         res: slot.result.get(),
         timed_out: timeout.is_some() && slot.timeout_result.get() == -libc::ETIME,

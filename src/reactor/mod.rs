@@ -31,14 +31,15 @@
 //! anything but its last CQE, and its stack is never freed while it is suspended there.
 
 mod completion;
+pub(crate) mod ops;
 mod ring;
 mod timer;
 
-pub(crate) use self::completion::{park_on, OpResult};
+pub(crate) use self::completion::park_on;
 pub(crate) use self::ring::{Reactor, Waker};
 pub(crate) use self::timer::park_timeout;
 
-pub(crate) use io_uring::{opcode, squeue::Entry, types};
+pub(crate) use io_uring::{opcode, types};
 
 /// The reactor of the worker running the calling green thread, or `None` off green threads
 /// (where callers use the blocking std call instead).

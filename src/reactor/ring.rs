@@ -57,6 +57,8 @@ pub(crate) struct Reactor {
     ring: RefCell<IoUring>,
     /// Ops queued in the submission ring but not yet submitted.
     queued: Cell<u32>,
+    /// Ops of green threads (and their timers) whose CQE has not been reaped yet.
+    inflight: Cell<usize>,
     /// The worker's eventfd (owned by its `Waker` in the runtime's shared state).
     wake_fd: RawFd,
     /// Whether a read of `wake_fd` is in flight.
@@ -86,6 +88,7 @@ impl Reactor {
         Ok(Reactor {
             ring: RefCell::new(ring),
             queued: Cell::new(0),
+            inflight: Cell::new(0),
             wake_fd: waker.fd.as_raw_fd(),
             wake_armed: Cell::new(false),
             wake_buf: Box::new(UnsafeCell::new(0)),
@@ -104,12 +107,32 @@ impl Reactor {
                 // SAFETY: forwarded from the caller.
                 if unsafe { ring.submission().push_multiple(entries) }.is_ok() {
                     self.queued.set(self.queued.get() + entries.len() as u32);
+                    let owned = entries
+                        .iter()
+                        .filter(|e| !matches!(e.get_user_data(), WAKE | IGNORED))
+                        .count();
+                    self.inflight.set(self.inflight.get() + owned);
                     return;
                 }
             }
             // Full: hand what is queued to the kernel and try again. Nothing is dropped.
             self.submit();
         }
+    }
+
+    /// Ops of green threads still waiting for their CQE.
+    pub(crate) fn inflight(&self) -> usize {
+        self.inflight.get()
+    }
+
+    /// Cancels every op in flight on this ring (shutdown): they complete with -ECANCELED.
+    pub(crate) fn cancel_all(&self) {
+        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any())
+            .build()
+            .user_data(IGNORED);
+        // SAFETY: the cancel op holds no pointers.
+        unsafe { self.push(&[cancel]) };
+        self.submit();
     }
 
     /// `true` when ops are queued and not yet submitted.
@@ -175,14 +198,21 @@ impl Reactor {
                 None
             }
             IGNORED => None,
-            _ => match user_data & TAG_MASK {
-                // SAFETY: only `park_on` submits these tags, with the address of a live
-                // slot whose thread waits for exactly this CQE.
-                TAG_OP | TAG_LINK_TIMEOUT => unsafe { completion::complete(user_data, res) },
-                // SAFETY: only `timer::park_timeout` submits this tag, with a leaked timer.
-                TAG_TIMER => unsafe { timer::fired(user_data & !TAG_MASK, res) },
-                _ => unreachable!("unknown io_uring user_data {user_data:#x}"),
-            },
+            _ => {
+                self.inflight.set(self.inflight.get() - 1);
+                self.handle_owned(user_data, res)
+            }
+        }
+    }
+
+    fn handle_owned(&self, user_data: u64, res: i32) -> Option<TaskRef> {
+        match user_data & TAG_MASK {
+            // SAFETY: only `park_on` submits these tags, with the address of a live slot
+            // whose thread waits for exactly this CQE.
+            TAG_OP | TAG_LINK_TIMEOUT => unsafe { completion::complete(user_data, res) },
+            // SAFETY: only `timer::park_timeout` submits this tag, with a leaked timer.
+            TAG_TIMER => unsafe { timer::fired(user_data & !TAG_MASK, res) },
+            _ => unreachable!("unknown io_uring user_data {user_data:#x}"),
         }
     }
 

@@ -67,6 +67,11 @@ impl Idle {
         std::mem::take(&mut *sleepers)
     }
 
+    /// `true` when every worker is registered as sleeping.
+    pub(crate) fn all_sleeping(&self) -> bool {
+        self.sleeping.load(SeqCst) == self.workers
+    }
+
     /// Becomes a searcher unless half the workers already search.
     pub(crate) fn try_start_searching(&self) -> bool {
         let searching = self.searching.load(SeqCst);

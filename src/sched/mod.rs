@@ -27,6 +27,17 @@ use crate::stack::{checked_stack_size, StackPool};
 use crate::task::{Task, TaskRef};
 use crate::thread::ThreadId;
 
+/// How a shutdown ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shutdown {
+    /// Every green thread finished.
+    Finished,
+    /// The rest could make no progress (parked, nothing in flight) and were leaked.
+    Abandoned,
+    /// The timeout passed with threads still running; they were leaked.
+    TimedOut,
+}
+
 /// State shared by a runtime's workers and handles.
 pub(crate) struct Shared {
     queues: GlobalQueues,
@@ -41,8 +52,11 @@ pub(crate) struct Shared {
     shutdown: AtomicBool,
     /// Workers exit now, leaking the green threads that have not finished.
     abandon: AtomicBool,
-    /// Signalled when `live` reaches zero during shutdown.
+    /// Signalled when `live` reaches zero during shutdown, or the rest is abandoned.
     drained: (Mutex<()>, Condvar),
+    /// Per worker: its green threads' ops in flight, published whenever it goes to sleep
+    /// (while it sleeps the number can only fall). Used to see that nothing can progress.
+    inflight: Box<[AtomicUsize]>,
 }
 
 impl Shared {
@@ -69,6 +83,7 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             abandon: AtomicBool::new(false),
             drained: (Mutex::new(()), Condvar::new()),
+            inflight: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
         });
         Ok((shared, locals))
     }
@@ -116,13 +131,40 @@ impl Shared {
     fn retired(&self) {
         if self.live.fetch_sub(1, Ordering::SeqCst) == 1 && self.shutdown.load(Ordering::SeqCst) {
             self.wake_all();
-            let _guard = self
-                .drained
-                .0
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            self.drained.1.notify_all();
+            self.notify_drained();
         }
+    }
+
+    fn notify_drained(&self) {
+        let _guard = self
+            .drained
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.drained.1.notify_all();
+    }
+
+    /// `true` once the runtime is shutting down.
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+
+    /// Called by worker `index` when it is about to sleep with `inflight` ops of its green
+    /// threads in flight. During shutdown, if every worker now sleeps with nothing in flight
+    /// and nothing queued, no green thread can make progress: abandon them.
+    fn going_to_sleep(&self, index: usize, inflight: usize) {
+        self.inflight[index].store(inflight, Ordering::SeqCst);
+        if !self.shutdown.load(Ordering::SeqCst)
+            || self.live.load(Ordering::SeqCst) == 0
+            || !self.idle.all_sleeping()
+            || self.inflight.iter().any(|n| n.load(Ordering::SeqCst) != 0)
+            || self.queues.has_work()
+        {
+            return;
+        }
+        self.abandon.store(true, Ordering::SeqCst);
+        self.wake_all();
+        self.notify_drained();
     }
 
     /// `true` once workers should leave their loop.
@@ -131,19 +173,29 @@ impl Shared {
             || (self.shutdown.load(Ordering::SeqCst) && self.live.load(Ordering::SeqCst) == 0)
     }
 
-    /// Stops spawning and waits, up to `timeout` (forever with `None`), until every green
-    /// thread has finished. On timeout the workers are told to exit anyway, leaking the
-    /// unfinished threads. Returns `true` if all finished.
-    pub(crate) fn shutdown(&self, timeout: Option<Duration>) -> bool {
+    /// Shuts down (see the policy in `runtime`): no more spawns, blocking points unwind,
+    /// workers cancel their in-flight I/O. Waits, up to `timeout` (forever with `None`),
+    /// until every green thread has finished or none can progress.
+    pub(crate) fn shutdown(&self, timeout: Option<Duration>) -> Shutdown {
         self.shutdown.store(true, Ordering::SeqCst);
-        self.wake_all();
+        // Wake every worker: each cancels its ring's I/O, and the last to fall asleep with
+        // nothing in flight abandons what is left.
+        for index in 0..self.workers() {
+            self.unpark_worker(index);
+        }
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut guard = self
             .drained
             .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        while self.live.load(Ordering::SeqCst) != 0 {
+        loop {
+            if self.live.load(Ordering::SeqCst) == 0 {
+                return Shutdown::Finished;
+            }
+            if self.abandon.load(Ordering::SeqCst) {
+                return Shutdown::Abandoned;
+            }
             guard = match deadline {
                 None => self
                     .drained
@@ -155,7 +207,7 @@ impl Shared {
                     if left.is_zero() {
                         self.abandon.store(true, Ordering::SeqCst);
                         self.wake_all();
-                        return false;
+                        return Shutdown::TimedOut;
                     }
                     self.drained
                         .1
@@ -165,7 +217,6 @@ impl Shared {
                 }
             };
         }
-        true
     }
 
     /// `true` if the current OS thread is one of this runtime's workers.
@@ -174,6 +225,19 @@ impl Shared {
         // thread's stack for as long as it is set.
         unsafe { current::worker().as_ref() }.is_some_and(|w| Arc::ptr_eq(&w.shared, self))
     }
+}
+
+/// A blocking point of the running green thread `task`: during its runtime's shutdown it
+/// unwinds the thread with [`crate::runtime::Cancelled`], unless it is already unwinding
+/// (then `true` tells the caller to fail instead of blocking).
+pub(crate) fn cancel_point(task: &Task) -> bool {
+    if !task.runtime.is_shutting_down() {
+        return false;
+    }
+    if std::thread::panicking() {
+        return true;
+    }
+    std::panic::resume_unwind(Box::new(crate::runtime::Cancelled));
 }
 
 /// Creates a green thread running `main` and makes it runnable.

@@ -44,6 +44,8 @@ pub(crate) struct WorkerCtx {
     stacks: RefCell<LocalCache>,
     rng: Cell<u32>,
     reactor: Reactor,
+    /// Whether this worker cancelled its ring's I/O for the shutdown.
+    io_cancelled: Cell<bool>,
 }
 
 /// Body of worker OS thread `index`: runs green threads until the runtime shuts down.
@@ -60,6 +62,7 @@ pub(crate) fn run_worker(index: usize, shared: Arc<Shared>, local: LocalQueue, r
         stacks: RefCell::new(LocalCache::default()),
         rng: Cell::new(0x9E37_79B9 ^ (index as u32 + 1)),
         reactor,
+        io_cancelled: Cell::new(false),
     };
     current::set_worker(&worker);
     worker.run();
@@ -72,6 +75,11 @@ impl WorkerCtx {
         loop {
             if self.shared.abandon.load(Ordering::SeqCst) {
                 return;
+            }
+            if self.shared.is_shutting_down() && !self.io_cancelled.replace(true) {
+                // Threads blocked in I/O resume with ECANCELED and unwind (no new op starts
+                // during shutdown, so once is enough).
+                self.reactor.cancel_all();
             }
             self.reap();
             if let Some(task) = self.find_task() {
@@ -161,6 +169,8 @@ impl WorkerCtx {
     fn sleep(&self) {
         let idle = &self.shared.idle;
         idle.register_sleeper(self.index, self.searching.replace(false));
+        self.shared
+            .going_to_sleep(self.index, self.reactor.inflight());
         if !self.shared.queues.has_work() && !self.shared.should_exit() {
             self.reactor.wait(&mut |task| self.local.push(task));
         }

@@ -201,7 +201,7 @@ pub fn park() {
     }
     // SAFETY: the running task is alive while it runs (see `current_task`).
     let task = unsafe { &*task };
-    if task.take_token() {
+    if task.take_token() || sched::cancel_point(task) {
         return;
     }
     // SAFETY: we are that green thread, on its own stack.
@@ -231,7 +231,12 @@ pub fn yield_now() {
         return;
     }
     // SAFETY: as in `park`.
-    unsafe { (*task).suspend(Suspend::Yield) };
+    let task = unsafe { &*task };
+    if sched::cancel_point(task) {
+        return;
+    }
+    // SAFETY: we are that green thread, on its own stack.
+    unsafe { task.suspend(Suspend::Yield) };
 }
 
 /// `true` when called from a green thread.

@@ -1,0 +1,38 @@
+//! Networking shaped like [`std::net`] (and `std::os::unix::net`): TCP, UDP and Unix domain
+//! sockets whose blocking calls park only the calling green thread.
+//!
+//! Each type wraps its std counterpart and converts from and into it. On a green thread
+//! `accept`, `connect`, reads and writes run as io_uring ops on the caller's own buffers;
+//! off green threads, and in non-blocking mode, they are the std calls themselves. Calls
+//! that never block (`bind`, `local_addr`, `set_nodelay`, `shutdown`, ...) are std's.
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//! use greenring::net::{TcpListener, TcpStream};
+//!
+//! let listener = TcpListener::bind("127.0.0.1:7878")?;
+//! for stream in listener.incoming() {
+//!     let mut stream = stream?;
+//!     greenring::spawn(move || {
+//!         let mut buf = [0; 1024];
+//!         while let Ok(n @ 1..) = stream.read(&mut buf) {
+//!             stream.write_all(&buf[..n]).unwrap();
+//!         }
+//!     });
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Name resolution (`ToSocketAddrs` with host names) is std's, and blocks the worker while
+//! it runs; IP literals resolve without any system call.
+
+mod addr;
+mod socket;
+mod tcp;
+mod udp;
+mod unix;
+
+pub use self::tcp::{Incoming, TcpListener, TcpStream};
+pub use self::udp::UdpSocket;
+pub use self::unix::{UnixListener, UnixStream};
+pub use std::net::{Shutdown, SocketAddr, ToSocketAddrs};

@@ -1,0 +1,263 @@
+//! What greenring's socket types keep besides the std socket: their timeouts and blocking
+//! mode, which io_uring ops do not take from the socket (`SO_RCVTIMEO` does not apply to
+//! them), and a fresh socket for `connect`.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Read/write timeouts and the non-blocking flag of one socket, readable through `&self`.
+#[derive(Debug, Default)]
+pub(super) struct Settings {
+    /// Nanoseconds, 0 for none.
+    read_timeout: AtomicU64,
+    write_timeout: AtomicU64,
+    nonblocking: AtomicBool,
+}
+
+fn encode(timeout: Option<Duration>) -> u64 {
+    timeout.map_or(0, |t| {
+        u64::try_from(t.as_nanos()).unwrap_or(u64::MAX).max(1)
+    })
+}
+
+fn decode(nanos: u64) -> Option<Duration> {
+    (nanos != 0).then(|| Duration::from_nanos(nanos))
+}
+
+impl Settings {
+    pub(super) fn read_timeout(&self) -> Option<Duration> {
+        decode(self.read_timeout.load(Ordering::Relaxed))
+    }
+
+    pub(super) fn write_timeout(&self) -> Option<Duration> {
+        decode(self.write_timeout.load(Ordering::Relaxed))
+    }
+
+    pub(super) fn set_read_timeout(&self, timeout: Option<Duration>) {
+        self.read_timeout.store(encode(timeout), Ordering::Relaxed);
+    }
+
+    pub(super) fn set_write_timeout(&self, timeout: Option<Duration>) {
+        self.write_timeout.store(encode(timeout), Ordering::Relaxed);
+    }
+
+    /// `true` when blocking calls should go through io_uring (the socket is in blocking mode).
+    pub(super) fn blocking(&self) -> bool {
+        !self.nonblocking.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn set_nonblocking(&self, nonblocking: bool) {
+        self.nonblocking.store(nonblocking, Ordering::Relaxed);
+    }
+
+    /// A copy, for `try_clone` (std's clones share the socket, and so its options).
+    pub(super) fn duplicate(&self) -> Settings {
+        let copy = Settings::default();
+        copy.set_read_timeout(self.read_timeout());
+        copy.set_write_timeout(self.write_timeout());
+        copy.set_nonblocking(!self.blocking());
+        copy
+    }
+}
+
+/// A new blocking, close-on-exec socket.
+pub(super) fn new_socket(domain: i32, kind: i32) -> io::Result<OwnedFd> {
+    // SAFETY: socket(2) has no memory-safety preconditions.
+    let fd = unsafe { libc::socket(domain, kind | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Implements what every socket type of ours shares with its std counterpart: conversions,
+/// file-descriptor traits, the blocking mode and the timeouts.
+macro_rules! socket_common {
+    ($ty:ident, $std:ty) => {
+        impl From<$std> for $ty {
+            fn from(inner: $std) -> $ty {
+                // std sockets are blocking unless set otherwise; we cannot read the flag
+                // cheaply, so a socket that was made non-blocking must be told again.
+                $ty {
+                    inner,
+                    settings: Default::default(),
+                }
+            }
+        }
+
+        impl From<$ty> for $std {
+            fn from(socket: $ty) -> $std {
+                socket.inner
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.inner.as_raw_fd()
+            }
+        }
+
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.inner.as_fd()
+            }
+        }
+
+        impl std::os::fd::FromRawFd for $ty {
+            unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> $ty {
+                // SAFETY: forwarded: the caller hands us ownership of an open socket.
+                $ty::from(unsafe { <$std>::from_raw_fd(fd) })
+            }
+        }
+
+        impl std::os::fd::IntoRawFd for $ty {
+            fn into_raw_fd(self) -> std::os::fd::RawFd {
+                self.inner.into_raw_fd()
+            }
+        }
+
+        impl $ty {
+            /// Moves the socket into or out of non-blocking mode, as std's `set_nonblocking`.
+            /// In non-blocking mode every call is std's and returns `WouldBlock` instead
+            /// of waiting.
+            ///
+            /// # Errors
+            ///
+            /// As std's.
+            pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
+                self.inner.set_nonblocking(nonblocking)?;
+                self.settings.set_nonblocking(nonblocking);
+                Ok(())
+            }
+        }
+    };
+}
+
+/// Implements the read/write timeouts of a stream or datagram socket.
+macro_rules! socket_timeouts {
+    ($ty:ident) => {
+        impl $ty {
+            /// Sets how long a read may wait before failing with `WouldBlock` (as std does
+            /// on Linux); `None` waits forever.
+            ///
+            /// # Errors
+            ///
+            /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
+            pub fn set_read_timeout(
+                &self,
+                timeout: Option<std::time::Duration>,
+            ) -> std::io::Result<()> {
+                self.inner.set_read_timeout(timeout)?;
+                self.settings.set_read_timeout(timeout);
+                Ok(())
+            }
+
+            /// Sets how long a write may wait before failing with `WouldBlock`; `None`
+            /// waits forever.
+            ///
+            /// # Errors
+            ///
+            /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
+            pub fn set_write_timeout(
+                &self,
+                timeout: Option<std::time::Duration>,
+            ) -> std::io::Result<()> {
+                self.inner.set_write_timeout(timeout)?;
+                self.settings.set_write_timeout(timeout);
+                Ok(())
+            }
+
+            /// The read timeout.
+            ///
+            /// # Errors
+            ///
+            /// Never; the `Result` mirrors std.
+            pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+                Ok(self.settings.read_timeout())
+            }
+
+            /// The write timeout.
+            ///
+            /// # Errors
+            ///
+            /// Never; the `Result` mirrors std.
+            pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+                Ok(self.settings.write_timeout())
+            }
+        }
+    };
+}
+
+/// Implements `Read` and `Write` for a stream type and for references to it, through its
+/// inherent `recv_into`, `read_vectored_impl`, `send_from` and `write_vectored_impl`.
+macro_rules! stream_io {
+    ($ty:ident) => {
+        impl std::io::Read for &$ty {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.recv_into(buf)
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                self.read_vectored_impl(bufs)
+            }
+        }
+
+        impl std::io::Write for &$ty {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.send_from(buf)
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                self.write_vectored_impl(bufs)
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl std::io::Read for $ty {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                (&*self).read(buf)
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                (&*self).read_vectored(bufs)
+            }
+        }
+
+        impl std::io::Write for $ty {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                (&*self).write(buf)
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                (&*self).write_vectored(bufs)
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(super) use {socket_common, socket_timeouts, stream_io};
+
+/// A `msghdr` over `iovecs` (with no name and no control data).
+pub(super) fn msghdr(iov: *mut libc::iovec, iovlen: usize) -> libc::msghdr {
+    // SAFETY: all-zero is a valid msghdr (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = iovlen;
+    msg
+}

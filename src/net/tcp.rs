@@ -1,0 +1,308 @@
+//! TCP: [`TcpListener`] and [`TcpStream`].
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use super::addr::{each_addr, RawAddr};
+use super::socket::{msghdr, new_socket, socket_common, socket_timeouts, stream_io, Settings};
+use crate::reactor::ops;
+
+/// A TCP stream, like [`std::net::TcpStream`], whose blocking calls park only the calling
+/// green thread.
+#[derive(Debug)]
+pub struct TcpStream {
+    inner: std::net::TcpStream,
+    settings: Settings,
+}
+
+socket_common!(TcpStream, std::net::TcpStream);
+socket_timeouts!(TcpStream);
+stream_io!(TcpStream);
+
+impl TcpStream {
+    /// Opens a TCP connection to `addr`, trying each address it resolves to in turn.
+    ///
+    /// # Errors
+    ///
+    /// The error of the last address tried, or `InvalidInput` when none resolved.
+    pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        if !crate::thread::is_green() {
+            return std::net::TcpStream::connect(addr).map(TcpStream::from);
+        }
+        each_addr(addr, |addr| connect_green(addr, None))
+    }
+
+    /// Opens a TCP connection to `addr`, giving up after `timeout` with `TimedOut`.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` after `timeout`; `InvalidInput` for a zero timeout (as std); the
+    /// connection's own error otherwise.
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        if !crate::thread::is_green() {
+            return std::net::TcpStream::connect_timeout(addr, timeout).map(TcpStream::from);
+        }
+        if timeout.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        connect_green(addr, Some(timeout))
+    }
+
+    /// The address of the remote peer.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+
+    /// The local address of this end.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// Shuts down the read half, the write half, or both.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.shutdown(how)
+    }
+
+    /// Sets `TCP_NODELAY`.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.inner.set_nodelay(nodelay)
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.inner.nodelay()
+    }
+
+    /// Sets the IP time-to-live.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.inner.set_ttl(ttl)
+    }
+
+    /// The IP time-to-live.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.inner.ttl()
+    }
+
+    /// Takes the pending `SO_ERROR`.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.take_error()
+    }
+
+    /// A second handle to the same socket, with the same timeouts and mode.
+    ///
+    /// # Errors
+    ///
+    /// As std's (out of file descriptors).
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            inner: self.inner.try_clone()?,
+            settings: self.settings.duplicate(),
+        })
+    }
+
+    fn recv_into(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.settings.blocking() {
+            if let Some(result) = ops::recv(self.as_raw_fd(), buf, 0, self.settings.read_timeout())
+            {
+                return result;
+            }
+        }
+        (&self.inner).read(buf)
+    }
+
+    fn send_from(&self, buf: &[u8]) -> io::Result<usize> {
+        if self.settings.blocking() {
+            if let Some(result) = ops::send(self.as_raw_fd(), buf, self.settings.write_timeout()) {
+                return result;
+            }
+        }
+        (&self.inner).write(buf)
+    }
+
+    fn read_vectored_impl(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        if self.settings.blocking() {
+            // IoSliceMut is ABI-compatible with iovec on Unix.
+            let mut msg = msghdr(bufs.as_mut_ptr().cast(), bufs.len());
+            // SAFETY: `msg` points at `bufs`, both borrowed for the whole call.
+            if let Some(result) =
+                unsafe { ops::recvmsg(self.as_raw_fd(), &mut msg, self.settings.read_timeout()) }
+            {
+                return result;
+            }
+        }
+        (&self.inner).read_vectored(bufs)
+    }
+
+    fn write_vectored_impl(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        if self.settings.blocking() {
+            // IoSlice is ABI-compatible with iovec on Unix; sendmsg only reads through it.
+            let msg = msghdr(bufs.as_ptr().cast_mut().cast(), bufs.len());
+            // SAFETY: `msg` points at `bufs`, both borrowed for the whole call.
+            if let Some(result) =
+                unsafe { ops::sendmsg(self.as_raw_fd(), &msg, self.settings.write_timeout()) }
+            {
+                return result;
+            }
+        }
+        (&self.inner).write_vectored(bufs)
+    }
+}
+
+/// Connects a fresh socket to `addr` through the ring (the caller is a green thread).
+fn connect_green(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let fd = new_socket(domain, libc::SOCK_STREAM)?;
+    let raw = RawAddr::from_std(addr);
+    // SAFETY: `raw` lives until the call returns.
+    let result = unsafe { ops::connect(fd.as_raw_fd(), raw.as_ptr(), raw.len, timeout) };
+    result.expect("the caller checked it runs on a green thread")?;
+    Ok(TcpStream::from(std::net::TcpStream::from(fd)))
+}
+
+/// A TCP listening socket, like [`std::net::TcpListener`], whose `accept` parks only the
+/// calling green thread.
+#[derive(Debug)]
+pub struct TcpListener {
+    inner: std::net::TcpListener,
+    settings: Settings,
+}
+
+socket_common!(TcpListener, std::net::TcpListener);
+
+impl TcpListener {
+    /// Binds a listener to `addr` (the first address that works).
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        std::net::TcpListener::bind(addr).map(TcpListener::from)
+    }
+
+    /// Waits for a connection and returns it with the peer's address.
+    ///
+    /// # Errors
+    ///
+    /// As std's (out of file descriptors, `WouldBlock` in non-blocking mode, ...).
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        if self.settings.blocking() {
+            let mut peer = RawAddr::empty();
+            if let Some(fd) = ops::accept(self.as_raw_fd(), &mut peer.storage, &mut peer.len) {
+                // SAFETY: accept returned a fresh socket that nothing else owns.
+                let stream =
+                    unsafe { <std::net::TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd?) };
+                return Ok((TcpStream::from(stream), peer.to_std()?));
+            }
+        }
+        let (stream, addr) = self.inner.accept()?;
+        Ok((TcpStream::from(stream), addr))
+    }
+
+    /// An endless iterator of accepted connections, like std's.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The local address the listener is bound to.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// Sets the IP time-to-live.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.inner.set_ttl(ttl)
+    }
+
+    /// The IP time-to-live.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.inner.ttl()
+    }
+
+    /// Takes the pending `SO_ERROR`.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.take_error()
+    }
+
+    /// A second handle to the same listener.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn try_clone(&self) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            inner: self.inner.try_clone()?,
+            settings: self.settings.duplicate(),
+        })
+    }
+}
+
+/// Connections accepted by [`TcpListener::incoming`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(stream, _)| stream))
+    }
+}

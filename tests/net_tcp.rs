@@ -1,0 +1,245 @@
+//! TCP through the reactor: echo at scale, timeouts, and the buffer invariant.
+
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+
+use greenring::net::{TcpListener, TcpStream};
+use greenring::Runtime;
+
+fn runtime() -> Runtime {
+    Runtime::builder().worker_threads(2).build().unwrap()
+}
+
+/// Starts an echo server green thread (a green thread per connection); its address.
+fn echo_server(rt: &Runtime) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            greenring::spawn(move || {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => stream.write_all(&buf[..n]).unwrap(),
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn echo_over_a_thousand_concurrent_connections() {
+    let rt = runtime();
+    let addr = echo_server(&rt);
+    let clients: Vec<_> = (0..1000u32)
+        .map(|id| {
+            rt.spawn(move || {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                for round in 0..5u32 {
+                    let message = format!(
+                        "client {id} round {round} {}",
+                        "x".repeat((id % 97) as usize)
+                    );
+                    stream.write_all(message.as_bytes()).unwrap();
+                    let mut back = vec![0; message.len()];
+                    stream.read_exact(&mut back).unwrap();
+                    assert_eq!(back, message.as_bytes());
+                }
+                id
+            })
+        })
+        .collect();
+    for (id, client) in clients.into_iter().enumerate() {
+        assert_eq!(client.join().unwrap(), id as u32);
+    }
+}
+
+#[test]
+fn read_timeout_on_a_silent_peer_leaves_the_buffer_alone() {
+    let rt = runtime();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = rt.spawn(move || listener.accept().unwrap().0);
+    rt.block_on(move || {
+        let stream = TcpStream::connect(addr).unwrap();
+        let mut peer = peer.join().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        assert_eq!(
+            stream.read_timeout().unwrap(),
+            Some(Duration::from_millis(100))
+        );
+
+        let mut canary = [0xA5u8; 64];
+        let start = Instant::now();
+        let err = (&stream).read(&mut canary).unwrap_err();
+        let waited = start.elapsed();
+        // std on Linux reports an expired SO_RCVTIMEO as EAGAIN: WouldBlock.
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "{err}");
+        assert!(
+            waited >= Duration::from_millis(100) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+
+        // Data arriving after the timeout must not land in the old buffer: the cancelled
+        // op was awaited before `read` returned.
+        peer.write_all(b"late data").unwrap();
+        greenring::time::sleep(Duration::from_millis(50));
+        assert!(
+            canary.iter().all(|&b| b == 0xA5),
+            "a cancelled read wrote the buffer"
+        );
+
+        // The socket still works.
+        let mut buf = [0u8; 9];
+        (&stream).read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"late data");
+    });
+}
+
+#[test]
+fn unpark_does_not_end_a_read_early() {
+    let rt = runtime();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = rt.spawn(move || listener.accept().unwrap().0);
+    let reader = rt.spawn(move || {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let mut buf = [0u8; 5];
+        stream.read_exact(&mut buf).unwrap();
+        buf
+    });
+    let mut peer = server.join().unwrap();
+    for _ in 0..20 {
+        reader.thread().unpark();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(!reader.is_finished());
+    peer.write_all(b"hello").unwrap();
+    assert_eq!(&reader.join().unwrap(), b"hello");
+}
+
+#[test]
+fn connect_timeout_times_out_against_a_full_backlog() {
+    let rt = runtime();
+    // A listener nobody accepts from: once its backlog is full, the kernel drops further
+    // SYNs and connects hang, all on loopback.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let outcome = rt.block_on(move || {
+        let mut held = Vec::new();
+        for _ in 0..1000 {
+            let start = Instant::now();
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+                Ok(stream) => held.push(stream),
+                Err(err) => return Some((err.kind(), start.elapsed(), held.len())),
+            }
+        }
+        None
+    });
+    drop(listener);
+    let (kind, waited, connected) = outcome.expect("some connect eventually hangs");
+    assert_eq!(
+        kind,
+        io::ErrorKind::TimedOut,
+        "after {connected} connections"
+    );
+    assert!(
+        waited >= Duration::from_millis(100) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
+
+#[test]
+fn connect_errors_are_std_errors() {
+    let rt = runtime();
+    rt.block_on(|| {
+        // A port nobody listens on.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let err = TcpStream::connect(closed).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+        let err = TcpStream::connect_timeout(&closed, Duration::ZERO).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        // Name resolution fails exactly as std's does.
+        let err = TcpStream::connect("no-such-host.invalid:80").unwrap_err();
+        let std_err = std::net::TcpStream::connect("no-such-host.invalid:80").unwrap_err();
+        assert_eq!(err.kind(), std_err.kind(), "{err:?}");
+    });
+}
+
+#[test]
+fn vectored_io_shutdown_and_clones() {
+    let rt = runtime();
+    let addr = echo_server(&rt);
+    rt.block_on(move || {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        assert!(stream.nodelay().unwrap());
+        assert_eq!(stream.peer_addr().unwrap(), addr);
+        let writer = stream.try_clone().unwrap();
+        let written = (&writer)
+            .write_vectored(&[IoSlice::new(b"abc"), IoSlice::new(b"defg")])
+            .unwrap();
+        assert_eq!(written, 7);
+        let (mut first, mut second) = ([0u8; 3], [0u8; 4]);
+        let mut got = 0;
+        while got < 7 {
+            let mut bufs = [
+                IoSliceMut::new(&mut first[got.min(3)..]),
+                IoSliceMut::new(&mut second[got.saturating_sub(3)..]),
+            ];
+            got += (&stream).read_vectored(&mut bufs).unwrap();
+        }
+        assert_eq!((&first, &second), (b"abc", b"defg"));
+        writer.shutdown(Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        (&stream).read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty(), "the server echoes nothing more and closes");
+        let std_stream: std::net::TcpStream = stream.into();
+        drop(std_stream);
+    });
+}
+
+#[test]
+fn the_same_api_from_a_plain_os_thread() {
+    let rt = runtime();
+    let addr = echo_server(&rt);
+    let stream = TcpStream::connect(addr).unwrap();
+    (&stream).write_all(b"from an OS thread").unwrap();
+    let mut buf = [0u8; 17];
+    (&stream).read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"from an OS thread");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let err = (&stream).read(&mut buf).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = std::thread::spawn(move || {
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap()
+    });
+    let (_server_side, peer) = listener.accept().unwrap();
+    assert_eq!(peer, client.join().unwrap().local_addr().unwrap());
+}
+
+#[test]
+fn nonblocking_mode_returns_would_block() {
+    let rt = runtime();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    rt.block_on(move || {
+        let err = listener.accept().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    });
+}
