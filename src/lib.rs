@@ -24,6 +24,7 @@
 
 mod arch;
 mod context;
+pub mod fs;
 pub mod net;
 mod overflow;
 mod reactor;

@@ -1,0 +1,476 @@
+//! Files, shaped like [`std::fs`], whose reads, writes, syncs and opens park only the
+//! calling green thread.
+//!
+//! On a green thread `open`, `read`, `write`, `read_at`, `write_at`, `sync_all`,
+//! `sync_data`, `remove_file` and `create_dir_all` run as io_uring ops on the caller's own
+//! buffers; off green threads they are the std calls. `metadata`, `set_len` and seeking are
+//! std's calls everywhere (a `stat` or `lseek` does not wait for the device).
+//!
+//! ```
+//! # let dir = std::env::temp_dir().join(format!("greenring-doc-fs-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! let path = dir.join("hello.txt");
+//! greenring::spawn(move || -> std::io::Result<()> {
+//!     greenring::fs::write(&path, b"hello, file")?;
+//!     assert_eq!(greenring::fs::read_to_string(&path)?, "hello, file");
+//!     greenring::fs::remove_file(&path)
+//! })
+//! .join()
+//! .unwrap()?;
+//! # std::fs::remove_dir(&dir)?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::ffi::CString;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+pub use std::fs::{Metadata, Permissions};
+
+use crate::reactor::ops;
+
+/// The file position, as an io_uring offset: read or write at it, and advance it.
+const AT_POSITION: u64 = u64::MAX;
+
+/// An open file, like [`std::fs::File`].
+#[derive(Debug)]
+pub struct File {
+    inner: std::fs::File,
+}
+
+impl File {
+    /// Opens a file for reading.
+    ///
+    /// # Errors
+    ///
+    /// As std's (`NotFound`, `PermissionDenied`, ...).
+    pub fn open<P: AsRef<Path>>(path: P) -> io::Result<File> {
+        OpenOptions::new().read(true).open(path)
+    }
+
+    /// Creates (or truncates) a file for writing.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn create<P: AsRef<Path>>(path: P) -> io::Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+    }
+
+    /// A blank set of options, as [`OpenOptions::new`].
+    pub fn options() -> OpenOptions {
+        OpenOptions::new()
+    }
+
+    /// Reads at `offset` without moving the file position, like
+    /// `std::os::unix::fs::FileExt::read_at`.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        match ops::read_at(self.as_raw_fd(), buf, offset) {
+            Some(result) => result,
+            None => std::os::unix::fs::FileExt::read_at(&self.inner, buf, offset),
+        }
+    }
+
+    /// Writes at `offset` without moving the file position, like
+    /// `std::os::unix::fs::FileExt::write_at`.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        match ops::write_at(self.as_raw_fd(), buf, offset) {
+            Some(result) => result,
+            None => std::os::unix::fs::FileExt::write_at(&self.inner, buf, offset),
+        }
+    }
+
+    /// Flushes data and metadata to the device (`fsync`).
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn sync_all(&self) -> io::Result<()> {
+        ops::fsync(self.as_raw_fd(), false).unwrap_or_else(|| self.inner.sync_all())
+    }
+
+    /// Flushes data to the device (`fdatasync`).
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn sync_data(&self) -> io::Result<()> {
+        ops::fsync(self.as_raw_fd(), true).unwrap_or_else(|| self.inner.sync_data())
+    }
+
+    /// Truncates or extends the file to `size` bytes.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn set_len(&self, size: u64) -> io::Result<()> {
+        self.inner.set_len(size)
+    }
+
+    /// The file's metadata.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn metadata(&self) -> io::Result<Metadata> {
+        self.inner.metadata()
+    }
+
+    /// A second handle to the same open file (sharing its position).
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn try_clone(&self) -> io::Result<File> {
+        self.inner.try_clone().map(File::from)
+    }
+}
+
+impl Read for &File {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match ops::read_at(self.as_raw_fd(), buf, AT_POSITION) {
+            Some(result) => result,
+            None => (&self.inner).read(buf),
+        }
+    }
+}
+
+impl Write for &File {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match ops::write_at(self.as_raw_fd(), buf, AT_POSITION) {
+            Some(result) => result,
+            None => (&self.inner).write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for &File {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        (&self.inner).seek(pos)
+    }
+}
+
+impl Read for File {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+}
+
+impl Write for File {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for File {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        (&*self).seek(pos)
+    }
+}
+
+impl From<std::fs::File> for File {
+    fn from(inner: std::fs::File) -> File {
+        File { inner }
+    }
+}
+
+impl From<File> for std::fs::File {
+    fn from(file: File) -> std::fs::File {
+        file.inner
+    }
+}
+
+impl AsRawFd for File {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
+    }
+}
+
+impl AsFd for File {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+
+impl FromRawFd for File {
+    unsafe fn from_raw_fd(fd: RawFd) -> File {
+        // SAFETY: forwarded: the caller hands us ownership of an open file.
+        File::from(unsafe { std::fs::File::from_raw_fd(fd) })
+    }
+}
+
+impl IntoRawFd for File {
+    fn into_raw_fd(self) -> RawFd {
+        self.inner.into_raw_fd()
+    }
+}
+
+/// How to open a file, like [`std::fs::OpenOptions`] (with `mode` from `OpenOptionsExt`).
+#[derive(Debug, Clone)]
+#[must_use = "OpenOptions does nothing until `open` is called"]
+pub struct OpenOptions {
+    read: bool,
+    write: bool,
+    append: bool,
+    truncate: bool,
+    create: bool,
+    create_new: bool,
+    mode: u32,
+}
+
+impl Default for OpenOptions {
+    fn default() -> OpenOptions {
+        OpenOptions::new()
+    }
+}
+
+impl OpenOptions {
+    /// All options off; mode 0o666 (less the umask) for created files.
+    pub fn new() -> OpenOptions {
+        OpenOptions {
+            read: false,
+            write: false,
+            append: false,
+            truncate: false,
+            create: false,
+            create_new: false,
+            mode: 0o666,
+        }
+    }
+
+    /// Open for reading.
+    pub fn read(&mut self, read: bool) -> &mut OpenOptions {
+        self.read = read;
+        self
+    }
+
+    /// Open for writing.
+    pub fn write(&mut self, write: bool) -> &mut OpenOptions {
+        self.write = write;
+        self
+    }
+
+    /// Open for appending (implies writing).
+    pub fn append(&mut self, append: bool) -> &mut OpenOptions {
+        self.append = append;
+        self
+    }
+
+    /// Truncate the file to 0 bytes (needs writing).
+    pub fn truncate(&mut self, truncate: bool) -> &mut OpenOptions {
+        self.truncate = truncate;
+        self
+    }
+
+    /// Create the file if it is missing (needs writing or appending).
+    pub fn create(&mut self, create: bool) -> &mut OpenOptions {
+        self.create = create;
+        self
+    }
+
+    /// Create the file, failing with `AlreadyExists` if it exists.
+    pub fn create_new(&mut self, create_new: bool) -> &mut OpenOptions {
+        self.create_new = create_new;
+        self
+    }
+
+    /// The permission bits of a created file (before the umask).
+    pub fn mode(&mut self, mode: u32) -> &mut OpenOptions {
+        self.mode = mode;
+        self
+    }
+
+    /// Opens `path` with these options.
+    ///
+    /// # Errors
+    ///
+    /// As std's: `InvalidInput` for contradictory options or a path with a NUL byte,
+    /// `NotFound`, `AlreadyExists`, `IsADirectory`, `PermissionDenied`, ...
+    pub fn open<P: AsRef<Path>>(&self, path: P) -> io::Result<File> {
+        let path = path.as_ref();
+        if !crate::thread::is_green() {
+            return self.to_std().open(path).map(File::from);
+        }
+        let flags = self.access_mode()? | self.creation_mode()?;
+        let path = c_path(path)?;
+        let fd = ops::open(&path, flags, self.mode).expect("checked: on a green thread")?;
+        // SAFETY: openat returned a fresh descriptor that nothing else owns.
+        Ok(File::from(unsafe { std::fs::File::from_raw_fd(fd) }))
+    }
+
+    fn to_std(&self) -> std::fs::OpenOptions {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut options = std::fs::OpenOptions::new();
+        options
+            .read(self.read)
+            .write(self.write)
+            .append(self.append)
+            .truncate(self.truncate)
+            .create(self.create)
+            .create_new(self.create_new)
+            .mode(self.mode);
+        options
+    }
+
+    /// The access flags, with std's checks.
+    fn access_mode(&self) -> io::Result<i32> {
+        match (self.read, self.write, self.append) {
+            (true, false, false) => Ok(libc::O_RDONLY),
+            (false, true, false) => Ok(libc::O_WRONLY),
+            (true, true, false) => Ok(libc::O_RDWR),
+            (false, _, true) => Ok(libc::O_WRONLY | libc::O_APPEND),
+            (true, _, true) => Ok(libc::O_RDWR | libc::O_APPEND),
+            (false, false, false) => Err(invalid(
+                "must specify at least one of read, write, or append access",
+            )),
+        }
+    }
+
+    /// The creation flags, with std's checks.
+    fn creation_mode(&self) -> io::Result<i32> {
+        match (self.write, self.append) {
+            (true, false) => {}
+            (false, false) => {
+                if self.truncate || self.create || self.create_new {
+                    return Err(invalid(
+                        "creating or truncating a file requires write or append access",
+                    ));
+                }
+            }
+            (_, true) => {
+                if self.truncate && !self.create_new {
+                    return Err(invalid(
+                        "creating or truncating a file requires write or append access",
+                    ));
+                }
+            }
+        }
+        Ok(match (self.create, self.truncate, self.create_new) {
+            (false, false, false) => 0,
+            (true, false, false) => libc::O_CREAT,
+            (false, true, false) => libc::O_TRUNC,
+            (true, true, false) => libc::O_CREAT | libc::O_TRUNC,
+            (_, _, true) => libc::O_CREAT | libc::O_EXCL,
+        })
+    }
+}
+
+fn invalid(message: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message)
+}
+
+/// `path` as a C string.
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| invalid("file name contained an unexpected NUL byte"))
+}
+
+/// Reads a whole file, like [`std::fs::read`].
+///
+/// # Errors
+///
+/// As std's.
+pub fn read<P: AsRef<Path>>(path: P) -> io::Result<Vec<u8>> {
+    let file = File::open(path)?;
+    let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(size);
+    (&file).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Reads a whole file as UTF-8, like [`std::fs::read_to_string`].
+///
+/// # Errors
+///
+/// As std's; `InvalidData` if the contents are not UTF-8.
+pub fn read_to_string<P: AsRef<Path>>(path: P) -> io::Result<String> {
+    String::from_utf8(read(path)?).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
+}
+
+/// Writes a whole file, creating or truncating it, like [`std::fs::write`].
+///
+/// # Errors
+///
+/// As std's.
+pub fn write<P: AsRef<Path>, C: AsRef<[u8]>>(path: P, contents: C) -> io::Result<()> {
+    File::create(path)?.write_all(contents.as_ref())
+}
+
+/// Metadata of the file at `path`, following symlinks (std's `stat`).
+///
+/// # Errors
+///
+/// As std's.
+pub fn metadata<P: AsRef<Path>>(path: P) -> io::Result<Metadata> {
+    std::fs::metadata(path)
+}
+
+/// Removes a file, like [`std::fs::remove_file`].
+///
+/// # Errors
+///
+/// As std's.
+pub fn remove_file<P: AsRef<Path>>(path: P) -> io::Result<()> {
+    let path = path.as_ref();
+    if !crate::thread::is_green() {
+        return std::fs::remove_file(path);
+    }
+    ops::unlink(&c_path(path)?).expect("checked: on a green thread")
+}
+
+/// Creates a directory and all missing parents, like [`std::fs::create_dir_all`].
+///
+/// # Errors
+///
+/// As std's.
+pub fn create_dir_all<P: AsRef<Path>>(path: P) -> io::Result<()> {
+    let path = path.as_ref();
+    if !crate::thread::is_green() {
+        return std::fs::create_dir_all(path);
+    }
+    if path.as_os_str().is_empty() {
+        return Ok(());
+    }
+    match ops::mkdir(&c_path(path)?).expect("checked: on a green thread") {
+        Ok(()) => return Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(_) if path.is_dir() => return Ok(()),
+        Err(err) => return Err(err),
+    }
+    match path.parent() {
+        Some(parent) => create_dir_all(parent)?,
+        None => return Err(io::Error::other("failed to create whole tree")),
+    }
+    match ops::mkdir(&c_path(path)?).expect("checked: on a green thread") {
+        Ok(()) => Ok(()),
+        Err(_) if path.is_dir() => Ok(()),
+        Err(err) => Err(err),
+    }
+}
