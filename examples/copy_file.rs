@@ -35,6 +35,9 @@ fn main() -> io::Result<()> {
     })
     .join()
     .expect("the copy does not panic")?;
-    println!("copied {copied} bytes in {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "copied {copied} bytes in {:.1} ms",
+        start.elapsed().as_secs_f64() * 1e3
+    );
     Ok(())
 }

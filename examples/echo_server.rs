@@ -9,7 +9,9 @@ use std::io::{Read, Write};
 use greenring::net::TcpListener;
 
 fn main() -> std::io::Result<()> {
-    let address = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:7878".to_owned());
+    let address = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:7878".to_owned());
     let listener = TcpListener::bind(&address)?;
     println!("echoing on {}", listener.local_addr()?);
     greenring::spawn(move || {

@@ -13,8 +13,8 @@ pub(super) struct RawAddr {
 impl RawAddr {
     /// Room for any address the kernel writes back (accept, recvfrom).
     pub(super) fn empty() -> RawAddr {
-        // SAFETY: all-zero is a valid sockaddr_storage.
         RawAddr {
+            // SAFETY: all-zero is a valid sockaddr_storage.
             storage: unsafe { mem::zeroed() },
             len: mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
         }

@@ -161,9 +161,9 @@ impl TcpStream {
             // IoSliceMut is ABI-compatible with iovec on Unix.
             let mut msg = msghdr(bufs.as_mut_ptr().cast(), bufs.len());
             // SAFETY: `msg` points at `bufs`, both borrowed for the whole call.
-            if let Some(result) =
-                unsafe { ops::recvmsg(self.as_raw_fd(), &mut msg, self.settings.read_timeout()) }
-            {
+            let result =
+                unsafe { ops::recvmsg(self.as_raw_fd(), &mut msg, self.settings.read_timeout()) };
+            if let Some(result) = result {
                 return result;
             }
         }
@@ -175,9 +175,9 @@ impl TcpStream {
             // IoSlice is ABI-compatible with iovec on Unix; sendmsg only reads through it.
             let msg = msghdr(bufs.as_ptr().cast_mut().cast(), bufs.len());
             // SAFETY: `msg` points at `bufs`, both borrowed for the whole call.
-            if let Some(result) =
-                unsafe { ops::sendmsg(self.as_raw_fd(), &msg, self.settings.write_timeout()) }
-            {
+            let result =
+                unsafe { ops::sendmsg(self.as_raw_fd(), &msg, self.settings.write_timeout()) };
+            if let Some(result) = result {
                 return result;
             }
         }

@@ -89,9 +89,9 @@ impl UdpSocket {
             msg.msg_name = raw.as_ptr().cast_mut().cast();
             msg.msg_namelen = raw.len;
             // SAFETY: `msg`, `iov`, `raw` and `buf` all live until the call returns.
-            if let Some(result) =
-                unsafe { ops::sendmsg(self.as_raw_fd(), &msg, self.settings.write_timeout()) }
-            {
+            let result =
+                unsafe { ops::sendmsg(self.as_raw_fd(), &msg, self.settings.write_timeout()) };
+            if let Some(result) = result {
                 return result;
             }
         }
@@ -114,9 +114,9 @@ impl UdpSocket {
             msg.msg_name = (&mut from.storage as *mut libc::sockaddr_storage).cast();
             msg.msg_namelen = from.len;
             // SAFETY: `msg`, `iov`, `from` and `buf` all live until the call returns.
-            if let Some(result) =
-                unsafe { ops::recvmsg(self.as_raw_fd(), &mut msg, self.settings.read_timeout()) }
-            {
+            let result =
+                unsafe { ops::recvmsg(self.as_raw_fd(), &mut msg, self.settings.read_timeout()) };
+            if let Some(result) = result {
                 let n = result?;
                 from.len = msg.msg_namelen;
                 return Ok((n, from.to_std()?));

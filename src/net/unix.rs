@@ -147,9 +147,9 @@ impl UnixStream {
         if self.settings.blocking() {
             let mut msg = msghdr(bufs.as_mut_ptr().cast(), bufs.len());
             // SAFETY: `msg` points at `bufs`, both borrowed for the whole call.
-            if let Some(result) =
-                unsafe { ops::recvmsg(self.as_raw_fd(), &mut msg, self.settings.read_timeout()) }
-            {
+            let result =
+                unsafe { ops::recvmsg(self.as_raw_fd(), &mut msg, self.settings.read_timeout()) };
+            if let Some(result) = result {
                 return result;
             }
         }
@@ -160,9 +160,9 @@ impl UnixStream {
         if self.settings.blocking() {
             let msg = msghdr(bufs.as_ptr().cast_mut().cast(), bufs.len());
             // SAFETY: `msg` points at `bufs`, both borrowed for the whole call.
-            if let Some(result) =
-                unsafe { ops::sendmsg(self.as_raw_fd(), &msg, self.settings.write_timeout()) }
-            {
+            let result =
+                unsafe { ops::sendmsg(self.as_raw_fd(), &msg, self.settings.write_timeout()) };
+            if let Some(result) = result {
                 return result;
             }
         }
