@@ -54,6 +54,8 @@ pub(crate) enum Suspend {
     /// Waiting for io_uring completions: the in-flight op owns the run reference (see
     /// `reactor`), and only its last CQE makes the thread runnable again.
     Io,
+    /// Sleeping: the worker's timer heap owns the run reference (see `sched::timers`).
+    Timer,
 }
 
 /// One green thread.

@@ -39,8 +39,6 @@ pub(crate) use self::completion::park_on;
 pub(crate) use self::ring::{Reactor, Waker};
 pub(crate) use self::timer::park_timeout;
 
-pub(crate) use io_uring::{opcode, types};
-
 /// The reactor of the worker running the calling green thread, or `None` off green threads
 /// (where callers use the blocking std call instead).
 pub(crate) fn current() -> Option<&'static Reactor> {

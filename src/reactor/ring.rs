@@ -5,7 +5,10 @@ use std::cell::{Cell, RefCell, UnsafeCell};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use std::time::Duration;
+
 use io_uring::squeue::Entry;
+use io_uring::types::{SubmitArgs, Timespec};
 use io_uring::{opcode, types, IoUring};
 
 use super::completion::{self, IGNORED, TAG_LINK_TIMEOUT, TAG_MASK, TAG_OP, TAG_TIMER, WAKE};
@@ -75,9 +78,15 @@ impl Reactor {
     /// When the kernel refuses `io_uring_setup`, with a message naming io_uring, the cause
     /// and what to do.
     pub(crate) fn new(waker: &Waker) -> io::Result<Reactor> {
+        // COOP_TASKRUN (5.19): completions are delivered when the worker next enters the
+        // kernel, instead of interrupting it with a notification per completion (10,000
+        // expiring sleeps otherwise interrupt it 10,000 times); TASKRUN_FLAG tells `reap`
+        // when to enter. Older kernels get the plain ring.
         let ring = IoUring::builder()
             .setup_cqsize(CQ_ENTRIES)
             .setup_submit_all()
+            .setup_coop_taskrun()
+            .setup_taskrun_flag()
             .build(SQ_ENTRIES)
             .or_else(|_| {
                 IoUring::builder()
@@ -168,11 +177,13 @@ impl Reactor {
             cq.sync();
             if cq.is_empty() {
                 drop(cq);
-                let overflowed = ring.submission().cq_overflow();
+                let sq = ring.submission();
+                let pending = sq.cq_overflow() || sq.taskrun();
+                drop(sq);
                 drop(ring);
-                if overflowed {
-                    // The kernel parked completions in its overflow list; entering the
-                    // kernel moves them into the (now drained) ring.
+                if pending {
+                    // Completions wait in the kernel's overflow list or as deferred task
+                    // work; entering the kernel (with GETEVENTS) moves them into the ring.
                     self.submit();
                     continue;
                 }
@@ -217,8 +228,12 @@ impl Reactor {
     }
 
     /// Submits what is queued, then sleeps in the kernel until at least one completion (an
-    /// op's, or a wake-up through the eventfd) arrives, and reaps.
-    pub(crate) fn wait(&self, schedule: &mut dyn FnMut(TaskRef)) -> usize {
+    /// op's, or a wake-up through the eventfd) arrives or `timeout` passes, and reaps.
+    pub(crate) fn wait(
+        &self,
+        timeout: Option<Duration>,
+        schedule: &mut dyn FnMut(TaskRef),
+    ) -> usize {
         if !self.wake_armed.get() {
             let read = opcode::Read::new(types::Fd(self.wake_fd), self.wake_buf.get().cast(), 8)
                 .build()
@@ -229,14 +244,35 @@ impl Reactor {
             self.wake_armed.set(true);
         }
         {
+            let timespec = timeout.map(Timespec::from);
+            if let Some(ts) = &timespec {
+                if !self.ring.borrow().params().is_feature_ext_arg() {
+                    // Before 5.11: a Timeout op wakes the wait. The kernel copies the timespec
+                    // when the op is submitted, in the call below, so a local is enough; if a
+                    // completion ends the wait first, the timer's late CQE is ignored.
+                    let timer = opcode::Timeout::new(ts).build().user_data(IGNORED);
+                    // SAFETY: `ts` lives until the submission below has copied it.
+                    unsafe { self.push(&[timer]) };
+                }
+            }
             let mut ring = self.ring.borrow_mut();
-            match ring.submit_and_wait(1) {
+            let waited = match &timespec {
+                // EXT_ARG (5.11): wait with a timeout without spending an SQE.
+                Some(ts) if ring.params().is_feature_ext_arg() => ring
+                    .submitter()
+                    .submit_with_args(1, &SubmitArgs::new().timespec(ts)),
+                _ => ring.submit_and_wait(1),
+            };
+            match waited {
                 Ok(_) => self.queued.set(ring.submission().len() as u32),
                 Err(err)
                     if matches!(
                         err.raw_os_error(),
-                        Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
-                    ) => {}
+                        Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                    ) =>
+                {
+                    self.queued.set(ring.submission().len() as u32)
+                }
                 Err(err) => panic!("greenring: io_uring_enter failed unexpectedly: {err}"),
             }
         }

@@ -10,6 +10,7 @@
 pub(crate) mod current;
 mod idle;
 mod queue;
+mod timers;
 mod worker;
 
 use std::io;
@@ -238,6 +239,31 @@ pub(crate) fn cancel_point(task: &Task) -> bool {
         return true;
     }
     std::panic::resume_unwind(Box::new(crate::runtime::Cancelled));
+}
+
+/// Suspends the calling green thread until `deadline` on its worker's timer heap; `false`
+/// when the caller is not a green thread (it should sleep the std way).
+pub(crate) fn sleep_until(deadline: std::time::Instant) -> bool {
+    let task = current::task();
+    // SAFETY: see `Shared::is_current`.
+    let Some(worker) = (unsafe { current::worker().as_ref() }) else {
+        return false;
+    };
+    if task.is_null() {
+        return false;
+    }
+    // SAFETY: the running task is alive while it runs.
+    let task_ref = unsafe { &*task };
+    if cancel_point(task_ref) {
+        return true;
+    }
+    worker.timers().insert(deadline, task);
+    // SAFETY: we are that green thread, on its own stack; the heap entry owns the run
+    // reference until the worker fires it.
+    unsafe { task_ref.suspend(crate::task::Suspend::Timer) };
+    // Fired early by the runtime's shutdown: unwind.
+    cancel_point(task_ref);
+    true
 }
 
 /// Creates a green thread running `main` and makes it runnable.

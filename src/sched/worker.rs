@@ -13,8 +13,10 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::queue::LocalQueue;
+use super::timers::Timers;
 use super::{current, Shared};
 use crate::overflow::AltStack;
 use crate::reactor::Reactor;
@@ -46,6 +48,8 @@ pub(crate) struct WorkerCtx {
     reactor: Reactor,
     /// Whether this worker cancelled its ring's I/O for the shutdown.
     io_cancelled: Cell<bool>,
+    /// Green threads sleeping on this worker.
+    timers: Timers,
 }
 
 /// Body of worker OS thread `index`: runs green threads until the runtime shuts down.
@@ -63,6 +67,7 @@ pub(crate) fn run_worker(index: usize, shared: Arc<Shared>, local: LocalQueue, r
         rng: Cell::new(0x9E37_79B9 ^ (index as u32 + 1)),
         reactor,
         io_cancelled: Cell::new(false),
+        timers: Timers::default(),
     };
     current::set_worker(&worker);
     worker.run();
@@ -77,11 +82,17 @@ impl WorkerCtx {
                 return;
             }
             if self.shared.is_shutting_down() && !self.io_cancelled.replace(true) {
-                // Threads blocked in I/O resume with ECANCELED and unwind (no new op starts
-                // during shutdown, so once is enough).
+                // Threads blocked in I/O resume with ECANCELED and unwind, sleepers wake
+                // early and unwind (no new op or sleep starts during shutdown, so once is
+                // enough).
                 self.reactor.cancel_all();
+                self.timers.fire(None, &mut |task| self.local.push(task));
             }
             self.reap();
+            if self.timers.len() > 0 {
+                self.timers
+                    .fire(Some(Instant::now()), &mut |task| self.local.push(task));
+            }
             if let Some(task) = self.find_task() {
                 self.run_task(task);
                 let tick = self.tick.get();
@@ -167,12 +178,21 @@ impl WorkerCtx {
     /// Sleeps in `io_uring_enter` until a completion or a wake-up; see `idle` for why no
     /// wake-up is lost.
     fn sleep(&self) {
+        // Nothing else to do: return the memory of stacks a burst left behind.
+        self.shared.stacks.trim();
         let idle = &self.shared.idle;
         idle.register_sleeper(self.index, self.searching.replace(false));
-        self.shared
-            .going_to_sleep(self.index, self.reactor.inflight());
+        let pending = self.reactor.inflight() + self.timers.len();
+        self.shared.going_to_sleep(self.index, pending);
         if !self.shared.queues.has_work() && !self.shared.should_exit() {
-            self.reactor.wait(&mut |task| self.local.push(task));
+            let timeout = self
+                .timers
+                .next_deadline()
+                .map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            if timeout != Some(Duration::ZERO) {
+                self.reactor
+                    .wait(timeout, &mut |task| self.local.push(task));
+            }
         }
         if !idle.unregister(self.index) {
             // Taken out of the sleepers by a waker, which counted us as searching.
@@ -199,7 +219,8 @@ impl WorkerCtx {
             }
             // The slot on the thread's stack took over the run reference (it points at the
             // task); its last CQE gives it back through `reactor::complete`.
-            Suspend::Io => std::mem::forget(task),
+            // Likewise the timer heap entry of a sleeper.
+            Suspend::Io | Suspend::Timer => std::mem::forget(task),
         }
     }
 
@@ -222,6 +243,11 @@ impl WorkerCtx {
             self.local.push(task);
             self.shared.wake_one();
         }
+    }
+
+    /// This worker's sleeping green threads.
+    pub(crate) fn timers(&self) -> &Timers {
+        &self.timers
     }
 
     /// This worker's io_uring.
