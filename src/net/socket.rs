@@ -132,6 +132,27 @@ macro_rules! socket_common {
                 self.settings.set_nonblocking(nonblocking);
                 Ok(())
             }
+
+            /// A second handle to the same socket, with the same timeouts and mode.
+            ///
+            /// # Errors
+            ///
+            /// As std's (out of file descriptors).
+            pub fn try_clone(&self) -> std::io::Result<$ty> {
+                Ok($ty {
+                    inner: self.inner.try_clone()?,
+                    settings: self.settings.duplicate(),
+                })
+            }
+
+            /// Takes the pending `SO_ERROR`.
+            ///
+            /// # Errors
+            ///
+            /// As std's.
+            pub fn take_error(&self) -> std::io::Result<Option<std::io::Error>> {
+                self.inner.take_error()
+            }
         }
     };
 }
@@ -191,10 +212,73 @@ macro_rules! socket_timeouts {
     };
 }
 
-/// Implements `Read` and `Write` for a stream type and for references to it, through its
-/// inherent `recv_into`, `read_vectored_impl`, `send_from` and `write_vectored_impl`.
+/// Implements `Read` and `Write` for a stream type and for references to it: through the
+/// ring on green threads (in blocking mode), through the std socket otherwise.
 macro_rules! stream_io {
     ($ty:ident) => {
+        impl $ty {
+            fn recv_into(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+                use std::os::fd::AsRawFd;
+                if self.settings.blocking() {
+                    let timeout = self.settings.read_timeout();
+                    if let Some(result) =
+                        crate::reactor::ops::recv(self.as_raw_fd(), buf, 0, timeout)
+                    {
+                        return result;
+                    }
+                }
+                std::io::Read::read(&mut &self.inner, buf)
+            }
+
+            fn send_from(&self, buf: &[u8]) -> std::io::Result<usize> {
+                use std::os::fd::AsRawFd;
+                if self.settings.blocking() {
+                    let timeout = self.settings.write_timeout();
+                    if let Some(result) = crate::reactor::ops::send(self.as_raw_fd(), buf, timeout)
+                    {
+                        return result;
+                    }
+                }
+                std::io::Write::write(&mut &self.inner, buf)
+            }
+
+            fn read_vectored_impl(
+                &self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                use std::os::fd::AsRawFd;
+                if self.settings.blocking() {
+                    // IoSliceMut is ABI-compatible with iovec on Unix.
+                    let mut msg = super::socket::msghdr(bufs.as_mut_ptr().cast(), bufs.len());
+                    let timeout = self.settings.read_timeout();
+                    // SAFETY: `msg` points at `bufs`, both borrowed for the whole call.
+                    let result = unsafe {
+                        crate::reactor::ops::recvmsg(self.as_raw_fd(), &mut msg, timeout)
+                    };
+                    if let Some(result) = result {
+                        return result;
+                    }
+                }
+                std::io::Read::read_vectored(&mut &self.inner, bufs)
+            }
+
+            fn write_vectored_impl(&self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                use std::os::fd::AsRawFd;
+                if self.settings.blocking() {
+                    // IoSlice is ABI-compatible with iovec on Unix; sendmsg only reads it.
+                    let msg = super::socket::msghdr(bufs.as_ptr().cast_mut().cast(), bufs.len());
+                    let timeout = self.settings.write_timeout();
+                    let fd = self.as_raw_fd();
+                    // SAFETY: `msg` points at `bufs`, both borrowed for the whole call.
+                    let result = unsafe { crate::reactor::ops::sendmsg(fd, &msg, timeout) };
+                    if let Some(result) = result {
+                        return result;
+                    }
+                }
+                std::io::Write::write_vectored(&mut &self.inner, bufs)
+            }
+        }
+
         impl std::io::Read for &$ty {
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 self.recv_into(buf)

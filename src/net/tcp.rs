@@ -1,12 +1,12 @@
 //! TCP: [`TcpListener`] and [`TcpStream`].
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use super::addr::{each_addr, RawAddr};
-use super::socket::{msghdr, new_socket, socket_common, socket_timeouts, stream_io, Settings};
+use super::socket::{new_socket, socket_common, socket_timeouts, stream_io, Settings};
 use crate::reactor::ops;
 
 /// A TCP stream, like [`std::net::TcpStream`], whose blocking calls park only the calling
@@ -115,74 +115,6 @@ impl TcpStream {
     pub fn ttl(&self) -> io::Result<u32> {
         self.inner.ttl()
     }
-
-    /// Takes the pending `SO_ERROR`.
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.take_error()
-    }
-
-    /// A second handle to the same socket, with the same timeouts and mode.
-    ///
-    /// # Errors
-    ///
-    /// As std's (out of file descriptors).
-    pub fn try_clone(&self) -> io::Result<TcpStream> {
-        Ok(TcpStream {
-            inner: self.inner.try_clone()?,
-            settings: self.settings.duplicate(),
-        })
-    }
-
-    fn recv_into(&self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.settings.blocking() {
-            if let Some(result) = ops::recv(self.as_raw_fd(), buf, 0, self.settings.read_timeout())
-            {
-                return result;
-            }
-        }
-        (&self.inner).read(buf)
-    }
-
-    fn send_from(&self, buf: &[u8]) -> io::Result<usize> {
-        if self.settings.blocking() {
-            if let Some(result) = ops::send(self.as_raw_fd(), buf, self.settings.write_timeout()) {
-                return result;
-            }
-        }
-        (&self.inner).write(buf)
-    }
-
-    fn read_vectored_impl(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
-        if self.settings.blocking() {
-            // IoSliceMut is ABI-compatible with iovec on Unix.
-            let mut msg = msghdr(bufs.as_mut_ptr().cast(), bufs.len());
-            // SAFETY: `msg` points at `bufs`, both borrowed for the whole call.
-            let result =
-                unsafe { ops::recvmsg(self.as_raw_fd(), &mut msg, self.settings.read_timeout()) };
-            if let Some(result) = result {
-                return result;
-            }
-        }
-        (&self.inner).read_vectored(bufs)
-    }
-
-    fn write_vectored_impl(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        if self.settings.blocking() {
-            // IoSlice is ABI-compatible with iovec on Unix; sendmsg only reads through it.
-            let msg = msghdr(bufs.as_ptr().cast_mut().cast(), bufs.len());
-            // SAFETY: `msg` points at `bufs`, both borrowed for the whole call.
-            let result =
-                unsafe { ops::sendmsg(self.as_raw_fd(), &msg, self.settings.write_timeout()) };
-            if let Some(result) = result {
-                return result;
-            }
-        }
-        (&self.inner).write_vectored(bufs)
-    }
 }
 
 /// Connects a fresh socket to `addr` through the ring (the caller is a green thread).
@@ -269,27 +201,6 @@ impl TcpListener {
     /// As std's.
     pub fn ttl(&self) -> io::Result<u32> {
         self.inner.ttl()
-    }
-
-    /// Takes the pending `SO_ERROR`.
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.take_error()
-    }
-
-    /// A second handle to the same listener.
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    pub fn try_clone(&self) -> io::Result<TcpListener> {
-        Ok(TcpListener {
-            inner: self.inner.try_clone()?,
-            settings: self.settings.duplicate(),
-        })
     }
 }
 

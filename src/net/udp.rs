@@ -151,25 +151,4 @@ impl UdpSocket {
     pub fn set_broadcast(&self, broadcast: bool) -> io::Result<()> {
         self.inner.set_broadcast(broadcast)
     }
-
-    /// Takes the pending `SO_ERROR`.
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.take_error()
-    }
-
-    /// A second handle to the same socket, with the same timeouts and mode.
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        Ok(UdpSocket {
-            inner: self.inner.try_clone()?,
-            settings: self.settings.duplicate(),
-        })
-    }
 }

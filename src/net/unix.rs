@@ -1,13 +1,13 @@
 //! Unix domain stream sockets: [`UnixListener`] and [`UnixStream`].
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 
-use super::socket::{msghdr, new_socket, socket_common, socket_timeouts, stream_io, Settings};
+use super::socket::{new_socket, socket_common, socket_timeouts, stream_io, Settings};
 use crate::reactor::ops;
 
 /// A Unix domain stream, like [`std::os::unix::net::UnixStream`], whose blocking calls park
@@ -102,72 +102,6 @@ impl UnixStream {
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.inner.shutdown(how)
     }
-
-    /// Takes the pending `SO_ERROR`.
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.take_error()
-    }
-
-    /// A second handle to the same socket, with the same timeouts and mode.
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    pub fn try_clone(&self) -> io::Result<UnixStream> {
-        Ok(UnixStream {
-            inner: self.inner.try_clone()?,
-            settings: self.settings.duplicate(),
-        })
-    }
-
-    fn recv_into(&self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.settings.blocking() {
-            if let Some(result) = ops::recv(self.as_raw_fd(), buf, 0, self.settings.read_timeout())
-            {
-                return result;
-            }
-        }
-        (&self.inner).read(buf)
-    }
-
-    fn send_from(&self, buf: &[u8]) -> io::Result<usize> {
-        if self.settings.blocking() {
-            if let Some(result) = ops::send(self.as_raw_fd(), buf, self.settings.write_timeout()) {
-                return result;
-            }
-        }
-        (&self.inner).write(buf)
-    }
-
-    fn read_vectored_impl(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
-        if self.settings.blocking() {
-            let mut msg = msghdr(bufs.as_mut_ptr().cast(), bufs.len());
-            // SAFETY: `msg` points at `bufs`, both borrowed for the whole call.
-            let result =
-                unsafe { ops::recvmsg(self.as_raw_fd(), &mut msg, self.settings.read_timeout()) };
-            if let Some(result) = result {
-                return result;
-            }
-        }
-        (&self.inner).read_vectored(bufs)
-    }
-
-    fn write_vectored_impl(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        if self.settings.blocking() {
-            let msg = msghdr(bufs.as_ptr().cast_mut().cast(), bufs.len());
-            // SAFETY: `msg` points at `bufs`, both borrowed for the whole call.
-            let result =
-                unsafe { ops::sendmsg(self.as_raw_fd(), &msg, self.settings.write_timeout()) };
-            if let Some(result) = result {
-                return result;
-            }
-        }
-        (&self.inner).write_vectored(bufs)
-    }
 }
 
 /// A Unix domain listening socket, like [`std::os::unix::net::UnixListener`].
@@ -225,14 +159,5 @@ impl UnixListener {
     /// As std's.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
-    }
-
-    /// Takes the pending `SO_ERROR`.
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.take_error()
     }
 }
