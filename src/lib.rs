@@ -31,6 +31,7 @@ mod reactor;
 pub mod runtime;
 mod sched;
 mod stack;
+pub mod sync;
 mod task;
 pub mod thread;
 pub mod time;

@@ -1,0 +1,269 @@
+//! The channel core shared by `mpsc` and `mpmc`: a queue under one lock, with wait lists
+//! for receivers (empty queue) and senders (full queue, or a rendezvous not yet taken).
+//!
+//! Capacity `None` is unbounded, `Some(n)` bounded, `Some(0)` a rendezvous: a send returns
+//! once a receiver has taken its value. Values carry a sequence number and leave in FIFO
+//! order, so "value `seq` was taken" is "more than `seq` values were taken".
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{RecvTimeoutError, TryRecvError, TrySendError};
+use std::sync::{Arc, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use super::wait::{WaitList, Waiter};
+
+/// Why a send did not complete.
+pub(super) enum SendFailure<T> {
+    Disconnected(T),
+    Timeout(T),
+}
+
+struct State<T> {
+    queue: VecDeque<(u64, T)>,
+    capacity: Option<usize>,
+    next_seq: u64,
+    taken: u64,
+    senders: usize,
+    receivers: usize,
+    receiving: WaitList,
+    sending: WaitList,
+}
+
+/// A channel, shared by its senders and receivers.
+pub(super) struct Chan<T> {
+    state: std::sync::Mutex<State<T>>,
+}
+
+#[derive(Clone, Copy)]
+enum Side {
+    Receiving,
+    Sending,
+}
+
+impl<T> Chan<T> {
+    /// A channel with one sender and one receiver counted.
+    pub(super) fn new(capacity: Option<usize>) -> Arc<Chan<T>> {
+        Arc::new(Chan {
+            state: std::sync::Mutex::new(State {
+                queue: VecDeque::new(),
+                capacity,
+                next_seq: 0,
+                taken: 0,
+                senders: 1,
+                receivers: 1,
+                receiving: WaitList::new(),
+                sending: WaitList::new(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // No user code runs under this lock, so it is never poisoned in a harmful way.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a waiter for `side`, releases the lock, waits, and re-locks; `true` if it
+    /// was notified (`false`: the deadline passed).
+    fn wait<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, State<T>>,
+        side: Side,
+        deadline: Option<Instant>,
+    ) -> (MutexGuard<'a, State<T>>, bool) {
+        let waiter = Waiter::new();
+        match side {
+            Side::Receiving => state.receiving.push(waiter.clone()),
+            Side::Sending => state.sending.push(waiter.clone()),
+        }
+        drop(state);
+        let notified = waiter.wait(deadline);
+        let mut state = self.lock();
+        if !notified {
+            match side {
+                Side::Receiving => state.receiving.remove(&waiter),
+                Side::Sending => state.sending.remove(&waiter),
+            }
+        }
+        (state, notified)
+    }
+
+    /// Sends `value`, waiting for room (or for a receiver, on a rendezvous) until
+    /// `deadline`.
+    pub(super) fn send(&self, value: T, deadline: Option<Instant>) -> Result<(), SendFailure<T>> {
+        let mut state = self.lock();
+        loop {
+            if state.receivers == 0 {
+                return Err(SendFailure::Disconnected(value));
+            }
+            let full = matches!(state.capacity, Some(n) if n > 0 && state.queue.len() >= n);
+            if !full {
+                break;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(SendFailure::Timeout(value));
+            }
+            state = self.wait(state, Side::Sending, deadline).0;
+        }
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        state.queue.push_back((seq, value));
+        state.receiving.notify_one();
+        if state.capacity != Some(0) {
+            return Ok(());
+        }
+        // Rendezvous: wait until a receiver took it.
+        loop {
+            if state.taken > seq {
+                return Ok(());
+            }
+            let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
+            if state.receivers == 0 || timed_out {
+                let at = state
+                    .queue
+                    .iter()
+                    .position(|(s, _)| *s == seq)
+                    .expect("an untaken value is queued");
+                let (_, value) = state.queue.remove(at).expect("position is valid");
+                return Err(if timed_out {
+                    SendFailure::Timeout(value)
+                } else {
+                    SendFailure::Disconnected(value)
+                });
+            }
+            state = self.wait(state, Side::Sending, deadline).0;
+        }
+    }
+
+    /// Sends without waiting.
+    pub(super) fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        let mut state = self.lock();
+        if state.receivers == 0 {
+            return Err(TrySendError::Disconnected(value));
+        }
+        match state.capacity {
+            // A rendezvous succeeds only if a receiver is waiting to take the value.
+            Some(0) => {
+                if !state.receiving.notify_one() {
+                    return Err(TrySendError::Full(value));
+                }
+            }
+            Some(n) if state.queue.len() >= n => return Err(TrySendError::Full(value)),
+            _ => {
+                state.receiving.notify_one();
+            }
+        }
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        state.queue.push_back((seq, value));
+        Ok(())
+    }
+
+    fn take(state: &mut State<T>) -> Option<T> {
+        let (_, value) = state.queue.pop_front()?;
+        state.taken += 1;
+        if state.capacity == Some(0) {
+            // Each rendezvous sender waits for its own value: let them all look.
+            state.sending.notify_all();
+        } else {
+            state.sending.notify_one();
+        }
+        Some(value)
+    }
+
+    /// Receives a value, waiting until `deadline`.
+    pub(super) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        let mut state = self.lock();
+        loop {
+            if let Some(value) = Chan::take(&mut state) {
+                return Ok(value);
+            }
+            if state.senders == 0 {
+                return Err(RecvTimeoutError::Disconnected);
+            }
+            let (next, notified) = self.wait(state, Side::Receiving, deadline);
+            state = next;
+            if !notified {
+                return Chan::take(&mut state).ok_or(if state.senders == 0 {
+                    RecvTimeoutError::Disconnected
+                } else {
+                    RecvTimeoutError::Timeout
+                });
+            }
+        }
+    }
+
+    /// Receives without waiting.
+    pub(super) fn try_recv(&self) -> Result<T, TryRecvError> {
+        let mut state = self.lock();
+        match Chan::take(&mut state) {
+            Some(value) => Ok(value),
+            None if state.senders == 0 => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    pub(super) fn add_sender(&self) {
+        self.lock().senders += 1;
+    }
+
+    pub(super) fn add_receiver(&self) {
+        self.lock().receivers += 1;
+    }
+
+    pub(super) fn drop_sender(&self) {
+        let mut state = self.lock();
+        state.senders -= 1;
+        if state.senders == 0 {
+            state.receiving.notify_all();
+        }
+    }
+
+    pub(super) fn drop_receiver(&self) {
+        let mut state = self.lock();
+        state.receivers -= 1;
+        if state.receivers == 0 {
+            state.sending.notify_all();
+            // Values nobody can receive any more are dropped now, as std does.
+            if state.capacity != Some(0) {
+                state.queue.clear();
+            }
+        }
+    }
+}
+
+/// What `Select` needs from a receiver's channel, whatever its value type.
+pub(super) trait Selectable {
+    /// A `recv` would not wait: a value is queued or every sender is gone.
+    fn is_ready(&self) -> bool;
+    /// Queues `waiter` for the next value unless ready (then returns `true`).
+    fn register(&self, waiter: &Arc<Waiter>) -> bool;
+    /// Removes `waiter`.
+    fn unregister(&self, waiter: &Arc<Waiter>);
+    /// Wakes one waiting receiver: a selector that consumed a wake-up meant for this
+    /// channel but picked another passes it on.
+    fn pass_on(&self);
+}
+
+impl<T> Selectable for Chan<T> {
+    fn is_ready(&self) -> bool {
+        let state = self.lock();
+        !state.queue.is_empty() || state.senders == 0
+    }
+
+    fn register(&self, waiter: &Arc<Waiter>) -> bool {
+        let mut state = self.lock();
+        if !state.queue.is_empty() || state.senders == 0 {
+            return true;
+        }
+        state.receiving.push(Arc::clone(waiter));
+        false
+    }
+
+    fn unregister(&self, waiter: &Arc<Waiter>) {
+        self.lock().receiving.remove(waiter);
+    }
+
+    fn pass_on(&self) {
+        self.lock().receiving.notify_one();
+    }
+}

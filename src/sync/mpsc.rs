@@ -1,0 +1,257 @@
+//! Multi-producer, single-consumer channels mirroring [`std::sync::mpsc`], whose blocking
+//! calls park only the calling green thread. The error types are std's own.
+//!
+//! ```
+//! use greenring::sync::mpsc;
+//!
+//! let (tx, rx) = mpsc::channel();
+//! for i in 0..10 {
+//!     let tx = tx.clone();
+//!     greenring::spawn(move || tx.send(i).unwrap());
+//! }
+//! drop(tx);
+//! let mut got: Vec<i32> = rx.iter().collect();
+//! got.sort();
+//! assert_eq!(got, (0..10).collect::<Vec<_>>());
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
+
+use super::chan::{Chan, Selectable, SendFailure};
+
+/// An unbounded channel: `send` never waits.
+pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
+    let chan = Chan::new(None);
+    (
+        Sender {
+            chan: Arc::clone(&chan),
+        },
+        Receiver { chan },
+    )
+}
+
+/// A bounded channel holding up to `bound` values; `send` waits while it is full. A bound
+/// of 0 makes a rendezvous channel: `send` returns once a receiver took the value.
+pub fn sync_channel<T>(bound: usize) -> (SyncSender<T>, Receiver<T>) {
+    let chan = Chan::new(Some(bound));
+    (
+        SyncSender {
+            chan: Arc::clone(&chan),
+        },
+        Receiver { chan },
+    )
+}
+
+fn disconnected<T>(failure: SendFailure<T>) -> SendError<T> {
+    match failure {
+        SendFailure::Disconnected(value) | SendFailure::Timeout(value) => SendError(value),
+    }
+}
+
+/// The sending half of [`channel`].
+pub struct Sender<T> {
+    chan: Arc<Chan<T>>,
+}
+
+impl<T> Sender<T> {
+    /// Sends a value.
+    ///
+    /// # Errors
+    ///
+    /// `SendError` carrying the value when the receiver is gone.
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        self.chan.send(value, None).map_err(disconnected)
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Sender<T> {
+        self.chan.add_sender();
+        Sender {
+            chan: Arc::clone(&self.chan),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        self.chan.drop_sender();
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
+}
+
+/// The sending half of [`sync_channel`].
+pub struct SyncSender<T> {
+    chan: Arc<Chan<T>>,
+}
+
+impl<T> SyncSender<T> {
+    /// Sends a value, waiting for room (or, with bound 0, for a receiver to take it).
+    ///
+    /// # Errors
+    ///
+    /// `SendError` carrying the value when the receiver is gone.
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        self.chan.send(value, None).map_err(disconnected)
+    }
+
+    /// Sends without waiting.
+    ///
+    /// # Errors
+    ///
+    /// `TrySendError::Full` when there is no room (bound 0: no receiver waiting),
+    /// `Disconnected` when the receiver is gone.
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        self.chan.try_send(value)
+    }
+}
+
+impl<T> Clone for SyncSender<T> {
+    fn clone(&self) -> SyncSender<T> {
+        self.chan.add_sender();
+        SyncSender {
+            chan: Arc::clone(&self.chan),
+        }
+    }
+}
+
+impl<T> Drop for SyncSender<T> {
+    fn drop(&mut self) {
+        self.chan.drop_sender();
+    }
+}
+
+impl<T> fmt::Debug for SyncSender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyncSender").finish_non_exhaustive()
+    }
+}
+
+/// The receiving half of [`channel`] and [`sync_channel`].
+pub struct Receiver<T> {
+    chan: Arc<Chan<T>>,
+}
+
+impl<T> Receiver<T> {
+    /// Receives a value, waiting for one.
+    ///
+    /// # Errors
+    ///
+    /// `RecvError` once every sender is gone and the channel is empty.
+    pub fn recv(&self) -> Result<T, RecvError> {
+        self.chan.recv(None).map_err(|_| RecvError)
+    }
+
+    /// Receives a value if one is queued.
+    ///
+    /// # Errors
+    ///
+    /// `Empty`, or `Disconnected` once every sender is gone and the channel is empty.
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        self.chan.try_recv()
+    }
+
+    /// Receives a value, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// `Timeout`, or `Disconnected` once every sender is gone and the channel is empty.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.chan.recv(Instant::now().checked_add(timeout))
+    }
+
+    /// An iterator of received values that ends when every sender is gone.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { receiver: self }
+    }
+
+    /// An iterator of the values queued now.
+    pub fn try_iter(&self) -> TryIter<'_, T> {
+        TryIter { receiver: self }
+    }
+
+    pub(super) fn selectable(&self) -> &dyn Selectable {
+        &*self.chan
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.chan.drop_receiver();
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver").finish_non_exhaustive()
+    }
+}
+
+/// Iterator of [`Receiver::iter`].
+#[derive(Debug)]
+pub struct Iter<'a, T> {
+    receiver: &'a Receiver<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        self.receiver.recv().ok()
+    }
+}
+
+/// Iterator of [`Receiver::try_iter`].
+#[derive(Debug)]
+pub struct TryIter<'a, T> {
+    receiver: &'a Receiver<T>,
+}
+
+impl<T> Iterator for TryIter<'_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        self.receiver.try_recv().ok()
+    }
+}
+
+/// Owning iterator of a [`Receiver`].
+#[derive(Debug)]
+pub struct IntoIter<T> {
+    receiver: Receiver<T>,
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        self.receiver.recv().ok()
+    }
+}
+
+impl<T> IntoIterator for Receiver<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { receiver: self }
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Receiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}

@@ -1,0 +1,339 @@
+//! [`RwLock`]: std's API; FIFO hand-off between readers and writers.
+//!
+//! State word: the reader count in the low bits, `WRITER`, and `PARKED` (someone waits).
+//! Uncontended `read`/`write` and their releases are one atomic op each. While anyone
+//! waits, new readers and writers queue too (no reader can overtake a waiting writer).
+//! When the lock becomes free with waiters queued, it is handed to the next writer, or to
+//! every reader at the head of the queue at once.
+
+use std::cell::UnsafeCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult};
+
+use super::wait::Waiter;
+
+const WRITER: usize = 1 << (usize::BITS - 1);
+const PARKED: usize = 1 << (usize::BITS - 2);
+const READERS: usize = PARKED - 1;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Read,
+    Write,
+}
+
+/// A reader-writer lock, like [`std::sync::RwLock`], parking only green threads.
+pub struct RwLock<T: ?Sized> {
+    state: AtomicUsize,
+    poisoned: AtomicBool,
+    waiters: std::sync::Mutex<VecDeque<(Kind, Arc<Waiter>)>>,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: as std's RwLock: readers share `&T` across threads (T: Sync), writers move
+// exclusive access between threads (T: Send).
+unsafe impl<T: ?Sized + Send> Send for RwLock<T> {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
+
+impl<T> RwLock<T> {
+    /// A new unlocked lock.
+    pub const fn new(value: T) -> RwLock<T> {
+        RwLock {
+            state: AtomicUsize::new(0),
+            poisoned: AtomicBool::new(false),
+            waiters: std::sync::Mutex::new(VecDeque::new()),
+            data: UnsafeCell::new(value),
+        }
+    }
+
+    /// Consumes the lock and returns its value.
+    ///
+    /// # Errors
+    ///
+    /// A `PoisonError` carrying the value if a writer panicked.
+    pub fn into_inner(self) -> LockResult<T> {
+        let poisoned = self.poisoned.load(Ordering::Relaxed);
+        let value = self.data.into_inner();
+        if poisoned {
+            Err(PoisonError::new(value))
+        } else {
+            Ok(value)
+        }
+    }
+}
+
+impl<T: ?Sized> RwLock<T> {
+    /// Shared access, waiting while a writer holds or waits for the lock.
+    ///
+    /// # Errors
+    ///
+    /// A `PoisonError` carrying the guard if a writer panicked.
+    pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
+        let state = self.state.load(Ordering::Relaxed);
+        if state & (WRITER | PARKED) != 0
+            || self
+                .state
+                .compare_exchange(state, state + 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            self.acquire_slow(Kind::Read);
+        }
+        self.poison_check(RwLockReadGuard {
+            lock: self,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// Exclusive access, waiting while anyone holds the lock.
+    ///
+    /// # Errors
+    ///
+    /// A `PoisonError` carrying the guard if a writer panicked.
+    pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
+        if self
+            .state
+            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            self.acquire_slow(Kind::Write);
+        }
+        self.poison_check(RwLockWriteGuard {
+            lock: self,
+            panicking: std::thread::panicking(),
+            _not_send: PhantomData,
+        })
+    }
+
+    /// Shared access if available now.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` when a writer holds or waits; `Poisoned` as `read`.
+    pub fn try_read(&self) -> TryLockResult<RwLockReadGuard<'_, T>> {
+        let state = self.state.load(Ordering::Relaxed);
+        if state & (WRITER | PARKED) != 0
+            || self
+                .state
+                .compare_exchange(state, state + 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            return Err(TryLockError::WouldBlock);
+        }
+        self.poison_check(RwLockReadGuard {
+            lock: self,
+            _not_send: PhantomData,
+        })
+        .map_err(TryLockError::Poisoned)
+    }
+
+    /// Exclusive access if available now.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` when anyone holds it; `Poisoned` as `write`.
+    pub fn try_write(&self) -> TryLockResult<RwLockWriteGuard<'_, T>> {
+        if self
+            .state
+            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(TryLockError::WouldBlock);
+        }
+        self.poison_check(RwLockWriteGuard {
+            lock: self,
+            panicking: std::thread::panicking(),
+            _not_send: PhantomData,
+        })
+        .map_err(TryLockError::Poisoned)
+    }
+
+    /// Whether a writer panicked.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Relaxed)
+    }
+
+    fn poison_check<G>(&self, guard: G) -> LockResult<G> {
+        if self.is_poisoned() {
+            Err(PoisonError::new(guard))
+        } else {
+            Ok(guard)
+        }
+    }
+
+    fn list(&self) -> std::sync::MutexGuard<'_, VecDeque<(Kind, Arc<Waiter>)>> {
+        self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn acquire_slow(&self, kind: Kind) {
+        loop {
+            let waiter = Waiter::new();
+            {
+                let mut list = self.list();
+                let state = self.state.load(Ordering::Relaxed);
+                let (free, acquired) = match kind {
+                    Kind::Read => (state & (WRITER | PARKED) == 0, state + 1),
+                    Kind::Write => (state == 0, WRITER),
+                };
+                if free {
+                    if self
+                        .state
+                        .compare_exchange(state, acquired, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        return;
+                    }
+                    continue;
+                }
+                if self
+                    .state
+                    .compare_exchange(state, state | PARKED, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+                {
+                    continue;
+                }
+                list.push_back((kind, waiter.clone()));
+            }
+            // Woken by `release_slow`, which handed us the lock.
+            waiter.wait(None);
+            return;
+        }
+    }
+
+    fn read_unlock(&self) {
+        let previous = self.state.fetch_sub(1, Ordering::Release);
+        if previous & READERS == 1 && previous & PARKED != 0 {
+            self.release_slow();
+        }
+    }
+
+    fn write_unlock(&self) {
+        if self
+            .state
+            .compare_exchange(WRITER, 0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            self.release_slow();
+        }
+    }
+
+    /// Hands the free lock to the head of the queue (under the list lock, `PARKED` set, no
+    /// holder left).
+    fn release_slow(&self) {
+        let mut list = self.list();
+        let state = match list.front().map(|(kind, _)| *kind) {
+            None => 0,
+            Some(Kind::Write) => {
+                let (_, waiter) = list.pop_front().expect("front exists");
+                waiter.notify();
+                WRITER
+            }
+            Some(Kind::Read) => {
+                let mut readers = 0;
+                while list.front().is_some_and(|(kind, _)| *kind == Kind::Read) {
+                    let (_, waiter) = list.pop_front().expect("front exists");
+                    waiter.notify();
+                    readers += 1;
+                }
+                readers
+            }
+        };
+        let parked = if list.is_empty() { 0 } else { PARKED };
+        self.state.store(state | parked, Ordering::Release);
+    }
+}
+
+impl<T: Default> Default for RwLock<T> {
+    fn default() -> RwLock<T> {
+        RwLock::new(T::default())
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("RwLock");
+        match self.try_read() {
+            Ok(guard) => d.field("data", &&*guard),
+            Err(_) => d.field("data", &format_args!("<locked>")),
+        };
+        d.field("poisoned", &self.is_poisoned())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shared access to an [`RwLock`]'s value.
+#[must_use = "if unused the RwLock will immediately unlock"]
+pub struct RwLockReadGuard<'a, T: ?Sized + 'a> {
+    lock: &'a RwLock<T>,
+    _not_send: PhantomData<*const ()>,
+}
+
+// SAFETY: the guard only hands out `&T`.
+unsafe impl<T: ?Sized + Sync> Sync for RwLockReadGuard<'_, T> {}
+
+impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: a read guard proves no writer holds the lock.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
+    fn drop(&mut self) {
+        self.lock.read_unlock();
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// Exclusive access to an [`RwLock`]'s value.
+#[must_use = "if unused the RwLock will immediately unlock"]
+pub struct RwLockWriteGuard<'a, T: ?Sized + 'a> {
+    lock: &'a RwLock<T>,
+    panicking: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+// SAFETY: sharing the guard shares `&T`.
+unsafe impl<T: ?Sized + Sync> Sync for RwLockWriteGuard<'_, T> {}
+
+impl<T: ?Sized> Deref for RwLockWriteGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: a write guard proves exclusive access.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: a write guard proves exclusive access.
+        unsafe { &mut *self.lock.data.get() }
+    }
+}
+
+impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
+    fn drop(&mut self) {
+        if !self.panicking && std::thread::panicking() {
+            self.lock.poisoned.store(true, Ordering::Relaxed);
+        }
+        self.lock.write_unlock();
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
