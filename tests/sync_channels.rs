@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use greenring::sync::{mpmc, mpsc, Select};
 use greenring::Runtime;
 
+/// A producer's way to send one (producer, sequence) message, whatever the channel kind.
+type SendFn = Box<dyn Fn((u64, u64)) + Send>;
+
 fn runtime() -> Runtime {
     Runtime::builder().worker_threads(2).build().unwrap()
 }
@@ -42,10 +45,10 @@ fn a_million_messages_through_unbounded_and_bounded_channels() {
             None => {
                 let (tx, rx) = mpsc::channel::<(u64, u64)>();
                 let consumer = rt.spawn(move || check_stream(rx.iter()));
-                let senders: Vec<Box<dyn Fn((u64, u64)) + Send>> = (0..PRODUCERS)
+                let senders: Vec<SendFn> = (0..PRODUCERS)
                     .map(|_| {
                         let tx = tx.clone();
-                        Box::new(move |m| tx.send(m).unwrap()) as Box<dyn Fn((u64, u64)) + Send>
+                        Box::new(move |m| tx.send(m).unwrap()) as SendFn
                     })
                     .collect();
                 (consumer, senders)
@@ -53,10 +56,10 @@ fn a_million_messages_through_unbounded_and_bounded_channels() {
             Some(n) => {
                 let (tx, rx) = mpsc::sync_channel::<(u64, u64)>(n);
                 let consumer = rt.spawn(move || check_stream(rx.iter()));
-                let senders: Vec<Box<dyn Fn((u64, u64)) + Send>> = (0..PRODUCERS)
+                let senders: Vec<SendFn> = (0..PRODUCERS)
                     .map(|_| {
                         let tx = tx.clone();
-                        Box::new(move |m| tx.send(m).unwrap()) as Box<dyn Fn((u64, u64)) + Send>
+                        Box::new(move |m| tx.send(m).unwrap()) as SendFn
                     })
                     .collect();
                 (consumer, senders)
