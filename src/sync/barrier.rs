@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::shim::const_fn;
 use super::{Condvar, Mutex};
 
 /// A barrier for `n` threads, like [`std::sync::Barrier`]; reusable.
@@ -29,15 +30,17 @@ impl BarrierWaitResult {
 }
 
 impl Barrier {
-    /// A barrier that releases its waiters once `n` have arrived (`n` of 0 acts as 1).
-    pub const fn new(n: usize) -> Barrier {
-        Barrier {
-            state: Mutex::new(BarrierState {
-                arrived: 0,
-                generation: 0,
-            }),
-            all_arrived: Condvar::new(),
-            parties: n,
+    const_fn! {
+        /// A barrier that releases its waiters once `n` have arrived (`n` of 0 acts as 1).
+        pub fn new(n: usize) -> Barrier {
+            Barrier {
+                state: Mutex::new(BarrierState {
+                    arrived: 0,
+                    generation: 0,
+                }),
+                all_arrived: Condvar::new(),
+                parties: n,
+            }
         }
     }
 

@@ -7,9 +7,10 @@
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{RecvTimeoutError, TryRecvError, TrySendError};
-use std::sync::{Arc, MutexGuard, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
+use super::shim::{Mutex, MutexGuard};
 use super::wait::{WaitList, Waiter};
 
 /// Why a send did not complete.
@@ -31,7 +32,7 @@ struct State<T> {
 
 /// A channel, shared by its senders and receivers.
 pub(super) struct Chan<T> {
-    state: std::sync::Mutex<State<T>>,
+    state: Mutex<State<T>>,
 }
 
 #[derive(Clone, Copy)]
@@ -44,7 +45,7 @@ impl<T> Chan<T> {
     /// A channel with one sender and one receiver counted.
     pub(super) fn new(capacity: Option<usize>) -> Arc<Chan<T>> {
         Arc::new(Chan {
-            state: std::sync::Mutex::new(State {
+            state: Mutex::new(State {
                 queue: VecDeque::new(),
                 capacity,
                 next_seq: 0,

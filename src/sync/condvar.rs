@@ -5,6 +5,7 @@ use std::sync::LockResult;
 use std::time::{Duration, Instant};
 
 use super::mutex::MutexGuard;
+use super::shim::const_fn;
 use super::wait::{WaitList, Waiter};
 use super::{list_lock, ListLock};
 
@@ -30,10 +31,12 @@ pub struct Condvar {
 }
 
 impl Condvar {
-    /// A new condition variable.
-    pub const fn new() -> Condvar {
-        Condvar {
-            waiters: ListLock::new(WaitList::new()),
+    const_fn! {
+        /// A new condition variable.
+        pub fn new() -> Condvar {
+            Condvar {
+                waiters: ListLock::new(WaitList::new()),
+            }
         }
     }
 

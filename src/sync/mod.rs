@@ -24,7 +24,11 @@ mod mutex;
 mod rwlock;
 mod select;
 mod semaphore;
+mod shim;
 mod wait;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
 
 pub use self::barrier::{Barrier, BarrierWaitResult, WaitGroup};
 pub use self::condvar::{Condvar, WaitTimeoutResult};
@@ -36,10 +40,10 @@ pub use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult, W
 
 /// The lock around a primitive's wait list. Its critical sections are a few pointer moves
 /// with no switch inside, so the OS-level lock is never held across a park.
-type ListLock = std::sync::Mutex<wait::WaitList>;
+type ListLock = shim::Mutex<wait::WaitList>;
 
 /// Locks a wait list; a panic cannot leave one half-updated, so poison is ignored.
-fn list_lock(lock: &ListLock) -> std::sync::MutexGuard<'_, wait::WaitList> {
+fn list_lock(lock: &ListLock) -> shim::MutexGuard<'_, wait::WaitList> {
     lock.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

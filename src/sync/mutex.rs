@@ -11,9 +11,10 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 
+use super::shim::{self, const_fn, AtomicU8, Ordering};
 use super::wait::{WaitList, Waiter};
 use super::{list_lock, ListLock};
 
@@ -53,13 +54,15 @@ unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
 unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
 
 impl<T> Mutex<T> {
-    /// A new unlocked mutex.
-    pub const fn new(value: T) -> Mutex<T> {
-        Mutex {
-            state: AtomicU8::new(0),
-            poisoned: AtomicBool::new(false),
-            waiters: ListLock::new(WaitList::new()),
-            data: UnsafeCell::new(value),
+    const_fn! {
+        /// A new unlocked mutex.
+        pub fn new(value: T) -> Mutex<T> {
+            Mutex {
+                state: AtomicU8::new(0),
+                poisoned: AtomicBool::new(false),
+                waiters: ListLock::new(WaitList::new()),
+                data: UnsafeCell::new(value),
+            }
         }
     }
 
@@ -69,7 +72,7 @@ impl<T> Mutex<T> {
     ///
     /// A `PoisonError` carrying the value if a holder panicked.
     pub fn into_inner(self) -> LockResult<T> {
-        let poisoned = self.poisoned.load(Ordering::Relaxed);
+        let poisoned = self.poisoned.load(std::sync::atomic::Ordering::Relaxed);
         let value = self.data.into_inner();
         if poisoned {
             Err(PoisonError::new(value))
@@ -121,12 +124,13 @@ impl<T: ?Sized> Mutex<T> {
 
     /// Whether a holder panicked.
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned.load(Ordering::Relaxed)
+        self.poisoned.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Clears the poison flag.
     pub fn clear_poison(&self) {
-        self.poisoned.store(false, Ordering::Relaxed);
+        self.poisoned
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Mutable access without locking (the borrow proves exclusivity).
@@ -165,7 +169,7 @@ impl<T: ?Sized> Mutex<T> {
             }
             if state & PARKED == 0 && spins < SPINS {
                 spins += 1;
-                std::hint::spin_loop();
+                shim::spin_loop();
                 continue;
             }
             let waiter = Waiter::new();
@@ -290,7 +294,9 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
 
     fn poison_if_panicking(&self) {
         if !self.panicking && std::thread::panicking() {
-            self.mutex.poisoned.store(true, Ordering::Relaxed);
+            self.mutex
+                .poisoned
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }

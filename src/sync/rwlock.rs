@@ -11,9 +11,10 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult};
 
+use super::shim::{const_fn, AtomicUsize, Mutex, MutexGuard, Ordering};
 use super::wait::Waiter;
 
 const WRITER: usize = 1 << (usize::BITS - 1);
@@ -30,7 +31,7 @@ enum Kind {
 pub struct RwLock<T: ?Sized> {
     state: AtomicUsize,
     poisoned: AtomicBool,
-    waiters: std::sync::Mutex<VecDeque<(Kind, Arc<Waiter>)>>,
+    waiters: Mutex<VecDeque<(Kind, Arc<Waiter>)>>,
     data: UnsafeCell<T>,
 }
 
@@ -41,13 +42,15 @@ unsafe impl<T: ?Sized + Send> Send for RwLock<T> {}
 unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
 
 impl<T> RwLock<T> {
-    /// A new unlocked lock.
-    pub const fn new(value: T) -> RwLock<T> {
-        RwLock {
-            state: AtomicUsize::new(0),
-            poisoned: AtomicBool::new(false),
-            waiters: std::sync::Mutex::new(VecDeque::new()),
-            data: UnsafeCell::new(value),
+    const_fn! {
+        /// A new unlocked lock.
+        pub fn new(value: T) -> RwLock<T> {
+            RwLock {
+                state: AtomicUsize::new(0),
+                poisoned: AtomicBool::new(false),
+                waiters: Mutex::new(VecDeque::new()),
+                data: UnsafeCell::new(value),
+            }
         }
     }
 
@@ -57,7 +60,7 @@ impl<T> RwLock<T> {
     ///
     /// A `PoisonError` carrying the value if a writer panicked.
     pub fn into_inner(self) -> LockResult<T> {
-        let poisoned = self.poisoned.load(Ordering::Relaxed);
+        let poisoned = self.poisoned.load(std::sync::atomic::Ordering::Relaxed);
         let value = self.data.into_inner();
         if poisoned {
             Err(PoisonError::new(value))
@@ -154,7 +157,7 @@ impl<T: ?Sized> RwLock<T> {
 
     /// Whether a writer panicked.
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned.load(Ordering::Relaxed)
+        self.poisoned.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn poison_check<G>(&self, guard: G) -> LockResult<G> {
@@ -165,7 +168,7 @@ impl<T: ?Sized> RwLock<T> {
         }
     }
 
-    fn list(&self) -> std::sync::MutexGuard<'_, VecDeque<(Kind, Arc<Waiter>)>> {
+    fn list(&self) -> MutexGuard<'_, VecDeque<(Kind, Arc<Waiter>)>> {
         self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -223,27 +226,31 @@ impl<T: ?Sized> RwLock<T> {
 
     /// Hands the free lock to the head of the queue (under the list lock, `PARKED` set, no
     /// holder left).
+    ///
+    /// The new state is stored *before* anyone is woken: a woken reader may finish and run
+    /// the lock-free `read_unlock` at once, and must find its own count in the word (loom
+    /// found the lost writer wake-up of storing afterwards).
     fn release_slow(&self) {
         let mut list = self.list();
+        let mut woken = Vec::new();
         let state = match list.front().map(|(kind, _)| *kind) {
             None => 0,
             Some(Kind::Write) => {
-                let (_, waiter) = list.pop_front().expect("front exists");
-                waiter.notify();
+                woken.push(list.pop_front().expect("front exists").1);
                 WRITER
             }
             Some(Kind::Read) => {
-                let mut readers = 0;
                 while list.front().is_some_and(|(kind, _)| *kind == Kind::Read) {
-                    let (_, waiter) = list.pop_front().expect("front exists");
-                    waiter.notify();
-                    readers += 1;
+                    woken.push(list.pop_front().expect("front exists").1);
                 }
-                readers
+                woken.len()
             }
         };
         let parked = if list.is_empty() { 0 } else { PARKED };
         self.state.store(state | parked, Ordering::Release);
+        for waiter in woken {
+            waiter.notify();
+        }
     }
 }
 
@@ -326,7 +333,9 @@ impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
 impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
         if !self.panicking && std::thread::panicking() {
-            self.lock.poisoned.store(true, Ordering::Relaxed);
+            self.lock
+                .poisoned
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         self.lock.write_unlock();
     }

@@ -1,15 +1,23 @@
 //! [`Semaphore`]: counting permits, handed to waiters in FIFO order.
 //!
-//! `acquire` with permits left is one CAS. A waiter counts itself in `waiting` and then
-//! re-checks the permits, both under the list's lock; `release` adds its permit and then
-//! reads `waiting`. Both sides use SeqCst, so at least one sees the other: either the
-//! waiter finds the permit, or the releaser sees the waiter and hands a permit over.
+//! One state word holds the free permits (low 32 bits) and the number of queued waiters
+//! (high 32 bits), and every decision is a CAS on it: `acquire` with a permit free is one
+//! CAS; a waiter counts itself in (or finds a permit after all) with a CAS made under the
+//! list's lock; `release` adds a permit when nobody waits, and otherwise, under the list's
+//! lock, takes a waiter out of the count and hands its permit straight to the longest
+//! waiter. (An earlier version kept the two counts in two words and relied on SeqCst
+//! ordering between them; loom found the lost wake-up that ordering does not exclude.)
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
+use super::shim::{const_fn, AtomicU64, Ordering::AcqRel, Ordering::Acquire};
 use super::wait::{WaitList, Waiter};
 use super::{list_lock, ListLock};
+
+/// One queued waiter in the state word.
+const WAITER: u64 = 1 << 32;
+/// The free permits in the state word.
+const PERMITS: u64 = WAITER - 1;
 
 /// A counting semaphore whose `acquire` parks only the calling green thread.
 ///
@@ -24,25 +32,29 @@ use super::{list_lock, ListLock};
 /// assert_eq!(slots.available_permits(), 2);
 /// ```
 pub struct Semaphore {
-    permits: AtomicUsize,
-    /// Queued waiters not yet handed a permit.
-    waiting: AtomicUsize,
+    state: AtomicU64,
     waiters: ListLock,
 }
 
 impl Semaphore {
-    /// A semaphore with `permits` permits.
-    pub const fn new(permits: usize) -> Semaphore {
-        Semaphore {
-            permits: AtomicUsize::new(permits),
-            waiting: AtomicUsize::new(0),
-            waiters: ListLock::new(WaitList::new()),
+    const_fn! {
+        /// A semaphore with `permits` permits.
+        ///
+        /// # Panics
+        ///
+        /// With 2^32 permits or more.
+        pub fn new(permits: usize) -> Semaphore {
+            assert!((permits as u64) < WAITER, "a Semaphore holds fewer than 2^32 permits");
+            Semaphore {
+                state: AtomicU64::new(permits as u64),
+                waiters: ListLock::new(WaitList::new()),
+            }
         }
     }
 
     /// Permits available right now.
     pub fn available_permits(&self) -> usize {
-        self.permits.load(SeqCst)
+        (self.state.load(Acquire) & PERMITS) as usize
     }
 
     /// Takes a permit, waiting for one if none is left; it returns when the guard drops.
@@ -53,10 +65,21 @@ impl Semaphore {
         let waiter = Waiter::new();
         {
             let mut waiters = list_lock(&self.waiters);
-            self.waiting.fetch_add(1, SeqCst);
-            if self.try_take() {
-                self.waiting.fetch_sub(1, SeqCst);
-                return SemaphorePermit { semaphore: self };
+            let mut state = self.state.load(Acquire);
+            loop {
+                let (next, took) = if state & PERMITS > 0 {
+                    (state - 1, true)
+                } else {
+                    (state + WAITER, false)
+                };
+                match self
+                    .state
+                    .compare_exchange_weak(state, next, AcqRel, Acquire)
+                {
+                    Ok(_) if took => return SemaphorePermit { semaphore: self },
+                    Ok(_) => break,
+                    Err(actual) => state = actual,
+                }
             }
             waiters.push(waiter.clone());
         }
@@ -79,31 +102,51 @@ impl Semaphore {
     }
 
     fn try_take(&self) -> bool {
-        let mut permits = self.permits.load(SeqCst);
-        while permits > 0 {
+        let mut state = self.state.load(Acquire);
+        while state & PERMITS > 0 {
             match self
-                .permits
-                .compare_exchange_weak(permits, permits - 1, SeqCst, SeqCst)
+                .state
+                .compare_exchange_weak(state, state - 1, AcqRel, Acquire)
             {
                 Ok(_) => return true,
-                Err(actual) => permits = actual,
+                Err(actual) => state = actual,
             }
         }
         false
     }
 
     fn release(&self) {
-        self.permits.fetch_add(1, SeqCst);
-        if self.waiting.load(SeqCst) == 0 {
-            return;
+        let mut state = self.state.load(Acquire);
+        while state < WAITER {
+            match self
+                .state
+                .compare_exchange_weak(state, state + 1, AcqRel, Acquire)
+            {
+                Ok(_) => return,
+                Err(actual) => state = actual,
+            }
         }
+        // Someone waits: hand the permit over, under the list's lock (where waiters count
+        // themselves in, so count and list agree).
         let mut waiters = list_lock(&self.waiters);
-        while self.waiting.load(SeqCst) > 0 && self.try_take() {
-            if waiters.notify_one() {
-                self.waiting.fetch_sub(1, SeqCst);
+        let mut state = self.state.load(Acquire);
+        loop {
+            let next = if state >= WAITER {
+                state - WAITER
             } else {
-                self.permits.fetch_add(1, SeqCst);
-                break;
+                state + 1
+            };
+            match self
+                .state
+                .compare_exchange_weak(state, next, AcqRel, Acquire)
+            {
+                Ok(_) if state >= WAITER => {
+                    let woke = waiters.notify_one();
+                    debug_assert!(woke, "a counted waiter is queued (acquire has no timeout)");
+                    return;
+                }
+                Ok(_) => return,
+                Err(actual) => state = actual,
             }
         }
     }

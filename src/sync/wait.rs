@@ -19,11 +19,10 @@
 //! cannot fall between the check and the enqueue.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::thread::{self, Thread};
+use super::shim::{self, AtomicU8, Ordering, Thread};
 
 const WAITING: u8 = 0;
 const NOTIFIED: u8 = 1;
@@ -40,7 +39,7 @@ impl Waiter {
     /// A waiter for the calling thread.
     pub(crate) fn new() -> Arc<Waiter> {
         Arc::new(Waiter {
-            thread: thread::current(),
+            thread: shim::current(),
             state: AtomicU8::new(WAITING),
         })
     }
@@ -53,7 +52,7 @@ impl Waiter {
             .compare_exchange(WAITING, NOTIFIED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            self.thread.unpark();
+            shim::unpark(&self.thread);
             true
         } else {
             false
@@ -68,17 +67,16 @@ impl Waiter {
                 return true;
             }
             match deadline {
-                None => thread::park(),
+                None => shim::park(),
                 Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
+                    if shim::timed_out(deadline) {
                         // Either we leave, or a notifier won the race and we were notified.
                         return self
                             .state
                             .compare_exchange(WAITING, GONE, Ordering::AcqRel, Ordering::Acquire)
                             .is_err();
                     }
-                    thread::park_timeout(deadline - now);
+                    shim::park_timeout(deadline.saturating_duration_since(Instant::now()));
                 }
             }
         }
@@ -130,7 +128,7 @@ impl WaitList {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::time::Duration;
