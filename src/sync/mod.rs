@@ -11,7 +11,7 @@
 //! A std `Mutex` held across a blocking call, or a std channel's `recv`, blocks the worker
 //! OS thread and with it every green thread queued there; these do not.
 //!
-//! Every primitive waits through one mechanism ([`wait`]: FIFO wait lists of green or OS
+//! Every primitive waits through one mechanism (`wait`: FIFO wait lists of green or OS
 //! thread waiters); uncontended paths are a single atomic operation on the primitive's own
 //! state word, with no system call and no switch.
 
