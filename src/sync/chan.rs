@@ -232,6 +232,91 @@ impl<T> Chan<T> {
     }
 }
 
+/// Implements what every sender type shares for a `$ty<T> { chan: Arc<Chan<T>> }`:
+/// cloning counts a sender in, dropping counts it out (the last one disconnects).
+macro_rules! sender_handle {
+    ($ty:ident) => {
+        impl<T> Clone for $ty<T> {
+            fn clone(&self) -> $ty<T> {
+                self.chan.add_sender();
+                $ty {
+                    chan: std::sync::Arc::clone(&self.chan),
+                }
+            }
+        }
+
+        impl<T> Drop for $ty<T> {
+            fn drop(&mut self) {
+                self.chan.drop_sender();
+            }
+        }
+
+        impl<T> std::fmt::Debug for $ty<T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty)).finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+/// Implements the receiving API both channel families share, for a
+/// `Receiver<T> { chan: Arc<Chan<T>> }`.
+macro_rules! receiver_api {
+    () => {
+        impl<T> Receiver<T> {
+            /// Receives a value, waiting for one.
+            ///
+            /// # Errors
+            ///
+            /// `RecvError` once every sender is gone and the channel is empty.
+            pub fn recv(&self) -> Result<T, RecvError> {
+                self.chan.recv(None).map_err(|_| RecvError)
+            }
+
+            /// Receives a value if one is queued.
+            ///
+            /// # Errors
+            ///
+            /// `Empty`, or `Disconnected` once every sender is gone and the channel is empty.
+            pub fn try_recv(&self) -> Result<T, TryRecvError> {
+                self.chan.try_recv()
+            }
+
+            /// Receives a value, waiting at most `timeout`.
+            ///
+            /// # Errors
+            ///
+            /// `Timeout`, or `Disconnected` once every sender is gone and the channel is
+            /// empty.
+            pub fn recv_timeout(
+                &self,
+                timeout: std::time::Duration,
+            ) -> Result<T, RecvTimeoutError> {
+                self.chan
+                    .recv(std::time::Instant::now().checked_add(timeout))
+            }
+
+            pub(super) fn selectable(&self) -> &dyn super::chan::Selectable {
+                &*self.chan
+            }
+        }
+
+        impl<T> Drop for Receiver<T> {
+            fn drop(&mut self) {
+                self.chan.drop_receiver();
+            }
+        }
+
+        impl<T> std::fmt::Debug for Receiver<T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct("Receiver").finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+pub(super) use {receiver_api, sender_handle};
+
 /// What `Select` needs from a receiver's channel, whatever its value type.
 pub(super) trait Selectable {
     /// A `recv` would not wait: a value is queued or every sender is gone.

@@ -19,13 +19,12 @@
 //! assert_eq!(total, (0..100u64).map(|n| n * n).sum());
 //! ```
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
 
-use super::chan::{Chan, Selectable, SendFailure};
+use super::chan::{receiver_api, sender_handle, Chan, SendFailure};
 
 /// An unbounded channel.
 pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
@@ -92,60 +91,15 @@ impl<T> Sender<T> {
     }
 }
 
-impl<T> Clone for Sender<T> {
-    fn clone(&self) -> Sender<T> {
-        self.chan.add_sender();
-        Sender {
-            chan: Arc::clone(&self.chan),
-        }
-    }
-}
-
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        self.chan.drop_sender();
-    }
-}
-
-impl<T> fmt::Debug for Sender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sender").finish_non_exhaustive()
-    }
-}
-
 /// A receiving half; clone it for more consumers.
 pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
 }
 
+receiver_api!();
+sender_handle!(Sender);
+
 impl<T> Receiver<T> {
-    /// Receives a value, waiting for one.
-    ///
-    /// # Errors
-    ///
-    /// `RecvError` once every sender is gone and the channel is empty.
-    pub fn recv(&self) -> Result<T, RecvError> {
-        self.chan.recv(None).map_err(|_| RecvError)
-    }
-
-    /// Receives a value if one is queued.
-    ///
-    /// # Errors
-    ///
-    /// `Empty` or `Disconnected`.
-    pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        self.chan.try_recv()
-    }
-
-    /// Receives a value, waiting at most `timeout`.
-    ///
-    /// # Errors
-    ///
-    /// `Timeout` or `Disconnected`.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        self.chan.recv(Instant::now().checked_add(timeout))
-    }
-
     /// An iterator of received values that ends when every sender is gone.
     pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
         std::iter::from_fn(move || self.recv().ok())
@@ -155,10 +109,6 @@ impl<T> Receiver<T> {
     pub fn try_iter(&self) -> impl Iterator<Item = T> + '_ {
         std::iter::from_fn(move || self.try_recv().ok())
     }
-
-    pub(super) fn selectable(&self) -> &dyn Selectable {
-        &*self.chan
-    }
 }
 
 impl<T> Clone for Receiver<T> {
@@ -167,17 +117,5 @@ impl<T> Clone for Receiver<T> {
         Receiver {
             chan: Arc::clone(&self.chan),
         }
-    }
-}
-
-impl<T> Drop for Receiver<T> {
-    fn drop(&mut self) {
-        self.chan.drop_receiver();
-    }
-}
-
-impl<T> fmt::Debug for Receiver<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiver").finish_non_exhaustive()
     }
 }

@@ -15,13 +15,11 @@
 //! assert_eq!(got, (0..10).collect::<Vec<_>>());
 //! ```
 
-use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
 
-use super::chan::{Chan, Selectable, SendFailure};
+use super::chan::{receiver_api, sender_handle, Chan, SendFailure};
 
 /// An unbounded channel: `send` never waits.
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
@@ -68,27 +66,6 @@ impl<T> Sender<T> {
     }
 }
 
-impl<T> Clone for Sender<T> {
-    fn clone(&self) -> Sender<T> {
-        self.chan.add_sender();
-        Sender {
-            chan: Arc::clone(&self.chan),
-        }
-    }
-}
-
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        self.chan.drop_sender();
-    }
-}
-
-impl<T> fmt::Debug for Sender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sender").finish_non_exhaustive()
-    }
-}
-
 /// The sending half of [`sync_channel`].
 pub struct SyncSender<T> {
     chan: Arc<Chan<T>>,
@@ -115,60 +92,16 @@ impl<T> SyncSender<T> {
     }
 }
 
-impl<T> Clone for SyncSender<T> {
-    fn clone(&self) -> SyncSender<T> {
-        self.chan.add_sender();
-        SyncSender {
-            chan: Arc::clone(&self.chan),
-        }
-    }
-}
-
-impl<T> Drop for SyncSender<T> {
-    fn drop(&mut self) {
-        self.chan.drop_sender();
-    }
-}
-
-impl<T> fmt::Debug for SyncSender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SyncSender").finish_non_exhaustive()
-    }
-}
-
 /// The receiving half of [`channel`] and [`sync_channel`].
 pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
 }
 
+receiver_api!();
+sender_handle!(Sender);
+sender_handle!(SyncSender);
+
 impl<T> Receiver<T> {
-    /// Receives a value, waiting for one.
-    ///
-    /// # Errors
-    ///
-    /// `RecvError` once every sender is gone and the channel is empty.
-    pub fn recv(&self) -> Result<T, RecvError> {
-        self.chan.recv(None).map_err(|_| RecvError)
-    }
-
-    /// Receives a value if one is queued.
-    ///
-    /// # Errors
-    ///
-    /// `Empty`, or `Disconnected` once every sender is gone and the channel is empty.
-    pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        self.chan.try_recv()
-    }
-
-    /// Receives a value, waiting at most `timeout`.
-    ///
-    /// # Errors
-    ///
-    /// `Timeout`, or `Disconnected` once every sender is gone and the channel is empty.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        self.chan.recv(Instant::now().checked_add(timeout))
-    }
-
     /// An iterator of received values that ends when every sender is gone.
     pub fn iter(&self) -> Iter<'_, T> {
         Iter { receiver: self }
@@ -177,22 +110,6 @@ impl<T> Receiver<T> {
     /// An iterator of the values queued now.
     pub fn try_iter(&self) -> TryIter<'_, T> {
         TryIter { receiver: self }
-    }
-
-    pub(super) fn selectable(&self) -> &dyn Selectable {
-        &*self.chan
-    }
-}
-
-impl<T> Drop for Receiver<T> {
-    fn drop(&mut self) {
-        self.chan.drop_receiver();
-    }
-}
-
-impl<T> fmt::Debug for Receiver<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiver").finish_non_exhaustive()
     }
 }
 
