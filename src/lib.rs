@@ -23,6 +23,7 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 mod arch;
+mod bridge;
 mod context;
 pub mod fs;
 pub mod net;
@@ -39,6 +40,7 @@ pub mod time;
 #[doc(hidden)]
 pub mod bench_support;
 
+pub use crate::bridge::block_on;
 pub use crate::context::SwitchBackend;
 pub use crate::runtime::Runtime;
 pub use crate::stack::{StackGuard, DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};

@@ -2,8 +2,11 @@
 
 use std::cell::UnsafeCell;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 
 use super::Thread;
 
@@ -24,6 +27,8 @@ pub(crate) struct Packet<T> {
     state: AtomicU8,
     result: UnsafeCell<Option<std::thread::Result<T>>>,
     joiner: UnsafeCell<Option<Thread>>,
+    /// The task awaiting the handle as a `Future`, woken after `DONE` is published.
+    waker: Mutex<Option<Waker>>,
 }
 
 // SAFETY: access to the cells follows the protocol above, so at most one party touches
@@ -36,6 +41,7 @@ impl<T> Packet<T> {
             state: AtomicU8::new(RUNNING),
             result: UnsafeCell::new(None),
             joiner: UnsafeCell::new(None),
+            waker: Mutex::new(None),
         }
     }
 
@@ -50,6 +56,33 @@ impl<T> Packet<T> {
                 joiner.unpark();
             }
         }
+        let waker = self
+            .waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// The result once the thread is done, else registers `waker` for `complete`.
+    fn poll_result(&self, waker: &Waker) -> Poll<std::thread::Result<T>> {
+        if !self.is_done() {
+            let mut slot = self.waker.lock().unwrap_or_else(PoisonError::into_inner);
+            // Re-checked under the lock `complete` takes after publishing DONE: either we
+            // see DONE here, or `complete` finds (and wakes) this waker.
+            if !self.is_done() {
+                match &mut *slot {
+                    Some(current) if current.will_wake(waker) => {}
+                    other => *other = Some(waker.clone()),
+                }
+                return Poll::Pending;
+            }
+        }
+        // SAFETY: DONE was observed with acquire; the result is taken once (a polled-ready
+        // future is not polled again, and `join` consumes the handle).
+        Poll::Ready(unsafe { (*self.result.get()).take() }.expect("the result is taken once"))
     }
 
     fn is_done(&self) -> bool {
@@ -130,6 +163,22 @@ impl<T> JoinHandle<T> {
 // left half-written by a panic that a caller could observe.
 impl<T> std::panic::UnwindSafe for JoinHandle<T> {}
 impl<T> std::panic::RefUnwindSafe for JoinHandle<T> {}
+
+/// Awaiting a `JoinHandle` gives the green thread's result, as `join` does, without
+/// blocking: async code can await green threads.
+///
+/// ```
+/// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let handle = greenring::spawn(|| 6 * 7);
+/// assert_eq!(rt.block_on(handle).unwrap(), 42);
+/// ```
+impl<T> Future for JoinHandle<T> {
+    type Output = std::thread::Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.packet.poll_result(cx.waker())
+    }
+}
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
