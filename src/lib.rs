@@ -23,6 +23,7 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 mod arch;
+mod blocking;
 mod bridge;
 mod context;
 pub mod fs;
@@ -35,11 +36,13 @@ mod stack;
 pub mod sync;
 mod task;
 pub mod thread;
+mod thread_blocking;
 pub mod time;
 
 #[doc(hidden)]
 pub mod bench_support;
 
+pub use crate::blocking::spawn_blocking;
 pub use crate::bridge::block_on;
 pub use crate::context::SwitchBackend;
 pub use crate::runtime::Runtime;

@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 pub use self::builder::Builder;
 pub use self::join_handle::JoinHandle;
+pub(crate) use self::join_handle::Packet;
 
 use crate::sched::{self, current};
 use crate::task::{Suspend, Task, TaskRef};
@@ -88,6 +89,8 @@ pub struct Thread {
 #[derive(Clone)]
 enum ThreadInner {
     Green(TaskRef),
+    /// A `spawn_blocking` job.
+    Blocking(Arc<crate::thread_blocking::BlockingThread>),
     Os {
         id: ThreadId,
         thread: std::thread::Thread,
@@ -101,11 +104,18 @@ impl Thread {
         }
     }
 
+    pub(crate) fn blocking(job: Arc<crate::thread_blocking::BlockingThread>) -> Thread {
+        Thread {
+            inner: ThreadInner::Blocking(job),
+        }
+    }
+
     /// The thread's unique identifier.
     pub fn id(&self) -> ThreadId {
         match &self.inner {
             ThreadInner::Green(task) => task.id,
             ThreadInner::Os { id, .. } => *id,
+            ThreadInner::Blocking(job) => job.id,
         }
     }
 
@@ -114,6 +124,7 @@ impl Thread {
         match &self.inner {
             ThreadInner::Green(task) => task.name.as_deref(),
             ThreadInner::Os { thread, .. } => thread.name(),
+            ThreadInner::Blocking(_) => None,
         }
     }
 
@@ -132,6 +143,7 @@ impl Thread {
                 }
             }
             ThreadInner::Os { thread, .. } => thread.unpark(),
+            ThreadInner::Blocking(job) => job.unpark(),
         }
     }
 }

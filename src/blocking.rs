@@ -1,0 +1,184 @@
+//! [`spawn_blocking`]: a pool of OS threads for code that blocks in ways greenring cannot
+//! see (a C library's `read`, `std::fs`, a long computation).
+//!
+//! The pool grows on demand up to [`MAX_THREADS`]; a thread with nothing to do for
+//! [`KEEP_ALIVE`] exits. Jobs wait in FIFO order when every thread is busy.
+
+use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use crate::thread::{JoinHandle, Thread};
+use crate::thread_blocking::BlockingThread;
+
+/// Most OS threads the pool runs at once.
+pub const MAX_THREADS: usize = 512;
+/// How long an idle pool thread waits for work before it exits.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A pool of OS threads (one process-wide instance serves [`spawn_blocking`]).
+pub(crate) struct Pool {
+    state: Mutex<PoolState>,
+    work: Condvar,
+    max_threads: usize,
+    keep_alive: Duration,
+}
+
+#[derive(Default)]
+struct PoolState {
+    queue: VecDeque<Job>,
+    threads: usize,
+    idle: usize,
+}
+
+impl Pool {
+    pub(crate) fn new(max_threads: usize, keep_alive: Duration) -> Arc<Pool> {
+        Arc::new(Pool {
+            state: Mutex::new(PoolState::default()),
+            work: Condvar::new(),
+            max_threads,
+            keep_alive,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        // Jobs run outside the lock, so a panic never leaves the state half-updated.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `job`, starting a thread for it if none is idle and the pool may grow.
+    ///
+    /// # Panics
+    ///
+    /// When the pool has no thread at all and the OS refuses to start one (the job could
+    /// never run).
+    pub(crate) fn execute(self: &Arc<Pool>, job: Job) {
+        let mut state = self.lock();
+        state.queue.push_back(job);
+        if state.idle >= state.queue.len() {
+            // Enough idle threads for every queued job.
+            self.work.notify_one();
+            return;
+        }
+        if state.threads >= self.max_threads {
+            return; // a busy thread takes it when it is done
+        }
+        state.threads += 1;
+        drop(state);
+        let pool = Arc::clone(self);
+        let started = std::thread::Builder::new()
+            .name("greenring-blocking".to_owned())
+            .spawn(move || pool.run());
+        if let Err(err) = started {
+            let mut state = self.lock();
+            state.threads -= 1;
+            if state.threads == 0 {
+                state.queue.clear();
+                panic!("greenring: cannot start a blocking-pool thread: {err}");
+            }
+        }
+    }
+
+    /// Body of a pool thread.
+    fn run(self: Arc<Pool>) {
+        let mut state = self.lock();
+        loop {
+            if let Some(job) = state.queue.pop_front() {
+                drop(state);
+                job();
+                state = self.lock();
+                continue;
+            }
+            state.idle += 1;
+            let (next, timeout) = self
+                .work
+                .wait_timeout(state, self.keep_alive)
+                .unwrap_or_else(PoisonError::into_inner);
+            state = next;
+            state.idle -= 1;
+            if timeout.timed_out() && state.queue.is_empty() {
+                state.threads -= 1;
+                return;
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn threads(&self) -> usize {
+        self.lock().threads
+    }
+}
+
+/// Runs `f` on the blocking pool and returns a handle to join it: from a green thread
+/// `join` parks only the green thread; from an OS thread it blocks. A panic in `f` comes
+/// back through `join` as `Err`, as with [`crate::spawn`].
+///
+/// ```
+/// let handle = greenring::spawn_blocking(|| {
+///     std::thread::sleep(std::time::Duration::from_millis(10)); // really blocks: fine here
+///     "done"
+/// });
+/// assert_eq!(handle.join().unwrap(), "done");
+/// ```
+///
+/// # Panics
+///
+/// When no pool thread exists and the OS refuses to start one.
+pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    static POOL: OnceLock<Arc<Pool>> = OnceLock::new();
+    let pool = POOL.get_or_init(|| Pool::new(MAX_THREADS, KEEP_ALIVE));
+    spawn_on(pool, f)
+}
+
+fn spawn_on<F, T>(pool: &Arc<Pool>, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let packet = Arc::new(crate::thread::Packet::new());
+    let their_packet = Arc::clone(&packet);
+    let job_thread = BlockingThread::new();
+    let their_thread = Arc::clone(&job_thread);
+    pool.execute(Box::new(move || {
+        their_thread.started();
+        let result = panic::catch_unwind(AssertUnwindSafe(f));
+        their_thread.finished();
+        their_packet.complete(result);
+    }));
+    JoinHandle::new(packet, Thread::blocking(job_thread))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_threads_retire_and_the_pool_grows_again() {
+        let pool = Pool::new(4, Duration::from_millis(50));
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                spawn_on(&pool, move || {
+                    std::thread::sleep(Duration::from_millis(20));
+                    i
+                })
+            })
+            .collect();
+        assert!(pool.threads() <= 4, "bounded");
+        let total: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(total, 28);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            pool.threads(),
+            0,
+            "idle threads retired after the keep-alive"
+        );
+        assert_eq!(spawn_on(&pool, || 5).join().unwrap(), 5);
+    }
+}
