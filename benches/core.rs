@@ -10,29 +10,16 @@
 //! Run: `cargo bench --bench core`. Timed loops use `iter_custom`, so runtime start-up and
 //! stack allocation stay outside the measurement.
 
+mod common;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{greenring_rt, tokio_rt};
 use criterion::{criterion_group, criterion_main, Criterion};
 use greenring::bench_support::{CorosenseiSwitch, OwnAsmSwitch};
-
-const WORKERS: usize = 2;
-
-fn greenring_rt() -> greenring::Runtime {
-    greenring::Runtime::builder()
-        .worker_threads(WORKERS)
-        .build()
-        .unwrap()
-}
-
-fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .build()
-        .unwrap()
-}
 
 fn switch_pair(c: &mut Criterion) {
     let mut group = c.benchmark_group("switch_pair");
@@ -188,11 +175,7 @@ fn park_unpark(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
-    // A shared 2-core machine: short, repeated samples; compare medians within a group.
-    Criterion::default()
-        .sample_size(30)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
+    common::config(30, Duration::from_secs(2))
 }
 
 criterion_group! {

@@ -12,36 +12,23 @@
 //!
 //! Run: `cargo bench --bench io`. Same worker count (2) for greenring and tokio.
 
+mod common;
+
 use std::io::{Read, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{greenring_rt, tokio_rt};
 use criterion::{criterion_group, criterion_main, Criterion};
 
-const WORKERS: usize = 2;
 const CONNECTIONS: usize = 64;
 const MESSAGE: usize = 64;
 const READERS: usize = 64;
 const FILE_SIZE: u64 = 256 << 20;
 const SLEEPERS: usize = 10_000;
 const SLEEP: Duration = Duration::from_millis(100);
-
-fn greenring_rt() -> greenring::Runtime {
-    greenring::Runtime::builder()
-        .worker_threads(WORKERS)
-        .build()
-        .unwrap()
-}
-
-fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// Round trips each of `CONNECTIONS` clients makes for `iters` messages in all.
 fn per_client(iters: u64) -> u64 {
@@ -355,10 +342,7 @@ fn sleepers(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(15)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3))
+    common::config(15, Duration::from_secs(3))
 }
 
 criterion_group! {

@@ -9,27 +9,15 @@
 //!
 //! Run: `cargo bench --bench sync`. 2 workers for greenring and tokio.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{greenring_rt, tokio_rt};
 use criterion::{criterion_group, criterion_main, Criterion};
 
-const WORKERS: usize = 2;
 const CONTENDERS: u64 = 64;
-
-fn greenring_rt() -> greenring::Runtime {
-    greenring::Runtime::builder()
-        .worker_threads(WORKERS)
-        .build()
-        .unwrap()
-}
-
-fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .build()
-        .unwrap()
-}
 
 fn channel_ping_pong(c: &mut Criterion) {
     let mut group = c.benchmark_group("channel_ping_pong");
@@ -175,10 +163,7 @@ fn contended_mutex(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3))
+    common::config(20, Duration::from_secs(3))
 }
 
 criterion_group! {
