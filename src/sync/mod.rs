@@ -42,6 +42,15 @@ pub use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult, W
 /// with no switch inside, so the OS-level lock is never held across a park.
 type ListLock = shim::Mutex<wait::WaitList>;
 
+/// `Ok(value)`, or `Err` carrying it when the primitive is `poisoned` (std's convention).
+fn poison_result<V>(poisoned: bool, value: V) -> LockResult<V> {
+    if poisoned {
+        Err(PoisonError::new(value))
+    } else {
+        Ok(value)
+    }
+}
+
 /// Locks a wait list; a panic cannot leave one half-updated, so poison is ignored.
 fn list_lock(lock: &ListLock) -> shim::MutexGuard<'_, wait::WaitList> {
     lock.lock()

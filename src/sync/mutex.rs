@@ -12,7 +12,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::AtomicBool;
-use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
+use std::sync::{LockResult, TryLockError, TryLockResult};
 
 use super::shim::{self, const_fn, AtomicU8, Ordering};
 use super::wait::{WaitList, Waiter};
@@ -74,11 +74,7 @@ impl<T> Mutex<T> {
     pub fn into_inner(self) -> LockResult<T> {
         let poisoned = self.poisoned.load(std::sync::atomic::Ordering::Relaxed);
         let value = self.data.into_inner();
-        if poisoned {
-            Err(PoisonError::new(value))
-        } else {
-            Ok(value)
-        }
+        super::poison_result(poisoned, value)
     }
 }
 
@@ -141,11 +137,7 @@ impl<T: ?Sized> Mutex<T> {
     pub fn get_mut(&mut self) -> LockResult<&mut T> {
         let poisoned = self.is_poisoned();
         let value = self.data.get_mut();
-        if poisoned {
-            Err(PoisonError::new(value))
-        } else {
-            Ok(value)
-        }
+        super::poison_result(poisoned, value)
     }
 
     fn lock_contended(&self) {
@@ -271,11 +263,7 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
             panicking: std::thread::panicking(),
             _not_send: PhantomData,
         };
-        if mutex.is_poisoned() {
-            Err(PoisonError::new(guard))
-        } else {
-            Ok(guard)
-        }
+        super::poison_result(mutex.is_poisoned(), guard)
     }
 
     /// The mutex, for `Condvar` to release and re-acquire.

@@ -62,11 +62,7 @@ impl<T> RwLock<T> {
     pub fn into_inner(self) -> LockResult<T> {
         let poisoned = self.poisoned.load(std::sync::atomic::Ordering::Relaxed);
         let value = self.data.into_inner();
-        if poisoned {
-            Err(PoisonError::new(value))
-        } else {
-            Ok(value)
-        }
+        super::poison_result(poisoned, value)
     }
 }
 
@@ -161,11 +157,7 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     fn poison_check<G>(&self, guard: G) -> LockResult<G> {
-        if self.is_poisoned() {
-            Err(PoisonError::new(guard))
-        } else {
-            Ok(guard)
-        }
+        super::poison_result(self.is_poisoned(), guard)
     }
 
     fn list(&self) -> MutexGuard<'_, VecDeque<(Kind, Arc<Waiter>)>> {

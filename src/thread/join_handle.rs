@@ -89,11 +89,11 @@ impl<T> Packet<T> {
         self.state.load(Ordering::Acquire) == DONE
     }
 
-    /// Waits for the result, parking the calling green or OS thread.
-    fn wait(&self) -> std::thread::Result<T> {
+    /// Waits for the result, parking `me` (the calling green or OS thread).
+    fn wait(&self, me: Thread) -> std::thread::Result<T> {
         if !self.is_done() {
             // SAFETY: state is RUNNING, so the finishing thread does not read `joiner` yet.
-            unsafe { *self.joiner.get() = Some(super::current()) };
+            unsafe { *self.joiner.get() = Some(me) };
             if self
                 .state
                 .compare_exchange(RUNNING, JOINING, Ordering::AcqRel, Ordering::Acquire)
@@ -104,6 +104,12 @@ impl<T> Packet<T> {
                 }
             }
         }
+        self.wait_done()
+    }
+
+    /// Takes the result of a thread seen finished.
+    fn wait_done(&self) -> std::thread::Result<T> {
+        debug_assert!(self.is_done());
         // SAFETY: DONE was observed with acquire, so the write of `result` is visible and
         // nobody writes it again.
         unsafe { (*self.result.get()).take() }.expect("a finished thread left its result")
@@ -141,10 +147,15 @@ impl<T> JoinHandle<T> {
     /// assert_eq!(payload.downcast_ref::<&str>(), Some(&"oops"));
     /// ```
     pub fn join(self) -> std::thread::Result<T> {
-        if !self.packet.is_done() && super::current().id() == self.thread.id() {
-            panic!("a green thread cannot join itself: it would wait forever");
+        if self.packet.is_done() {
+            return self.packet.wait_done();
         }
-        self.packet.wait()
+        let me = super::current();
+        assert!(
+            me.id() != self.thread.id(),
+            "a green thread cannot join itself: it would wait forever"
+        );
+        self.packet.wait(me)
     }
 
     /// The handle of the thread this joins.
