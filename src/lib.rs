@@ -27,6 +27,8 @@ mod blocking;
 mod bridge;
 mod context;
 pub mod fs;
+pub mod local;
+mod metrics;
 pub mod net;
 mod overflow;
 mod reactor;

@@ -28,6 +28,9 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+pub use crate::metrics::{Metrics, WorkerMetrics};
+pub use crate::sched::handoff::DEFAULT_THRESHOLD as DEFAULT_HANDOFF_THRESHOLD;
+
 use crate::context::SwitchBackend;
 use crate::overflow;
 use crate::reactor::Reactor;
@@ -71,6 +74,7 @@ impl fmt::Display for Cancelled {
 pub struct Runtime {
     shared: Arc<Shared>,
     workers: Vec<std::thread::JoinHandle<()>>,
+    monitor: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Configures a [`Runtime`].
@@ -80,6 +84,7 @@ pub struct Builder {
     worker_threads: Option<usize>,
     stack_size: usize,
     thread_name: String,
+    handoff_threshold: Option<Duration>,
 }
 
 impl Default for Builder {
@@ -88,6 +93,7 @@ impl Default for Builder {
             worker_threads: None,
             stack_size: DEFAULT_STACK_SIZE,
             thread_name: "greenring-worker".to_owned(),
+            handoff_threshold: Some(DEFAULT_HANDOFF_THRESHOLD),
         }
     }
 }
@@ -117,6 +123,19 @@ impl Builder {
         self
     }
 
+    /// Sets how long a green thread may keep its worker's OS thread without switching (a
+    /// blocking call greenring does not own, a long computation) before the hand-off
+    /// monitor moves the worker's other green threads to a new OS thread. The default is
+    /// [`DEFAULT_HANDOFF_THRESHOLD`] (10 ms); `None` disables the monitor. Must be at least
+    /// 1 ms.
+    ///
+    /// The monitor does not preempt the stuck thread; it keeps the others running, and logs
+    /// a warning (through the `log` crate) once per green thread that caused a hand-off.
+    pub fn handoff_threshold(mut self, threshold: Option<Duration>) -> Builder {
+        self.handoff_threshold = threshold;
+        self
+    }
+
     /// Starts the workers.
     ///
     /// # Errors
@@ -136,23 +155,58 @@ impl Builder {
             None => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
         };
         let stack_size = checked_stack_size(self.stack_size)?;
+        if self
+            .handoff_threshold
+            .is_some_and(|t| t < Duration::from_millis(1))
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "greenring: the hand-off threshold must be at least 1 ms (or None to disable)",
+            ));
+        }
         overflow::install_handler();
-        let (shared, locals) = Shared::new(workers, stack_size)?;
+        let (shared, locals) = Shared::new(workers, stack_size, self.handoff_threshold)?;
         // Set every ring up before starting any worker, so a refusal is reported here.
         let reactors = (0..workers)
-            .map(|index| Reactor::new(shared.waker(index)))
+            .map(|index| Reactor::new(shared.waker(index), Arc::clone(&shared.stats[index])))
             .collect::<io::Result<Vec<_>>>()?;
+        let boxes: Vec<Arc<sched::WorkerBox>> = locals
+            .into_iter()
+            .zip(reactors)
+            .enumerate()
+            .map(|(index, (local, reactor))| {
+                Arc::new(sched::WorkerBox::new(
+                    index,
+                    Arc::clone(&shared),
+                    local,
+                    reactor,
+                ))
+            })
+            .collect();
+        let carriers: Vec<Arc<sched::Carrier>> = (0..workers)
+            .map(|_| Arc::new(sched::Carrier::new()))
+            .collect();
         let mut runtime = Runtime {
             shared: Arc::clone(&shared),
             workers: Vec::with_capacity(workers),
+            monitor: None,
         };
-        for (index, (local, reactor)) in locals.into_iter().zip(reactors).enumerate() {
+        for (index, (worker, carrier)) in boxes.iter().zip(&carriers).enumerate() {
+            let job = (Arc::clone(worker), Arc::clone(carrier));
             let shared = Arc::clone(&shared);
             let handle = std::thread::Builder::new()
                 .name(format!("{}-{index}", self.thread_name))
-                .spawn(move || sched::run_worker(index, shared, local, reactor))?;
+                .spawn(move || sched::carry(&shared, Some(job)))?;
             // On an error above, dropping `runtime` shuts down the workers started so far.
             runtime.workers.push(handle);
+        }
+        if self.handoff_threshold.is_some() {
+            let prefix = self.thread_name.clone();
+            runtime.monitor = Some(
+                std::thread::Builder::new()
+                    .name(format!("{}-monitor", self.thread_name))
+                    .spawn(move || sched::run_monitor(shared, boxes, carriers, prefix))?,
+            );
         }
         Ok(runtime)
     }
@@ -215,6 +269,23 @@ impl Runtime {
         StackGuard::current()
     }
 
+    /// A snapshot of this runtime's counters: live green threads, per-worker queue depth,
+    /// steals, parks, I/O, stacks and hand-offs. Reading it costs a few atomic loads per
+    /// worker and one lock; the counters themselves cost the workers no atomic
+    /// read-modify-write.
+    ///
+    /// ```
+    /// let rt = greenring::Runtime::builder().worker_threads(2).build()?;
+    /// rt.block_on(|| greenring::time::sleep(std::time::Duration::from_millis(1)));
+    /// let metrics = rt.metrics();
+    /// assert_eq!(metrics.workers.len(), 2);
+    /// assert!(metrics.stacks_mapped >= 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        Metrics::collect(&self.shared)
+    }
+
     /// Which implementation switches between green threads.
     pub fn switch_backend(&self) -> SwitchBackend {
         SwitchBackend::current()
@@ -238,10 +309,15 @@ impl Runtime {
              threads (it would wait for itself)"
         );
         let outcome = self.shared.shutdown(timeout);
-        let workers = std::mem::take(&mut self.workers);
+        let mut workers = std::mem::take(&mut self.workers);
+        self.shared.handoff.stop();
+        if let Some(monitor) = self.monitor.take() {
+            let _ = monitor.join();
+        }
+        workers.extend(self.shared.handoff.take_threads());
         if outcome != sched::Shutdown::TimedOut {
-            // Every worker leaves its loop promptly now. A worker panicking would be a bug
-            // in greenring; the runtime is gone anyway.
+            // Every carrier leaves its loop promptly now. One panicking would be a bug in
+            // greenring; the runtime is gone anyway.
             for worker in workers {
                 let _ = worker.join();
             }
@@ -297,11 +373,18 @@ fn default_runtime() -> io::Result<&'static Runtime> {
         })
 }
 
-/// The runtime of the calling worker, or the default runtime.
+/// The runtime of the calling green thread, or the default runtime.
 pub(crate) fn current_shared() -> io::Result<Arc<Shared>> {
-    // SAFETY: a non-null worker pointer refers to the WorkerCtx living on this OS thread.
-    if let Some(worker) = unsafe { sched::current::worker().as_ref() } {
-        return Ok(Arc::clone(&worker.shared));
+    // SAFETY: the running task is alive while it runs.
+    if let Some(task) = unsafe { sched::current::task().as_ref() } {
+        return Ok(Arc::clone(&task.runtime));
     }
     default_runtime().map(|rt| Arc::clone(rt.shared()))
+}
+
+/// The index (from 0) of the worker running the calling green thread; `None` off green
+/// threads. A green thread may move to another worker at any blocking point, unless it was
+/// spawned [`pinned`](crate::thread::Builder::pinned).
+pub fn worker_index() -> Option<usize> {
+    sched::worker_index()
 }

@@ -26,7 +26,7 @@
 //! wake-up is lost.
 
 use std::cell::{Cell, UnsafeCell};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::context::Context;
@@ -71,7 +71,19 @@ pub(crate) struct Task {
     stack: UnsafeCell<Option<Stack>>,
     main: Cell<Option<Box<dyn FnOnce() + Send>>>,
     suspended_for: Cell<Suspend>,
+    /// Never stolen: runs only on the worker that first ran it ([`Task::home`]).
+    pinned: bool,
+    /// The worker a pinned thread belongs to, [`NO_HOME`] until it first runs.
+    home: AtomicUsize,
+    /// Whether the hand-off monitor's report about this thread was logged (run owner only).
+    stall_reported: Cell<bool>,
+    /// The thread's green-thread-local values (`crate::local`); only the thread itself
+    /// touches them.
+    pub(crate) locals: crate::local::LocalMap,
 }
+
+/// `home` of a thread not pinned yet.
+const NO_HOME: usize = usize::MAX;
 
 // SAFETY: the non-Sync fields (context, stack, main, suspended_for) are touched only by the
 // owner of the thread's run, one party at a time, with ownership handed over through the run
@@ -88,6 +100,7 @@ impl Task {
         id: ThreadId,
         name: Option<Box<str>>,
         stack: Stack,
+        pinned: bool,
         main: Box<dyn FnOnce() + Send>,
     ) -> TaskRef {
         let guard = stack.guard_range();
@@ -101,6 +114,10 @@ impl Task {
             stack: UnsafeCell::new(Some(stack)),
             main: Cell::new(Some(main)),
             suspended_for: Cell::new(Suspend::Yield),
+            pinned,
+            home: AtomicUsize::new(NO_HOME),
+            stall_reported: Cell::new(false),
+            locals: crate::local::LocalMap::default(),
         });
         let arg = Arc::as_ptr(&task).cast_mut().cast::<u8>();
         // SAFETY: the new task is not shared with anyone yet, so reading its stack slot
@@ -122,6 +139,32 @@ impl Task {
     pub(crate) unsafe fn resume(&self) -> bool {
         // SAFETY: forwarded: we own the run, so nobody else resumes it concurrently.
         unsafe { self.context.resume() }
+    }
+
+    /// `true` for a thread spawned pinned.
+    pub(crate) fn is_pinned(&self) -> bool {
+        self.pinned
+    }
+
+    /// The worker a pinned thread is bound to (the first that ran it); `None` for others.
+    pub(crate) fn home(&self) -> Option<usize> {
+        match self.home.load(Ordering::Relaxed) {
+            NO_HOME => None,
+            home => Some(home),
+        }
+    }
+
+    /// Binds a pinned thread to `worker` when it first runs there. Called by the owner of
+    /// the run; later calls keep the first worker.
+    pub(crate) fn pin_home(&self, worker: usize) {
+        if self.home.load(Ordering::Relaxed) == NO_HOME {
+            self.home.store(worker, Ordering::Relaxed);
+        }
+    }
+
+    /// Marks the hand-off report as logged; `true` if it already was. Run owner only.
+    pub(crate) fn stall_reported(&self) -> bool {
+        self.stall_reported.replace(true)
     }
 
     /// Why the thread last suspended. Only meaningful to the owner of its run.
@@ -239,7 +282,7 @@ mod tests {
         let stack = StackPool::new(4 * page_size())
             .alloc(4 * page_size(), None)
             .unwrap();
-        Task::new(shared, ThreadId::new(), None, stack, Box::new(|| {}))
+        Task::new(shared, ThreadId::new(), None, stack, false, Box::new(|| {}))
     }
 
     #[test]

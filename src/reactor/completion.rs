@@ -5,7 +5,6 @@ use std::cell::Cell;
 use io_uring::squeue::{Entry, Flags};
 use io_uring::types::Timespec;
 
-use super::Reactor;
 use crate::sched::current;
 use crate::task::{Suspend, Task, TaskRef};
 
@@ -49,12 +48,8 @@ pub(crate) struct OpResult {
 ///
 /// Every pointer in `entry` must stay valid until this returns (it does not return before
 /// the kernel is done with them, see the module documentation of `reactor`). Must be called
-/// on a green thread, with `reactor` the one of its current worker.
-pub(crate) unsafe fn park_on(
-    reactor: &Reactor,
-    entry: Entry,
-    timeout: Option<&Timespec>,
-) -> OpResult {
+/// on a green thread.
+pub(crate) unsafe fn park_on(entry: Entry, timeout: Option<&Timespec>) -> OpResult {
     let task = current::task();
     debug_assert!(!task.is_null(), "park_on off a green thread");
     // SAFETY: the running task is alive while it runs.
@@ -75,20 +70,21 @@ pub(crate) unsafe fn park_on(
     // SAFETY: the entries point into the caller's frame (guaranteed valid until we return)
     // and at `slot` and `timespec`, which live until we return; we return only after every
     // CQE of these entries has been reaped.
-    unsafe {
+    let pushed = unsafe {
         match timeout {
-            None => reactor.push(&[entry.user_data(address | TAG_OP)]),
+            None => super::push_current(&[entry.user_data(address | TAG_OP)]),
             Some(timespec) => {
                 let link = io_uring::opcode::LinkTimeout::new(timespec)
                     .build()
                     .user_data(address | TAG_LINK_TIMEOUT);
-                reactor.push(&[
+                super::push_current(&[
                     entry.flags(Flags::IO_LINK).user_data(address | TAG_OP),
                     link,
-                ]);
+                ])
             }
         }
-    }
+    };
+    assert!(pushed, "park_on called off a green thread");
     // SAFETY: we are the green thread `task`, on its own stack; the worker hands the run
     // reference to `slot` (see `Suspend::Io`) and `complete` gives it back.
     unsafe { (*task).suspend(Suspend::Io) };

@@ -39,17 +39,18 @@ pub(crate) use self::completion::park_on;
 pub(crate) use self::ring::{Reactor, Waker};
 pub(crate) use self::timer::park_timeout;
 
-/// The reactor of the worker running the calling green thread, or `None` off green threads
-/// (where callers use the blocking std call instead).
-pub(crate) fn current() -> Option<&'static Reactor> {
-    if !crate::sched::current::on_green_thread() {
-        return None;
-    }
-    // SAFETY: on a green thread the worker pointer is set, and the WorkerCtx (with its
-    // reactor) outlives every green thread it runs. Callers use the reference only until
-    // their next switch, the only point where the thread could move to another worker.
-    let worker = unsafe { crate::sched::current::worker().as_ref() }?;
-    let reactor: *const Reactor = worker.reactor();
-    // SAFETY: as above.
-    Some(unsafe { &*reactor })
+/// Queues `entries` on the ring of the worker running the calling green thread; `false`
+/// off green threads (where callers use the blocking std call instead). A green thread
+/// whose carrier was exiled by the hand-off monitor first goes back to a worker.
+///
+/// # Safety
+///
+/// Every pointer the entries hold stays valid until their CQEs are reaped.
+pub(crate) unsafe fn push_current(entries: &[io_uring::squeue::Entry]) -> bool {
+    let Some(worker) = crate::sched::current::worker_moving() else {
+        return false;
+    };
+    // SAFETY: forwarded from the caller.
+    unsafe { worker.reactor().push(entries) };
+    true
 }

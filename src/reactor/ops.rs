@@ -13,7 +13,7 @@ use std::time::Duration;
 use io_uring::types::{Fd, FsyncFlags, Timespec};
 use io_uring::{opcode, squeue::Entry};
 
-use super::{current, park_on};
+use super::park_on;
 
 /// How an expired timeout is reported, mirroring std on Linux.
 #[derive(Clone, Copy, Debug)]
@@ -35,10 +35,12 @@ unsafe fn run(
     timeout: Option<Duration>,
     kind: TimeoutKind,
 ) -> Option<io::Result<i32>> {
-    let reactor = current()?;
+    if !crate::sched::current::on_green_thread() {
+        return None;
+    }
     let timespec = timeout.map(Timespec::from);
-    // SAFETY: forwarded; `timespec` lives until `park_on` returns.
-    let result = unsafe { park_on(reactor, entry, timespec.as_ref()) };
+    // SAFETY: forwarded; `timespec` lives until `park_on` returns; we are on a green thread.
+    let result = unsafe { park_on(entry, timespec.as_ref()) };
     Some(if result.res >= 0 {
         Ok(result.res)
     } else if result.timed_out && result.res == -libc::ECANCELED {

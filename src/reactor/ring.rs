@@ -13,7 +13,9 @@ use io_uring::{opcode, types, IoUring};
 
 use super::completion::{self, IGNORED, TAG_LINK_TIMEOUT, TAG_MASK, TAG_OP, TAG_TIMER, WAKE};
 use super::timer;
+use crate::sched::WorkerStats;
 use crate::task::TaskRef;
+use std::sync::Arc;
 
 /// Submission queue entries per ring: queued ops beyond this are submitted early.
 const SQ_ENTRIES: u32 = 1024;
@@ -68,6 +70,8 @@ pub(crate) struct Reactor {
     wake_armed: Cell<bool>,
     /// Where that read lands; boxed so it never moves while the kernel may write it.
     wake_buf: Box<UnsafeCell<u64>>,
+    /// The worker's counters (ops submitted and completed).
+    stats: Arc<WorkerStats>,
 }
 
 impl Reactor {
@@ -77,16 +81,16 @@ impl Reactor {
     ///
     /// When the kernel refuses `io_uring_setup`, with a message naming io_uring, the cause
     /// and what to do.
-    pub(crate) fn new(waker: &Waker) -> io::Result<Reactor> {
-        // COOP_TASKRUN (5.19): completions are delivered when the worker next enters the
-        // kernel, instead of interrupting it with a notification per completion (10,000
-        // expiring sleeps otherwise interrupt it 10,000 times); TASKRUN_FLAG tells `reap`
-        // when to enter. Older kernels get the plain ring.
+    pub(crate) fn new(waker: &Waker, stats: Arc<WorkerStats>) -> io::Result<Reactor> {
+        // No COOP_TASKRUN: io_uring runs an op's completion work (and the retry of a
+        // socket read that found no data) on the OS thread that submitted it. When the
+        // hand-off monitor moves a worker to another OS thread, ops the old carrier
+        // submitted must still complete while it is blocked or parked as a spare; without
+        // COOP_TASKRUN the kernel interrupts it to do so. (Timers live in a heap, not in the
+        // ring, so the interrupts COOP_TASKRUN saves were few.)
         let ring = IoUring::builder()
             .setup_cqsize(CQ_ENTRIES)
             .setup_submit_all()
-            .setup_coop_taskrun()
-            .setup_taskrun_flag()
             .build(SQ_ENTRIES)
             .or_else(|_| {
                 IoUring::builder()
@@ -101,6 +105,7 @@ impl Reactor {
             wake_fd: waker.fd.as_raw_fd(),
             wake_armed: Cell::new(false),
             wake_buf: Box::new(UnsafeCell::new(0)),
+            stats,
         })
     }
 
@@ -121,6 +126,7 @@ impl Reactor {
                         .filter(|e| !matches!(e.get_user_data(), WAKE | IGNORED))
                         .count();
                     self.inflight.set(self.inflight.get() + owned);
+                    self.stats.io_submitted.add(owned as u64);
                     return;
                 }
             }
@@ -178,12 +184,12 @@ impl Reactor {
             if cq.is_empty() {
                 drop(cq);
                 let sq = ring.submission();
-                let pending = sq.cq_overflow() || sq.taskrun();
+                let pending = sq.cq_overflow();
                 drop(sq);
                 drop(ring);
                 if pending {
-                    // Completions wait in the kernel's overflow list or as deferred task
-                    // work; entering the kernel (with GETEVENTS) moves them into the ring.
+                    // Completions wait in the kernel's overflow list; entering the kernel
+                    // (with GETEVENTS) moves them into the ring.
                     self.submit();
                     continue;
                 }
@@ -211,6 +217,7 @@ impl Reactor {
             IGNORED => None,
             _ => {
                 self.inflight.set(self.inflight.get() - 1);
+                self.stats.io_completed.incr();
                 self.handle_owned(user_data, res)
             }
         }

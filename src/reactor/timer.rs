@@ -26,11 +26,11 @@ struct Timer {
 /// Blocks the calling thread until its unpark token is available or `timeout` has passed,
 /// like [`std::thread::park_timeout`]; only the green thread waits, not its worker.
 pub(crate) fn park_timeout(timeout: Duration) {
-    let Some(reactor) = super::current() else {
+    let task = crate::sched::current::task();
+    if task.is_null() {
         std::thread::park_timeout(timeout);
         return;
-    };
-    let task = crate::sched::current::task();
+    }
     // SAFETY: on a green thread the running task is alive (its worker holds a reference).
     if unsafe { &*task }.take_token() {
         return;
@@ -48,8 +48,8 @@ pub(crate) fn park_timeout(timeout: Duration) {
     let entry = opcode::Timeout::new(unsafe { &(*timer).timespec })
         .build()
         .user_data(timer as u64 | TAG_TIMER);
-    // SAFETY: as above.
-    unsafe { reactor.push(&[entry]) };
+    // SAFETY: as above; we are on a green thread, so the push happens.
+    unsafe { super::push_current(&[entry]) };
     crate::thread::park();
 }
 

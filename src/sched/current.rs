@@ -8,24 +8,106 @@
 use std::cell::Cell;
 use std::ptr;
 
+use super::carrier::Carrier;
 use super::worker::WorkerCtx;
-use crate::task::Task;
+use crate::task::{Suspend, Task};
 
 thread_local! {
     static WORKER: Cell<*const WorkerCtx> = const { Cell::new(ptr::null()) };
+    static CARRIER: Cell<*const Carrier> = const { Cell::new(ptr::null()) };
     static TASK: Cell<*const Task> = const { Cell::new(ptr::null()) };
 }
 
-/// The worker running on this OS thread, or null.
+/// The worker carried by this OS thread, or null. Green threads go through [`worker`]
+/// instead: their carrier may lose its worker to the hand-off monitor while they run.
 #[inline(never)]
-pub(crate) fn worker() -> *const WorkerCtx {
+fn worker_ptr() -> *const WorkerCtx {
     WORKER.with(Cell::get)
 }
 
-/// Records the worker of this OS thread (null when it exits).
 #[inline(never)]
-pub(crate) fn set_worker(worker: *const WorkerCtx) {
+fn carrier_ptr() -> *const Carrier {
+    CARRIER.with(Cell::get)
+}
+
+/// Records the worker this OS thread carries and its carrier record (both null when it
+/// stops carrying one).
+#[inline(never)]
+pub(crate) fn set_worker(worker: *const WorkerCtx, carrier: *const Carrier) {
     WORKER.with(|w| w.set(worker));
+    CARRIER.with(|c| c.set(carrier));
+}
+
+/// Access to the worker that carries the calling green thread. While it exists the
+/// hand-off monitor cannot move the worker to another OS thread, so it must not be held
+/// across a switch (a suspend): drop it first.
+pub(crate) struct WorkerRef {
+    worker: *const WorkerCtx,
+    carrier: *const Carrier,
+}
+
+impl std::ops::Deref for WorkerRef {
+    type Target = WorkerCtx;
+
+    fn deref(&self) -> &WorkerCtx {
+        // SAFETY: `worker()` checked the pointer is set, and the worker lives (in its
+        // runtime's `Arc`) at least as long as any green thread it runs.
+        unsafe { &*self.worker }
+    }
+}
+
+impl Drop for WorkerRef {
+    fn drop(&mut self) {
+        // SAFETY: set by `worker()` from this OS thread's carrier, which outlives it.
+        unsafe { (*self.carrier).leave() };
+    }
+}
+
+/// The worker this green thread runs on, or `None` off green threads and when its carrier
+/// was exiled by the hand-off monitor (see [`worker_moving`]).
+pub(crate) fn worker() -> Option<WorkerRef> {
+    if task().is_null() {
+        return None;
+    }
+    let carrier = carrier_ptr();
+    let worker = worker_ptr();
+    if carrier.is_null() || worker.is_null() {
+        return None;
+    }
+    // SAFETY: a carrier record lives as long as its OS thread carries anything.
+    if !unsafe { (*carrier).enter() } {
+        return None;
+    }
+    Some(WorkerRef { worker, carrier })
+}
+
+/// The index of the worker the calling green thread runs on (or ran on, if its carrier was
+/// just exiled); `None` off green threads.
+pub(crate) fn worker_index() -> Option<usize> {
+    if task().is_null() {
+        return None;
+    }
+    // SAFETY: on a green thread the worker pointer is set and the worker is alive (its
+    // runtime outlives its green threads); `index` is immutable, so reading it while another
+    // carrier owns the worker is no data race.
+    unsafe { worker_ptr().as_ref() }.map(|worker| worker.index)
+}
+
+/// As [`worker`], but a green thread whose carrier was exiled first switches back to it,
+/// which hands the thread to a worker again; `None` only off green threads.
+pub(crate) fn worker_moving() -> Option<WorkerRef> {
+    loop {
+        if let Some(worker) = worker() {
+            return Some(worker);
+        }
+        let task = task();
+        if task.is_null() {
+            return None;
+        }
+        // SAFETY: we are that green thread, on its own stack; the exiled carrier requeues
+        // it in the runtime's injector.
+        unsafe { (*task).suspend(Suspend::Yield) };
+    }
 }
 
 /// The green thread running on this OS thread, or null.

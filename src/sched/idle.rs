@@ -21,7 +21,7 @@
 //! A woken worker starts out as a searcher: the waker counts it as such, so that further
 //! producers do not wake a second worker for the same work.
 
-use std::sync::atomic::{fence, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Search and sleep bookkeeping for one runtime.
@@ -31,6 +31,9 @@ pub(crate) struct Idle {
     sleeping: AtomicUsize,
     /// Indexes of sleeping workers, most recent last.
     sleepers: Mutex<Vec<usize>>,
+    /// Per worker: registered as a sleeper (set before its last check of the queues), so
+    /// whoever queues a thread pinned to it knows to wake it.
+    asleep: Box<[AtomicBool]>,
 }
 
 impl Idle {
@@ -40,7 +43,15 @@ impl Idle {
             searching: AtomicUsize::new(0),
             sleeping: AtomicUsize::new(0),
             sleepers: Mutex::new(Vec::with_capacity(workers)),
+            asleep: (0..workers).map(|_| AtomicBool::new(false)).collect(),
         }
+    }
+
+    /// After queueing a thread pinned to `worker`: `true` if that worker may be asleep and
+    /// must be woken (it registered before its last look at its inbox, or will see it).
+    pub(crate) fn must_wake_for_pinned(&self, worker: usize) -> bool {
+        fence(SeqCst);
+        self.asleep[worker].load(SeqCst)
     }
 
     /// After pushing work: the worker to wake for it, if any (now counted as searching).
@@ -96,6 +107,7 @@ impl Idle {
             sleepers.push(worker);
             self.sleeping.fetch_add(1, SeqCst);
         }
+        self.asleep[worker].store(true, SeqCst);
         if was_searching {
             self.searching.fetch_sub(1, SeqCst);
         }
@@ -105,6 +117,7 @@ impl Idle {
     /// Removes `worker` from the sleepers. `false` when a producer already took it out, in
     /// which case it was woken and now counts as a searcher.
     pub(crate) fn unregister(&self, worker: usize) -> bool {
+        self.asleep[worker].store(false, SeqCst);
         let mut sleepers = self.lock();
         match sleepers.iter().position(|&w| w == worker) {
             Some(at) => {

@@ -3,13 +3,19 @@
 //! - [`queue`]: the run queues (crossbeam-deque);
 //! - [`idle`]: who searches, who sleeps, whom to wake;
 //! - [`worker`]: the loop each worker OS thread runs;
-//! - [`current`]: which worker and green thread this OS thread runs.
+//! - [`current`]: which worker and green thread this OS thread runs;
+//! - [`carrier`]: the OS threads carrying workers, and how a worker changes carrier;
+//! - [`handoff`]: the monitor that moves a stuck worker to a new OS thread;
+//! - [`stats`]: the counters behind `Runtime::metrics`.
 //!
 //! [`Shared`] is the part of a runtime every worker and every handle sees.
 
+mod carrier;
 pub(crate) mod current;
+pub(crate) mod handoff;
 mod idle;
 mod queue;
+mod stats;
 mod timers;
 mod worker;
 
@@ -18,8 +24,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+pub(crate) use self::carrier::Carrier;
+pub(crate) use self::handoff::{carry, run_monitor, Handoff};
 pub(crate) use self::queue::LocalQueue;
-pub(crate) use self::worker::run_worker;
+pub(crate) use self::stats::WorkerStats;
+pub(crate) use self::worker::WorkerBox;
 
 use self::idle::Idle;
 use self::queue::GlobalQueues;
@@ -58,6 +67,10 @@ pub(crate) struct Shared {
     /// Per worker: its green threads' ops in flight, published whenever it goes to sleep
     /// (while it sleeps the number can only fall). Used to see that nothing can progress.
     inflight: Box<[AtomicUsize]>,
+    /// Per worker: its counters.
+    pub(crate) stats: Box<[Arc<WorkerStats>]>,
+    /// The hand-off monitor's state.
+    pub(crate) handoff: Handoff,
 }
 
 impl Shared {
@@ -70,6 +83,7 @@ impl Shared {
     pub(crate) fn new(
         workers: usize,
         stack_size: usize,
+        handoff_threshold: Option<Duration>,
     ) -> io::Result<(Arc<Shared>, Vec<LocalQueue>)> {
         let (locals, queues) = queue::new(workers);
         let wakers = (0..workers)
@@ -85,6 +99,8 @@ impl Shared {
             abandon: AtomicBool::new(false),
             drained: (Mutex::new(()), Condvar::new()),
             inflight: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
+            stats: (0..workers).map(|_| Arc::default()).collect(),
+            handoff: Handoff::new(handoff_threshold),
         });
         Ok((shared, locals))
     }
@@ -92,7 +108,9 @@ impl Shared {
     /// A runtime without workers, for unit tests of the pieces around it.
     #[cfg(test)]
     pub(crate) fn for_tests() -> Arc<Shared> {
-        Shared::new(1, crate::stack::DEFAULT_STACK_SIZE).unwrap().0
+        Shared::new(1, crate::stack::DEFAULT_STACK_SIZE, None)
+            .unwrap()
+            .0
     }
 
     /// Number of worker threads.
@@ -100,10 +118,21 @@ impl Shared {
         self.wakers.len()
     }
 
-    /// Queues a runnable green thread from outside this runtime's workers.
-    fn inject(&self, task: TaskRef) {
-        self.queues.inject(task);
-        self.wake_one();
+    /// Queues a runnable green thread from outside this runtime's workers: in the
+    /// injector, or in its worker's inbox if it is pinned to one.
+    fn requeue(&self, task: TaskRef) {
+        match task.home() {
+            Some(home) => {
+                self.queues.push_pinned(home, task);
+                if self.idle.must_wake_for_pinned(home) {
+                    self.unpark_worker(home);
+                }
+            }
+            None => {
+                self.queues.inject(task);
+                self.wake_one();
+            }
+        }
     }
 
     /// Wakes one sleeping worker if work was just made available and nobody searches.
@@ -113,7 +142,7 @@ impl Shared {
         }
     }
 
-    fn wake_all(&self) {
+    pub(crate) fn wake_all(&self) {
         for index in self.idle.take_all_sleepers() {
             self.unpark_worker(index);
         }
@@ -158,6 +187,7 @@ impl Shared {
         if !self.shutdown.load(Ordering::SeqCst)
             || self.live.load(Ordering::SeqCst) == 0
             || !self.idle.all_sleeping()
+            || self.handoff.exiles_running()
             || self.inflight.iter().any(|n| n.load(Ordering::SeqCst) != 0)
             || self.queues.has_work()
         {
@@ -169,7 +199,7 @@ impl Shared {
     }
 
     /// `true` once workers should leave their loop.
-    fn should_exit(&self) -> bool {
+    pub(crate) fn should_exit(&self) -> bool {
         self.abandon.load(Ordering::SeqCst)
             || (self.shutdown.load(Ordering::SeqCst) && self.live.load(Ordering::SeqCst) == 0)
     }
@@ -220,11 +250,25 @@ impl Shared {
         }
     }
 
-    /// `true` if the current OS thread is one of this runtime's workers.
+    /// `true` if the caller is one of this runtime's green threads.
     pub(crate) fn is_current(self: &Arc<Shared>) -> bool {
-        // SAFETY: a non-null worker pointer refers to the WorkerCtx living on this OS
-        // thread's stack for as long as it is set.
-        unsafe { current::worker().as_ref() }.is_some_and(|w| Arc::ptr_eq(&w.shared, self))
+        // SAFETY: the running task is alive while it runs.
+        unsafe { current::task().as_ref() }.is_some_and(|t| Arc::ptr_eq(&t.runtime, self))
+    }
+
+    /// Live green threads.
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// Runnable green threads in the injector.
+    pub(crate) fn injector_depth(&self) -> usize {
+        self.queues.injector_depth()
+    }
+
+    /// Runnable green threads queued on worker `index`.
+    pub(crate) fn queue_depth(&self, index: usize) -> usize {
+        self.queues.depth(index)
     }
 }
 
@@ -245,10 +289,6 @@ pub(crate) fn cancel_point(task: &Task) -> bool {
 /// when the caller is not a green thread (it should sleep the std way).
 pub(crate) fn sleep_until(deadline: std::time::Instant) -> bool {
     let task = current::task();
-    // SAFETY: see `Shared::is_current`.
-    let Some(worker) = (unsafe { current::worker().as_ref() }) else {
-        return false;
-    };
     if task.is_null() {
         return false;
     }
@@ -257,7 +297,11 @@ pub(crate) fn sleep_until(deadline: std::time::Instant) -> bool {
     if cancel_point(task_ref) {
         return true;
     }
+    let Some(worker) = current::worker_moving() else {
+        return false;
+    };
     worker.timers().insert(deadline, task);
+    drop(worker);
     // SAFETY: we are that green thread, on its own stack; the heap entry owns the run
     // reference until the worker fires it.
     unsafe { task_ref.suspend(crate::task::Suspend::Timer) };
@@ -275,6 +319,7 @@ pub(crate) fn spawn(
     shared: &Arc<Shared>,
     name: Option<Box<str>>,
     stack_size: Option<usize>,
+    pinned: bool,
     main: Box<dyn FnOnce() + Send>,
 ) -> io::Result<TaskRef> {
     if shared.shutdown.load(Ordering::SeqCst) {
@@ -286,13 +331,19 @@ pub(crate) fn spawn(
         Some(size) => checked_stack_size(size)?,
         None => shared.stacks.default_size(),
     };
-    // SAFETY: see `Shared::is_current`.
-    let worker = unsafe { current::worker().as_ref() }.filter(|w| Arc::ptr_eq(&w.shared, shared));
+    let worker = current::worker().filter(|w| Arc::ptr_eq(&w.shared, shared));
     let stack = match worker {
         Some(worker) => worker.alloc_stack(usable)?,
         None => shared.stacks.alloc(usable, None)?,
     };
-    let task = Task::new(Arc::clone(shared), ThreadId::new(), name, stack, main);
+    let task = Task::new(
+        Arc::clone(shared),
+        ThreadId::new(),
+        name,
+        stack,
+        pinned,
+        main,
+    );
     shared.live.fetch_add(1, Ordering::SeqCst);
     schedule(Arc::clone(&task));
     Ok(task)
@@ -300,14 +351,22 @@ pub(crate) fn spawn(
 
 /// Makes a green thread runnable: next on the current worker (its LIFO slot: a freshly
 /// spawned or woken thread whose data is hot in this CPU's cache) if that worker belongs to
-/// the thread's runtime, through the runtime's injector otherwise.
+/// the thread's runtime (and is the thread's home if it is pinned), through the runtime's
+/// injector (or the home worker's inbox) otherwise.
 pub(crate) fn schedule(task: TaskRef) {
-    // SAFETY: see `Shared::is_current`.
-    match unsafe { current::worker().as_ref() } {
-        Some(worker) if Arc::ptr_eq(&worker.shared, &task.runtime) => worker.push_next(task),
-        _ => {
-            let runtime = Arc::clone(&task.runtime);
-            runtime.inject(task);
+    if let Some(worker) = current::worker() {
+        if Arc::ptr_eq(&worker.shared, &task.runtime)
+            && task.home().is_none_or(|home| home == worker.index)
+        {
+            worker.push_next(task);
+            return;
         }
     }
+    let runtime = Arc::clone(&task.runtime);
+    runtime.requeue(task);
+}
+
+/// The index of the worker running the calling green thread (`None` off green threads).
+pub(crate) fn worker_index() -> Option<usize> {
+    current::worker_index()
 }

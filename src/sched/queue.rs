@@ -2,7 +2,8 @@
 //!
 //! Each worker owns a FIFO [`LocalQueue`]; other workers steal half of it at a time through
 //! its stealer. Green threads made runnable from outside any worker go to the shared
-//! injector in [`GlobalQueues`].
+//! injector in [`GlobalQueues`]. Threads pinned to a worker go to that worker's inbox, which
+//! nobody else takes from.
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
@@ -11,10 +12,11 @@ use crate::task::TaskRef;
 /// A worker's own queue. Not `Sync`: only its worker's OS thread pushes and pops.
 pub(crate) struct LocalQueue(Worker<TaskRef>);
 
-/// The injector and every worker's stealer.
+/// The injector, every worker's stealer and every worker's inbox of pinned threads.
 pub(crate) struct GlobalQueues {
     injector: Injector<TaskRef>,
     stealers: Box<[Stealer<TaskRef>]>,
+    pinned: Box<[Injector<TaskRef>]>,
 }
 
 /// Creates `workers` local queues and the global side that sees them all.
@@ -26,6 +28,7 @@ pub(crate) fn new(workers: usize) -> (Vec<LocalQueue>, GlobalQueues) {
     let global = GlobalQueues {
         injector: Injector::new(),
         stealers,
+        pinned: (0..workers).map(|_| Injector::new()).collect(),
     };
     (locals, global)
 }
@@ -75,6 +78,31 @@ impl GlobalQueues {
             .filter(|&victim| victim != me)
             .find_map(|victim| settle(|| self.stealers[victim].steal_batch_and_pop(&local.0)))
             .or_else(|| self.take_injected(local))
+    }
+
+    /// Queues a thread pinned to `worker`.
+    pub(crate) fn push_pinned(&self, worker: usize, task: TaskRef) {
+        self.pinned[worker].push(task);
+    }
+
+    /// The next thread pinned to `worker`.
+    pub(crate) fn take_pinned(&self, worker: usize) -> Option<TaskRef> {
+        settle(|| self.pinned[worker].steal())
+    }
+
+    /// `true` when threads pinned to `worker` wait to run.
+    pub(crate) fn has_pinned(&self, worker: usize) -> bool {
+        !self.pinned[worker].is_empty()
+    }
+
+    /// Runnable threads in the injector, a snapshot.
+    pub(crate) fn injector_depth(&self) -> usize {
+        self.injector.len()
+    }
+
+    /// Runnable threads queued on `worker` (stealable and pinned), a snapshot.
+    pub(crate) fn depth(&self, worker: usize) -> usize {
+        self.stealers[worker].len() + self.pinned[worker].len()
     }
 
     /// `true` when any queue holds a task (a snapshot: used to avoid sleeping on work).

@@ -1,13 +1,14 @@
-//! The loop of one worker OS thread.
+//! The loop of one worker, run by whichever OS thread carries it.
 //!
 //! Each round a worker reaps its ring's completions (shared memory, no system call), picks
-//! the next green thread (see [`WorkerCtx::next_task`]: its LIFO slot, its own queue, the
-//! injector every [`INJECTOR_INTERVAL`] ticks), steals when it has none, and sleeps in
-//! `io_uring_enter` when nobody has any. Queued I/O is submitted in one batch when the
-//! local queue runs dry, and every [`SUBMIT_INTERVAL`] ticks while it does not. After a
-//! green thread switches back, the worker acts on why, on its own stack: requeue after a
-//! yield, publish the park, hand the thread to its in-flight op, or recycle the stack of a
-//! finished thread.
+//! the next green thread (see [`WorkerCtx::next_task`]: its LIFO slot, its own queue, its
+//! pinned threads, the injector every [`INJECTOR_INTERVAL`] ticks), steals when it has
+//! none, and sleeps in `io_uring_enter` when nobody has any. Queued I/O is submitted in one
+//! batch when the local queue runs dry, and every [`SUBMIT_INTERVAL`] ticks while it does
+//! not. After a green thread switches back, the worker acts on why, on its carrier's stack:
+//! requeue after a yield, publish the park, hand the thread to its in-flight op, or recycle
+//! the stack of a finished thread. If the hand-off monitor took the worker away meanwhile
+//! (see `carrier`), the carrier deals with that one thread without the worker and exits.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -15,10 +16,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::carrier::Carrier;
 use super::queue::LocalQueue;
 use super::timers::Timers;
 use super::{current, Shared};
-use crate::overflow::AltStack;
 use crate::reactor::Reactor;
 use crate::stack::{LocalCache, Stack};
 use crate::task::{Suspend, Task, TaskRef};
@@ -33,8 +34,8 @@ const SUBMIT_INTERVAL: u32 = 16;
 /// two threads waking each other cannot starve the rest.
 const LIFO_STREAK_MAX: u8 = 3;
 
-/// One worker's state. Lives on its OS thread's stack; green threads running on that OS
-/// thread reach it through `current::worker()`, so everything is behind `&self`.
+/// One worker's state. Touched only by the OS thread carrying it and the green thread that
+/// carrier runs (through `current::worker()`), so everything is behind `&self`.
 pub(crate) struct WorkerCtx {
     pub(crate) index: usize,
     pub(crate) shared: Arc<Shared>,
@@ -52,49 +53,89 @@ pub(crate) struct WorkerCtx {
     timers: Timers,
 }
 
-/// Body of worker OS thread `index`: runs green threads until the runtime shuts down.
-pub(crate) fn run_worker(index: usize, shared: Arc<Shared>, local: LocalQueue, reactor: Reactor) {
-    let _altstack = AltStack::install();
-    let worker = WorkerCtx {
-        index,
-        shared,
-        local,
-        lifo: Cell::new(None),
-        lifo_streak: Cell::new(0),
-        tick: Cell::new(0),
-        searching: Cell::new(false),
-        stacks: RefCell::new(LocalCache::default()),
-        rng: Cell::new(0x9E37_79B9 ^ (index as u32 + 1)),
-        reactor,
-        io_cancelled: Cell::new(false),
-        timers: Timers::default(),
-    };
-    current::set_worker(&worker);
-    worker.run();
-    current::set_worker(std::ptr::null());
-    worker.shared.stacks.drain(&mut worker.stacks.borrow_mut());
+/// A worker that can be handed from one carrier OS thread to another.
+pub(crate) struct WorkerBox(WorkerCtx);
+
+// SAFETY: a WorkerCtx is used by one OS thread at a time: its carrier (and the green thread
+// that carrier runs). It changes carrier only through the hand-off protocol of `carrier`,
+// where the old carrier's last access happens-before the monitor's exile CAS, which
+// happens-before the new carrier starts. Its contents (queues, ring, Arcs) may move between
+// OS threads.
+unsafe impl Send for WorkerBox {}
+// SAFETY: as above: shared references exist on several threads (the monitor keeps one to
+// hand the worker over) but only the current carrier dereferences one.
+unsafe impl Sync for WorkerBox {}
+
+impl WorkerBox {
+    /// Worker `index` of `shared`, with its local queue and ring.
+    pub(crate) fn new(
+        index: usize,
+        shared: Arc<Shared>,
+        local: LocalQueue,
+        reactor: Reactor,
+    ) -> WorkerBox {
+        WorkerBox(WorkerCtx {
+            index,
+            shared,
+            local,
+            lifo: Cell::new(None),
+            lifo_streak: Cell::new(0),
+            tick: Cell::new(0),
+            searching: Cell::new(false),
+            stacks: RefCell::new(LocalCache::default()),
+            rng: Cell::new(0x9E37_79B9 ^ (index as u32 + 1)),
+            reactor,
+            io_cancelled: Cell::new(false),
+            timers: Timers::default(),
+        })
+    }
+}
+
+/// What became of the carrier after running one green thread.
+enum Ran {
+    /// It still carries the worker.
+    Kept,
+    /// The hand-off monitor gave the worker to another OS thread.
+    Exiled,
+}
+
+/// Runs `worker`'s loop on the calling OS thread, recorded as `carrier`, until the runtime
+/// shuts down (`false`) or the hand-off monitor exiles this carrier (`true`).
+pub(crate) fn run_worker(worker: Arc<WorkerBox>, carrier: Arc<Carrier>) -> bool {
+    let ctx = &worker.0;
+    current::set_worker(ctx, &*carrier);
+    let exiled = ctx.run(&carrier);
+    current::set_worker(std::ptr::null(), std::ptr::null());
+    if !exiled {
+        ctx.shared.stacks.drain(&mut ctx.stacks.borrow_mut());
+        ctx.shared.stats[ctx.index].cached_stacks.set(0);
+    }
+    exiled
 }
 
 impl WorkerCtx {
-    fn run(&self) {
+    /// The loop; returns `true` when this carrier was exiled.
+    fn run(&self, carrier: &Carrier) -> bool {
         loop {
             if self.shared.abandon.load(Ordering::SeqCst) {
-                return;
+                return false;
             }
             if self.shared.is_shutting_down() && !self.io_cancelled.replace(true) {
                 // Threads blocked in I/O resume with ECANCELED and unwind, sleepers wake
                 // early and unwind (no new op or sleep starts during shutdown, so once is
                 // enough).
                 self.reactor.cancel_all();
-                self.timers.fire(None, &mut |task| self.local.push(task));
+                self.timers.fire(None, &mut |task| self.enqueue(task));
             }
             self.reap();
             if self.timers.len() > 0 {
                 self.timers
-                    .fire(Some(Instant::now()), &mut |task| self.local.push(task));
+                    .fire(Some(Instant::now()), &mut |task| self.enqueue(task));
             }
             if let Some(task) = self.find_task() {
-                self.run_task(task);
+                if let Ran::Exiled = self.run_task(task, carrier) {
+                    return true;
+                }
                 let tick = self.tick.get();
                 if self.reactor.has_queued() && (tick % SUBMIT_INTERVAL == 0 || self.is_idle()) {
                     self.reactor.submit();
@@ -106,7 +147,7 @@ impl WorkerCtx {
                 continue;
             }
             if self.shared.should_exit() {
-                return;
+                return false;
             }
             self.sleep();
         }
@@ -137,12 +178,28 @@ impl WorkerCtx {
                 self.lifo_streak.set(self.lifo_streak.get() + 1);
                 return Some(task);
             }
-            self.local.push(task);
+            self.enqueue(task);
         }
         self.lifo_streak.set(0);
+        if tick % INJECTOR_INTERVAL == 1 {
+            if let Some(task) = self.shared.queues.take_pinned(self.index) {
+                return Some(task);
+            }
+        }
         self.local
             .pop()
+            .or_else(|| self.shared.queues.take_pinned(self.index))
             .or_else(|| self.shared.queues.take_injected(&self.local))
+    }
+
+    /// Queues a runnable thread on this worker: its pinned inbox for a thread pinned here,
+    /// the local (stealable) queue otherwise.
+    fn enqueue(&self, task: TaskRef) {
+        if task.is_pinned() {
+            self.shared.queues.push_pinned(self.index, task);
+        } else {
+            self.local.push(task);
+        }
     }
 
     /// Steals from the other workers and the injector, as a searcher.
@@ -154,12 +211,16 @@ impl WorkerCtx {
             self.searching.set(true);
         }
         let start = self.random() as usize % self.shared.workers();
-        self.shared.queues.steal(self.index, start, &self.local)
+        let stolen = self.shared.queues.steal(self.index, start, &self.local);
+        if stolen.is_some() {
+            self.shared.stats[self.index].steals.incr();
+        }
+        stolen
     }
 
     /// `true` when nothing is runnable on this worker right now.
     fn is_idle(&self) -> bool {
-        self.local.is_empty() && {
+        self.local.is_empty() && !self.shared.queues.has_pinned(self.index) && {
             let lifo = self.lifo.take();
             let empty = lifo.is_none();
             self.lifo.set(lifo);
@@ -170,7 +231,7 @@ impl WorkerCtx {
     /// Makes the threads whose I/O completed runnable here; with more than one, wakes a
     /// sleeping worker that could take some.
     fn reap(&self) {
-        if self.reactor.reap(&mut |task| self.local.push(task)) > 1 {
+        if self.reactor.reap(&mut |task| self.enqueue(task)) > 1 {
             self.shared.wake_one();
         }
     }
@@ -184,37 +245,50 @@ impl WorkerCtx {
         idle.register_sleeper(self.index, self.searching.replace(false));
         let pending = self.reactor.inflight() + self.timers.len();
         self.shared.going_to_sleep(self.index, pending);
-        if !self.shared.queues.has_work() && !self.shared.should_exit() {
+        if !self.shared.queues.has_work()
+            && !self.shared.queues.has_pinned(self.index)
+            && !self.shared.should_exit()
+        {
             let timeout = self
                 .timers
                 .next_deadline()
                 .map(|deadline| deadline.saturating_duration_since(Instant::now()));
             if timeout != Some(Duration::ZERO) {
-                self.reactor
-                    .wait(timeout, &mut |task| self.local.push(task));
+                self.reactor.wait(timeout, &mut |task| self.enqueue(task));
             }
         }
         if !idle.unregister(self.index) {
             // Taken out of the sleepers by a waker, which counted us as searching.
             self.searching.set(true);
         }
+        self.shared.handoff.worker_woke();
     }
 
-    fn run_task(&self, task: TaskRef) {
+    fn run_task(&self, task: TaskRef, carrier: &Carrier) -> Ran {
+        if task.is_pinned() {
+            task.pin_home(self.index);
+        }
         current::set_task(Arc::as_ptr(&task));
+        carrier.start_run();
         // SAFETY: `task` came from a queue or a park hand-off, so this worker owns its run,
         // and finished threads are never queued again.
         let finished = unsafe { task.resume() };
+        let kept = carrier.end_run();
         current::set_task(std::ptr::null());
+        if !kept {
+            exiled(task, finished, carrier);
+            return Ran::Exiled;
+        }
         if finished {
             self.retire(task);
-            return;
+            return Ran::Kept;
         }
         match task.suspended_for() {
-            Suspend::Yield => self.local.push(task),
+            Suspend::Yield => self.enqueue(task),
             Suspend::Park => {
+                self.shared.stats[self.index].parks.incr();
                 if let Some(task) = Task::finish_park(task) {
-                    self.local.push(task);
+                    self.enqueue(task);
                 }
             }
             // The slot on the thread's stack took over the run reference (it points at the
@@ -222,14 +296,17 @@ impl WorkerCtx {
             // Likewise the timer heap entry of a sleeper.
             Suspend::Io | Suspend::Timer => std::mem::forget(task),
         }
+        Ran::Kept
     }
 
     fn retire(&self, task: TaskRef) {
         // SAFETY: we own the run and the thread just finished.
         if let Some(stack) = unsafe { task.take_stack() } {
-            self.shared
-                .stacks
-                .free(stack, Some(&mut self.stacks.borrow_mut()));
+            let mut cache = self.stacks.borrow_mut();
+            self.shared.stacks.free(stack, Some(&mut cache));
+            self.shared.stats[self.index]
+                .cached_stacks
+                .set(cache.len() as u64);
         }
         drop(task);
         self.shared.retired();
@@ -240,8 +317,11 @@ impl WorkerCtx {
     /// Called on this worker's OS thread only.
     pub(crate) fn push_next(&self, task: TaskRef) {
         if let Some(task) = self.lifo.replace(Some(task)) {
-            self.local.push(task);
-            self.shared.wake_one();
+            let stealable = !task.is_pinned();
+            self.enqueue(task);
+            if stealable {
+                self.shared.wake_one();
+            }
         }
     }
 
@@ -257,9 +337,12 @@ impl WorkerCtx {
 
     /// A stack for a green thread spawned from this worker.
     pub(crate) fn alloc_stack(&self, usable: usize) -> io::Result<Stack> {
-        self.shared
-            .stacks
-            .alloc(usable, Some(&mut self.stacks.borrow_mut()))
+        let mut cache = self.stacks.borrow_mut();
+        let stack = self.shared.stacks.alloc(usable, Some(&mut cache));
+        self.shared.stats[self.index]
+            .cached_stacks
+            .set(cache.len() as u64);
+        stack
     }
 
     /// xorshift32: where to start looking for a victim.
@@ -271,4 +354,45 @@ impl WorkerCtx {
         self.rng.set(x);
         x
     }
+}
+
+/// Deals with the green thread that got its carrier exiled, now that it switched back (or
+/// finished), without the worker: it goes to the runtime's injector like a thread woken from
+/// outside, and the carrier leaves. Reports the stall once per green thread.
+fn exiled(task: TaskRef, finished: bool, carrier: &Carrier) {
+    let shared = Arc::clone(&task.runtime);
+    if !task.stall_reported() {
+        let stalled = carrier.stuck_since().map(|since| since.elapsed());
+        log::warn!(
+            "greenring: green thread {} blocked its worker's OS thread for {} ms without \
+             yielding (a blocking call or a long computation); the worker's other green \
+             threads were handed to another OS thread meanwhile. Use greenring's I/O, \
+             `spawn_blocking` or `yield_now` to avoid this.",
+            task.name
+                .as_deref()
+                .map_or_else(|| format!("{:?}", task.id), |n| format!("'{n}'")),
+            stalled.map_or(0, |d| d.as_millis()),
+        );
+    }
+    if finished {
+        // SAFETY: we own the run and the thread just finished.
+        if let Some(stack) = unsafe { task.take_stack() } {
+            shared.stacks.free(stack, None);
+        }
+        drop(task);
+        shared.retired();
+    } else {
+        match task.suspended_for() {
+            Suspend::Yield => shared.requeue(task),
+            Suspend::Park => {
+                if let Some(task) = Task::finish_park(task) {
+                    shared.requeue(task);
+                }
+            }
+            // Queued on the worker's ring or heap before the exile: the worker, now on its
+            // new carrier, completes it.
+            Suspend::Io | Suspend::Timer => std::mem::forget(task),
+        }
+    }
+    shared.handoff.exile_ended(&shared);
 }

@@ -11,6 +11,7 @@
 //! and never pooled.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{map, page_size, Stack};
@@ -33,10 +34,19 @@ pub(crate) struct LocalCache {
     stacks: Vec<Stack>,
 }
 
+impl LocalCache {
+    /// Stacks in the cache.
+    pub(crate) fn len(&self) -> usize {
+        self.stacks.len()
+    }
+}
+
 /// A runtime's stack allocator for its default stack size.
 pub(crate) struct StackPool {
     usable: usize,
     free: Mutex<Vec<Stack>>,
+    /// Stacks mapped by this pool and not unmapped yet.
+    mapped: AtomicUsize,
 }
 
 impl StackPool {
@@ -45,7 +55,18 @@ impl StackPool {
         StackPool {
             usable,
             free: Mutex::new(Vec::new()),
+            mapped: AtomicUsize::new(0),
         }
+    }
+
+    /// Stacks mapped and not unmapped yet (metrics).
+    pub(crate) fn mapped(&self) -> usize {
+        self.mapped.load(Relaxed)
+    }
+
+    /// Stacks in the shared free list (metrics).
+    pub(crate) fn pooled(&self) -> usize {
+        self.lock().len()
     }
 
     /// The usable size of the stacks this pool serves.
@@ -61,6 +82,7 @@ impl StackPool {
     pub(crate) fn alloc(&self, usable: usize, cache: Option<&mut LocalCache>) -> io::Result<Stack> {
         if usable != self.usable {
             let mut one = map::map_stacks(1, usable)?;
+            self.mapped.fetch_add(1, Relaxed);
             return Ok(one
                 .pop()
                 .expect("map_stacks returns the stacks it was asked for"));
@@ -91,6 +113,8 @@ impl StackPool {
     /// Takes back the stack of a finished green thread.
     pub(crate) fn free(&self, stack: Stack, cache: Option<&mut LocalCache>) {
         if stack.usable_size() != self.usable {
+            drop(stack);
+            self.mapped.fetch_sub(1, Relaxed);
             return;
         }
         match cache {
@@ -100,14 +124,21 @@ impl StackPool {
                 let mut free = self.lock();
                 let room = SHARED_CAP.saturating_sub(free.len());
                 let moved = cache.stacks.len() - BATCH;
+                let before = free.len();
                 free.extend(cache.stacks.drain(moved..).take(room));
+                let unmapped = BATCH - (free.len() - before);
                 drop(free);
+                self.mapped.fetch_sub(unmapped, Relaxed);
                 cache.stacks.push(stack);
             }
             None => {
                 let mut free = self.lock();
                 if free.len() < SHARED_CAP {
                     free.push(stack);
+                } else {
+                    drop(free);
+                    drop(stack);
+                    self.mapped.fetch_sub(1, Relaxed);
                 }
             }
         }
@@ -123,6 +154,7 @@ impl StackPool {
             }
             free.split_off(SHARED_KEEP)
         };
+        self.mapped.fetch_sub(excess.len(), Relaxed);
         drop(excess);
     }
 
@@ -130,7 +162,11 @@ impl StackPool {
     pub(crate) fn drain(&self, cache: &mut LocalCache) {
         let mut free = self.lock();
         let room = SHARED_CAP.saturating_sub(free.len());
+        let before = free.len();
+        let total = cache.stacks.len();
         free.extend(cache.stacks.drain(..).take(room));
+        self.mapped
+            .fetch_sub(total - (free.len() - before), Relaxed);
     }
 
     /// Ensures `free` holds at least `want` stacks, mapping slabs as needed.
@@ -138,6 +174,7 @@ impl StackPool {
         let per_slab = (SLAB_BYTES / (self.usable + page_size())).max(1);
         while free.len() < want {
             free.extend(map::map_stacks(per_slab, self.usable)?);
+            self.mapped.fetch_add(per_slab, Relaxed);
         }
         Ok(())
     }

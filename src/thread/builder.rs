@@ -28,6 +28,7 @@ use crate::sched;
 pub struct Builder {
     name: Option<String>,
     stack_size: Option<usize>,
+    pinned: bool,
 }
 
 impl Builder {
@@ -49,6 +50,29 @@ impl Builder {
     /// sizes cost an `mmap` and a `munmap` per thread.
     pub fn stack_size(mut self, size: usize) -> Builder {
         self.stack_size = Some(size);
+        self
+    }
+
+    /// Pins the thread to the worker that first runs it: it is never stolen by another
+    /// worker, and always resumes on that one (through the worker's own inbox when it is
+    /// woken from elsewhere). For code that keeps per-worker state, or to keep two threads
+    /// that talk a lot on one CPU. A worker handed to a new OS thread by the hand-off
+    /// monitor keeps its pinned threads, so they stay on the same worker, though not
+    /// always the same OS thread.
+    ///
+    /// ```
+    /// let handle = greenring::thread::Builder::new().pinned(true).spawn(|| {
+    ///     let home = greenring::runtime::worker_index();
+    ///     for _ in 0..100 {
+    ///         greenring::yield_now();
+    ///         assert_eq!(greenring::runtime::worker_index(), home);
+    ///     }
+    /// })?;
+    /// handle.join().unwrap();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn pinned(mut self, pinned: bool) -> Builder {
+        self.pinned = pinned;
         self
     }
 
@@ -93,11 +117,18 @@ impl Builder {
         let main = Box::new(move || {
             // The panic is caught here, at the thread's entry, so the worker goes on and
             // `join` hands the payload to the joiner.
-            let result = panic::catch_unwind(AssertUnwindSafe(f));
+            let mut result = panic::catch_unwind(AssertUnwindSafe(f));
+            // Green-thread locals are dropped before `join` can return, as std's
+            // thread-locals are; a panicking destructor becomes the thread's panic.
+            if let Err(payload) = panic::catch_unwind(crate::local::destroy_current) {
+                if result.is_ok() {
+                    result = Err(payload);
+                }
+            }
             their_packet.complete(result);
         });
         let name = self.name.map(String::into_boxed_str);
-        let task = sched::spawn(shared, name, self.stack_size, main)?;
+        let task = sched::spawn(shared, name, self.stack_size, self.pinned, main)?;
         Ok(JoinHandle::new(packet, Thread::green(task)))
     }
 }

@@ -1,0 +1,306 @@
+//! Green-thread-local storage: [`green_local!`](crate::green_local) and [`LocalKey`].
+//!
+//! # Why not `std::thread_local!`
+//!
+//! `std::thread_local!` belongs to the *OS thread*. A green thread runs on whichever worker
+//! OS thread picks it up, and may resume on another one after any blocking point (a
+//! `park`, an I/O call, `sleep`, `yield_now`, a contended lock): work stealing moves it, and
+//! so does the hand-off of a stuck worker. Code ported from std that keeps per-thread state
+//! in `thread_local!` then sees that state change under it between two lines, or shares it
+//! with unrelated green threads that ran on the same worker:
+//!
+//! ```
+//! std::thread_local!(static COUNTER: std::cell::Cell<u32> = const { std::cell::Cell::new(0) });
+//! greenring::spawn(|| {
+//!     COUNTER.with(|c| c.set(c.get() + 1));
+//!     greenring::yield_now(); // may resume on another worker OS thread...
+//!     let _maybe_not_mine = COUNTER.with(|c| c.get()); // ...with its own COUNTER.
+//! })
+//! .join()
+//! .unwrap();
+//! ```
+//!
+//! [`green_local!`](crate::green_local) declares values that belong to the *green thread*:
+//! each green thread gets its own, created on first access, kept across every switch and
+//! migration, and dropped when the thread ends (before its `join` returns). Called from a
+//! plain OS thread, a key gives that OS thread's value, like `thread_local!`, so code works
+//! both ways. Porting is a rename: `thread_local!` to `greenring::green_local!`.
+//!
+//! `thread_local!` stays right for state that belongs to the OS thread (a per-CPU cache, a
+//! handle that must not cross threads), used without a blocking point in between.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::fmt;
+
+/// Declares green-thread-local values, in the syntax of [`std::thread_local!`].
+///
+/// # Examples
+///
+/// ```
+/// use std::cell::RefCell;
+///
+/// greenring::green_local! {
+///     static NAME: RefCell<String> = RefCell::new(String::new());
+/// }
+///
+/// let handles: Vec<_> = (0..4)
+///     .map(|i| {
+///         greenring::spawn(move || {
+///             NAME.with_borrow_mut(|name| *name = format!("client-{i}"));
+///             greenring::yield_now(); // may move to another worker; the value moves along
+///             NAME.with_borrow(|name| name.clone())
+///         })
+///     })
+///     .collect();
+/// for (i, handle) in handles.into_iter().enumerate() {
+///     assert_eq!(handle.join().unwrap(), format!("client-{i}"));
+/// }
+/// ```
+#[macro_export]
+macro_rules! green_local {
+    () => {};
+    // `const { ... }` initializers (as `thread_local!` accepts) are evaluated like others.
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = const $init:block; $($rest:tt)*) => {
+        $crate::green_local!($(#[$attr])* $vis static $name: $t = $init);
+        $crate::green_local!($($rest)*);
+    };
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = const $init:block) => {
+        $crate::green_local!($(#[$attr])* $vis static $name: $t = $init);
+    };
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = $init:expr; $($rest:tt)*) => {
+        $crate::green_local!($(#[$attr])* $vis static $name: $t = $init);
+        $crate::green_local!($($rest)*);
+    };
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = $init:expr) => {
+        $(#[$attr])*
+        $vis static $name: $crate::local::LocalKey<$t> = {
+            fn __init() -> $t {
+                $init
+            }
+            $crate::local::LocalKey::new(__init)
+        };
+    };
+}
+
+/// A key to a green-thread-local value, declared with [`green_local!`](crate::green_local).
+pub struct LocalKey<T: 'static> {
+    init: fn() -> T,
+}
+
+impl<T: 'static> LocalKey<T> {
+    #[doc(hidden)]
+    pub const fn new(init: fn() -> T) -> LocalKey<T> {
+        LocalKey { init }
+    }
+
+    /// Calls `f` with the calling green thread's value (the OS thread's off green threads),
+    /// created with the key's initializer on first access.
+    pub fn with<F, R>(&'static self, f: F) -> R
+    where
+        F: FnOnce(&T) -> R,
+    {
+        let key = self as *const LocalKey<T> as usize;
+        let init = || Box::new((self.init)()) as Box<dyn Any>;
+        let task = crate::sched::current::task();
+        // SAFETY: the running task is alive while it runs.
+        let value = match unsafe { task.as_ref() } {
+            Some(task) => task.locals.get_or_init(key, init),
+            None => OS_THREAD_LOCALS.with(|locals| locals.get_or_init(key, init)),
+        };
+        // SAFETY: the value is boxed and only dropped when its thread ends (after this
+        // returns), and it was created by this key's initializer, so it is a `T`.
+        f(unsafe { &*value.cast::<T>() })
+    }
+}
+
+impl<T: 'static> LocalKey<Cell<T>> {
+    /// Sets the value.
+    pub fn set(&'static self, value: T) {
+        self.with(|cell| cell.set(value));
+    }
+
+    /// A copy of the value.
+    pub fn get(&'static self) -> T
+    where
+        T: Copy,
+    {
+        self.with(Cell::get)
+    }
+
+    /// Takes the value, leaving `Default::default()`.
+    pub fn take(&'static self) -> T
+    where
+        T: Default,
+    {
+        self.with(Cell::take)
+    }
+
+    /// Replaces the value, returning the old one.
+    pub fn replace(&'static self, value: T) -> T {
+        self.with(|cell| cell.replace(value))
+    }
+}
+
+impl<T: 'static> LocalKey<RefCell<T>> {
+    /// Calls `f` with a shared borrow of the value.
+    ///
+    /// # Panics
+    ///
+    /// If the value is mutably borrowed.
+    pub fn with_borrow<F, R>(&'static self, f: F) -> R
+    where
+        F: FnOnce(&T) -> R,
+    {
+        self.with(|cell| f(&cell.borrow()))
+    }
+
+    /// Calls `f` with a mutable borrow of the value.
+    ///
+    /// # Panics
+    ///
+    /// If the value is borrowed.
+    pub fn with_borrow_mut<F, R>(&'static self, f: F) -> R
+    where
+        F: FnOnce(&mut T) -> R,
+    {
+        self.with(|cell| f(&mut cell.borrow_mut()))
+    }
+
+    /// Sets the value.
+    ///
+    /// # Panics
+    ///
+    /// If the value is borrowed.
+    pub fn set(&'static self, value: T) {
+        self.with(|cell| *cell.borrow_mut() = value);
+    }
+
+    /// Replaces the value, returning the old one.
+    ///
+    /// # Panics
+    ///
+    /// If the value is borrowed.
+    pub fn replace(&'static self, value: T) -> T {
+        self.with(|cell| cell.replace(value))
+    }
+}
+
+impl<T: 'static> fmt::Debug for LocalKey<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalKey").finish_non_exhaustive()
+    }
+}
+
+std::thread_local! {
+    /// Values of green-local keys used from plain OS threads.
+    static OS_THREAD_LOCALS: LocalMap = LocalMap::default();
+}
+
+/// One thread's values, by key address. Only that thread touches it.
+#[derive(Default)]
+pub(crate) struct LocalMap {
+    entries: UnsafeCell<Vec<(usize, Box<dyn Any>)>>,
+}
+
+impl LocalMap {
+    /// The value of `key`, created by `init` if absent. `init` may itself use other keys.
+    fn get_or_init(&self, key: usize, init: impl FnOnce() -> Box<dyn Any>) -> *const dyn Any {
+        if let Some(value) = self.find(key) {
+            return value;
+        }
+        let value = init();
+        // An initializer that used this same key created it already: keep that one.
+        if let Some(existing) = self.find(key) {
+            return existing;
+        }
+        let address: *const dyn Any = &*value;
+        // SAFETY: only the owning thread touches the map, and no reference into the Vec is
+        // alive (callers hold pointers into the boxes, which do not move).
+        unsafe { (*self.entries.get()).push((key, value)) };
+        address
+    }
+
+    fn find(&self, key: usize) -> Option<*const dyn Any> {
+        // SAFETY: as in `get_or_init`.
+        let entries = unsafe { &*self.entries.get() };
+        entries
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, value)| &**value as *const dyn Any)
+    }
+
+    /// Drops every value, latest first; values created by destructors are dropped too. Called
+    /// by the thread itself when it ends.
+    pub(crate) fn destroy(&self) {
+        loop {
+            // SAFETY: as in `get_or_init`; the values are moved out before any destructor
+            // runs, so a destructor using a key finds a consistent (empty) map.
+            let entries = std::mem::take(unsafe { &mut *self.entries.get() });
+            if entries.is_empty() {
+                return;
+            }
+            for entry in entries.into_iter().rev() {
+                drop(entry);
+            }
+        }
+    }
+}
+
+impl Drop for LocalMap {
+    fn drop(&mut self) {
+        // A green thread that never finished (its runtime abandoned it) may still have
+        // references to these values on its leaked stack: leak them with it.
+        std::mem::forget(std::mem::take(self.entries.get_mut()));
+    }
+}
+
+/// Drops the calling green thread's locals (at its end, before its result is published).
+pub(crate) fn destroy_current() {
+    let task = crate::sched::current::task();
+    // SAFETY: the running task is alive while it runs.
+    if let Some(task) = unsafe { task.as_ref() } {
+        task.locals.destroy();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::rc::Rc;
+
+    crate::green_local! {
+        static COUNT: Cell<u32> = const { Cell::new(0) };
+        static LOG: RefCell<Vec<u32>> = RefCell::new(Vec::new());
+    }
+
+    #[test]
+    fn os_threads_have_their_own_values() {
+        COUNT.set(5);
+        let other = std::thread::spawn(|| COUNT.get()).join().unwrap();
+        assert_eq!(other, 0);
+        assert_eq!(COUNT.replace(7), 5);
+        assert_eq!(COUNT.take(), 7);
+        LOG.with_borrow_mut(|log| log.push(1));
+        assert_eq!(LOG.with_borrow(Vec::clone), vec![1]);
+    }
+
+    #[test]
+    fn destroy_drops_values_created_by_destructors() {
+        struct Canary(Rc<Cell<u32>>);
+        impl Drop for Canary {
+            fn drop(&mut self) {
+                self.0.set(self.0.get() + 1);
+            }
+        }
+        let dropped = Rc::new(Cell::new(0));
+        let map = LocalMap::default();
+        let d = Rc::clone(&dropped);
+        map.get_or_init(1, move || Box::new(Canary(d)));
+        let d = Rc::clone(&dropped);
+        map.get_or_init(2, move || Box::new(Canary(d)));
+        map.destroy();
+        assert_eq!(dropped.get(), 2);
+        assert!(map.find(1).is_none());
+    }
+}

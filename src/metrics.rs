@@ -1,0 +1,92 @@
+//! [`Runtime::metrics`](crate::Runtime::metrics): what a runtime is doing, for dashboards
+//! and for tests.
+
+use crate::sched::Shared;
+
+/// A snapshot of a runtime's counters. Counters only grow; gauges (`live_threads`,
+/// `queue_depth`, stacks) are the value at the time of the call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Green threads spawned and not yet finished.
+    pub live_threads: usize,
+    /// One entry per worker, in worker order.
+    pub workers: Vec<WorkerMetrics>,
+    /// Runnable green threads in the shared injector (woken or spawned from outside the
+    /// workers), not yet taken by a worker.
+    pub injector_depth: usize,
+    /// Green-thread stacks currently mapped (in use, pooled, or leaked with an abandoned
+    /// thread).
+    pub stacks_mapped: usize,
+    /// Mapped stacks waiting for reuse (the shared pool plus the workers' caches).
+    pub stacks_pooled: usize,
+    /// Times the hand-off monitor moved a stuck worker to a new OS thread.
+    pub handoffs: u64,
+}
+
+/// One worker's part of [`Metrics`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerMetrics {
+    /// Runnable green threads waiting in this worker's queues.
+    pub queue_depth: usize,
+    /// Successful steals by this worker (each takes up to half of another's queue).
+    pub steals: u64,
+    /// Green threads that parked while running on this worker.
+    pub parks: u64,
+    /// I/O operations this worker handed to the kernel.
+    pub io_submitted: u64,
+    /// I/O operations whose completion this worker received.
+    pub io_completed: u64,
+}
+
+impl Metrics {
+    pub(crate) fn collect(shared: &Shared) -> Metrics {
+        let workers: Vec<WorkerMetrics> = (0..shared.workers())
+            .map(|index| {
+                let stats = &shared.stats[index];
+                WorkerMetrics {
+                    queue_depth: shared.queue_depth(index),
+                    steals: stats.steals.get(),
+                    parks: stats.parks.get(),
+                    io_submitted: stats.io_submitted.get(),
+                    io_completed: stats.io_completed.get(),
+                }
+            })
+            .collect();
+        let cached: u64 = shared.stats.iter().map(|s| s.cached_stacks.get()).sum();
+        Metrics {
+            live_threads: shared.live(),
+            workers,
+            injector_depth: shared.injector_depth(),
+            stacks_mapped: shared.stacks.mapped(),
+            stacks_pooled: shared.stacks.pooled() + cached as usize,
+            handoffs: shared.handoff.count(),
+        }
+    }
+
+    /// Steals by every worker.
+    pub fn steals(&self) -> u64 {
+        self.workers.iter().map(|w| w.steals).sum()
+    }
+
+    /// Parks on every worker.
+    pub fn parks(&self) -> u64 {
+        self.workers.iter().map(|w| w.parks).sum()
+    }
+
+    /// I/O operations submitted by every worker.
+    pub fn io_submitted(&self) -> u64 {
+        self.workers.iter().map(|w| w.io_submitted).sum()
+    }
+
+    /// I/O operations completed on every worker.
+    pub fn io_completed(&self) -> u64 {
+        self.workers.iter().map(|w| w.io_completed).sum()
+    }
+
+    /// Runnable green threads queued on every worker.
+    pub fn queue_depth(&self) -> usize {
+        self.workers.iter().map(|w| w.queue_depth).sum()
+    }
+}

@@ -1,0 +1,175 @@
+//! Carriers: the OS threads that carry workers, and how a worker changes carrier.
+//!
+//! A worker (its queues, ring, timers: a `WorkerCtx`) is carried by one OS thread at a time.
+//! When a green thread blocks its carrier in code greenring does not own (a blocking
+//! system call, a long computation), the hand-off monitor (`handoff`) *exiles* that
+//! carrier and gives the worker to a fresh OS thread, so the worker's other green threads
+//! keep running. The exiled carrier finishes with the stuck green thread alone: when that
+//! thread next switches back (or ends), the carrier puts it in the runtime's injector and
+//! exits.
+//!
+//! # The status word
+//!
+//! Each carrier publishes one `AtomicU64`:
+//! - bit 0, `RUNNING`: it resumed a green thread that has not switched back yet;
+//! - bit 1, `EXILED`: the monitor took its worker away;
+//! - bits 2..32: how many of the running green thread's accesses to the worker are in
+//!   progress (see [`Carrier::enter`]);
+//! - bits 32..64: a sequence number, bumped on every resume; the monitor sees a stuck
+//!   carrier as `RUNNING` with the same sequence number for longer than its threshold.
+//!
+//! The monitor exiles with one compare-and-swap that requires `RUNNING`, the sequence it
+//! sampled and no access in progress. The carrier's loop learns of it from the `fetch_and`
+//! that clears `RUNNING` when the green thread switches back; a green thread learns of it
+//! when [`Carrier::enter`] fails. Either way nobody on the old carrier touches the worker
+//! again, and everything they did to it before happens-before the monitor's CAS (their
+//! updates of the word release, the CAS acquires).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+const RUNNING: u64 = 1;
+const EXILED: u64 = 2;
+const IN_WORKER: u64 = 4;
+const IN_WORKER_MASK: u64 = 0xFFFF_FFFC;
+const SEQ_SHIFT: u32 = 32;
+
+/// One OS thread that carries a worker.
+pub(crate) struct Carrier {
+    status: AtomicU64,
+    /// When the green thread that got this carrier exiled started running (set by the
+    /// monitor before the exile is visible to the carrier).
+    stuck_since: Mutex<Option<Instant>>,
+}
+
+/// A sample of a carrier's status, for the monitor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Status(u64);
+
+impl Status {
+    /// The carrier is running a green thread.
+    pub(crate) fn running(self) -> bool {
+        self.0 & RUNNING != 0
+    }
+
+    /// The run in progress (or last run), to tell whether the carrier switched since.
+    pub(crate) fn run_seq(self) -> u64 {
+        self.0 >> SEQ_SHIFT
+    }
+}
+
+impl Carrier {
+    pub(crate) fn new() -> Carrier {
+        Carrier {
+            status: AtomicU64::new(0),
+            stuck_since: Mutex::new(None),
+        }
+    }
+
+    /// Called by the carrier's worker loop right before it resumes a green thread.
+    pub(crate) fn start_run(&self) {
+        let seq = (self.status.load(Ordering::Relaxed) >> SEQ_SHIFT).wrapping_add(1);
+        // A plain store is enough: while nothing runs, neither the monitor (it needs
+        // RUNNING) nor a green thread (none runs) writes the word.
+        self.status
+            .store((seq << SEQ_SHIFT) | RUNNING, Ordering::Release);
+    }
+
+    /// Called by the worker loop once the green thread switched back (or finished).
+    /// `false` when the carrier was exiled meanwhile: the worker is no longer its own.
+    #[must_use]
+    pub(crate) fn end_run(&self) -> bool {
+        self.status.fetch_and(!RUNNING, Ordering::AcqRel) & EXILED == 0
+    }
+
+    /// Called by the running green thread before it touches its worker; `false` when the
+    /// carrier was exiled (the thread must not touch the worker, see [`Carrier::leave`]).
+    pub(crate) fn enter(&self) -> bool {
+        let before = self.status.fetch_add(IN_WORKER, Ordering::Acquire);
+        if before & EXILED != 0 {
+            self.status.fetch_sub(IN_WORKER, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Ends an access begun by a successful [`Carrier::enter`].
+    pub(crate) fn leave(&self) {
+        self.status.fetch_sub(IN_WORKER, Ordering::Release);
+    }
+
+    /// The monitor's sample.
+    pub(crate) fn status(&self) -> Status {
+        Status(self.status.load(Ordering::Acquire))
+    }
+
+    /// The monitor takes the worker away if the carrier is still in the run it sampled as
+    /// `seen` (and its green thread is not touching the worker). `since` is when that run
+    /// was first seen.
+    pub(crate) fn try_exile(&self, seen: Status, since: Instant) -> bool {
+        if !seen.running() || seen.0 & (EXILED | IN_WORKER_MASK) != 0 {
+            return false;
+        }
+        *self
+            .stuck_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(since);
+        self.status
+            .compare_exchange(seen.0, seen.0 | EXILED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// When the stuck run began (after an exile).
+    pub(crate) fn stuck_since(&self) -> Option<Instant> {
+        *self
+            .stuck_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exile_needs_the_same_run_and_no_access_in_progress() {
+        let carrier = Carrier::new();
+        let idle = carrier.status();
+        assert!(!carrier.try_exile(idle, Instant::now()), "nothing runs");
+        carrier.start_run();
+        let seen = carrier.status();
+        assert!(seen.running());
+        assert!(carrier.end_run());
+        carrier.start_run();
+        assert_ne!(carrier.status().run_seq(), seen.run_seq());
+        assert!(!carrier.try_exile(seen, Instant::now()), "a later run");
+        let seen = carrier.status();
+        assert!(carrier.enter());
+        assert!(
+            !carrier.try_exile(carrier.status(), Instant::now()),
+            "in the worker"
+        );
+        carrier.leave();
+        assert!(carrier.try_exile(seen, Instant::now()));
+        assert!(!carrier.enter(), "an exiled thread keeps off the worker");
+        assert!(!carrier.end_run(), "the loop learns of the exile");
+    }
+
+    #[test]
+    fn racing_exile_and_end_run_agree() {
+        for _ in 0..1000 {
+            let carrier = std::sync::Arc::new(Carrier::new());
+            carrier.start_run();
+            let seen = carrier.status();
+            let monitor = {
+                let carrier = std::sync::Arc::clone(&carrier);
+                std::thread::spawn(move || carrier.try_exile(seen, Instant::now()))
+            };
+            let kept = carrier.end_run();
+            let exiled = monitor.join().unwrap();
+            assert_ne!(kept, exiled, "exactly one side owns the worker");
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! The hand-off monitor: one OS thread per runtime that notices a worker stuck in one green
+//! thread and gives the worker to a fresh OS thread.
+//!
+//! A green thread that calls something greenring does not own (`std::thread::sleep`, a C
+//! library's `read`, a long computation) blocks the OS thread carrying its worker, and with
+//! it every green thread queued there, sleeping there or waiting for that worker's I/O. The
+//! monitor samples every carrier's status (see `carrier`) every half threshold; a carrier
+//! seen running the same green thread for longer than the threshold (default
+//! [`DEFAULT_THRESHOLD`]) is exiled and the worker starts on a new OS thread, as Go's
+//! `sysmon` retakes a P from an M blocked in a system call. The stuck green thread keeps the
+//! old OS thread until it next switches back; then that OS thread parks as a *spare*, and
+//! the next hand-off reuses it, so the number of running OS threads shrinks back to the
+//! worker count, and the number of OS threads only grows with the largest number of green
+//! threads stuck at the same time.
+//!
+//! Spares do not exit before the runtime shuts down: io_uring runs the completion work of
+//! an op (and retries a socket read once data arrives) on the OS thread that submitted it,
+//! and fails the op if that thread has exited. A parked spare costs a stack and no CPU.
+//!
+//! What it cannot do: it does not preempt the stuck green thread (nothing can interrupt
+//! arbitrary code safely), so that thread itself is late; it only keeps the others going.
+//! Each hand-off costs a thread spawn (tens of microseconds), and the stuck thread's
+//! work is reported once through the `log` crate so it can be fixed (use greenring's I/O,
+//! [`spawn_blocking`](crate::spawn_blocking) or [`yield_now`](crate::yield_now)).
+//!
+//! An idle runtime costs the monitor nothing: after [`IDLE_ROUNDS`] samples with every
+//! worker asleep it sleeps until a worker wakes up.
+
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::carrier::{Carrier, Status};
+use super::worker::{run_worker, WorkerBox};
+use super::Shared;
+use crate::overflow::AltStack;
+
+/// How long a green thread may keep its worker's OS thread without switching before the
+/// worker is handed to another OS thread.
+pub const DEFAULT_THRESHOLD: Duration = Duration::from_millis(10);
+/// Samples with no green thread running before the monitor sleeps until a worker wakes.
+const IDLE_ROUNDS: u32 = 20;
+
+/// The monitor's shared state, part of the runtime's `Shared`.
+pub(crate) struct Handoff {
+    threshold: Option<Duration>,
+    control: Mutex<Control>,
+    signal: Condvar,
+    /// The monitor sleeps until a worker wakes up.
+    asleep: AtomicBool,
+    /// Hand-offs so far.
+    count: AtomicU64,
+    /// Exiled carriers whose stuck green thread has not switched back yet.
+    exiled_running: AtomicUsize,
+    /// Carrier threads started by hand-offs, for the runtime to join at shutdown.
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Parked carrier threads waiting for a worker to carry.
+    spares: Mutex<Spares>,
+}
+
+/// Sends a parked carrier the worker it should carry (`None`: exit).
+type Assign = mpsc::SyncSender<Option<(Arc<WorkerBox>, Arc<Carrier>)>>;
+
+#[derive(Default)]
+struct Spares {
+    parked: Vec<Assign>,
+    stopped: bool,
+}
+
+#[derive(Default)]
+struct Control {
+    stop: bool,
+    woken: bool,
+}
+
+impl Handoff {
+    /// A monitor state for `threshold` (`None`: no monitor runs).
+    pub(crate) fn new(threshold: Option<Duration>) -> Handoff {
+        Handoff {
+            threshold,
+            control: Mutex::new(Control::default()),
+            signal: Condvar::new(),
+            asleep: AtomicBool::new(false),
+            count: AtomicU64::new(0),
+            exiled_running: AtomicUsize::new(0),
+            threads: Mutex::new(Vec::new()),
+            spares: Mutex::new(Spares::default()),
+        }
+    }
+
+    /// Parks the calling carrier thread (just exiled) until a hand-off gives it a worker;
+    /// `None` when the runtime shuts down.
+    pub(crate) fn wait_as_spare(&self) -> Option<(Arc<WorkerBox>, Arc<Carrier>)> {
+        let (assign, assigned) = mpsc::sync_channel(1);
+        {
+            let mut spares = self.lock_spares();
+            if spares.stopped {
+                return None;
+            }
+            spares.parked.push(assign);
+        }
+        assigned.recv().ok().flatten()
+    }
+
+    fn lock_spares(&self) -> MutexGuard<'_, Spares> {
+        self.spares.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hand-offs so far.
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// `true` while an exiled carrier still runs its stuck green thread.
+    pub(crate) fn exiles_running(&self) -> bool {
+        self.exiled_running.load(Ordering::SeqCst) != 0
+    }
+
+    /// Called by a worker that just left its sleep: wakes the monitor if it sleeps.
+    pub(crate) fn worker_woke(&self) {
+        // Pairs with the monitor's store of `asleep` and load of the sleeper count: either
+        // it sees this worker awake, or this load sees it asleep.
+        fence(Ordering::SeqCst);
+        if self.asleep.load(Ordering::SeqCst) {
+            self.lock().woken = true;
+            self.signal.notify_one();
+        }
+    }
+
+    /// Called by an exiled carrier once its green thread switched back or finished.
+    pub(crate) fn exile_ended(&self, shared: &Shared) {
+        self.exiled_running.fetch_sub(1, Ordering::SeqCst);
+        if shared.is_shutting_down() {
+            // The workers' check that nothing can progress skipped while this ran.
+            shared.wake_all();
+        }
+    }
+
+    /// Stops the monitor thread and lets the spare carriers exit.
+    pub(crate) fn stop(&self) {
+        self.lock().stop = true;
+        self.signal.notify_one();
+        let mut spares = self.lock_spares();
+        spares.stopped = true;
+        // Dropping their senders wakes them with `None`.
+        spares.parked.clear();
+    }
+
+    /// The carrier threads started by hand-offs.
+    pub(crate) fn take_threads(&self) -> Vec<JoinHandle<()>> {
+        std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Body of the monitor thread of `shared`, whose workers are `workers`, carried by
+/// `carriers` (same order). Worker threads are named `<thread_name>-<index>`.
+pub(crate) fn run_monitor(
+    shared: Arc<Shared>,
+    workers: Vec<Arc<WorkerBox>>,
+    carriers: Vec<Arc<Carrier>>,
+    thread_name: String,
+) {
+    let handoff = &shared.handoff;
+    let Some(threshold) = handoff.threshold else {
+        return;
+    };
+    let interval = (threshold / 2).max(Duration::from_millis(1));
+    let mut monitor = Monitor {
+        shared: &shared,
+        workers,
+        carriers,
+        thread_name,
+        spawn_failure_reported: false,
+    };
+    let now = Instant::now();
+    let mut seen: Vec<(Status, Instant)> = monitor
+        .carriers
+        .iter()
+        .map(|carrier| (carrier.status(), now))
+        .collect();
+    let mut idle_rounds = 0;
+    loop {
+        {
+            let mut control = handoff.lock();
+            if idle_rounds >= IDLE_ROUNDS {
+                handoff.asleep.store(true, Ordering::SeqCst);
+                if shared.idle.all_sleeping() {
+                    while !control.stop && !control.woken {
+                        control = handoff
+                            .signal
+                            .wait(control)
+                            .unwrap_or_else(PoisonError::into_inner);
+                    }
+                }
+                control.woken = false;
+                handoff.asleep.store(false, Ordering::SeqCst);
+                idle_rounds = 0;
+            } else if !control.stop {
+                control = handoff
+                    .signal
+                    .wait_timeout(control, interval)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            if control.stop {
+                return;
+            }
+        }
+        if shared.should_exit() {
+            return;
+        }
+        let now = Instant::now();
+        let mut any_running = false;
+        for (index, seen) in seen.iter_mut().enumerate() {
+            let status = monitor.carriers[index].status();
+            let (last, since) = *seen;
+            if !status.running() || !last.running() || last.run_seq() != status.run_seq() {
+                *seen = (status, now);
+                any_running |= status.running();
+                continue;
+            }
+            any_running = true;
+            if now.duration_since(since) >= threshold && monitor.hand_off(index, status, since) {
+                *seen = (monitor.carriers[index].status(), now);
+            }
+        }
+        idle_rounds = if any_running { 0 } else { idle_rounds + 1 };
+    }
+}
+
+struct Monitor<'a> {
+    shared: &'a Arc<Shared>,
+    workers: Vec<Arc<WorkerBox>>,
+    carriers: Vec<Arc<Carrier>>,
+    thread_name: String,
+    spawn_failure_reported: bool,
+}
+
+impl Monitor<'_> {
+    /// Moves worker `index`, whose carrier was seen in the run `status` since `since`, to a
+    /// new OS thread; `false` if the carrier moved on meanwhile or no thread could start.
+    fn hand_off(&mut self, index: usize, status: Status, since: Instant) -> bool {
+        let handoff = &self.shared.handoff;
+        // Find the OS thread first: once the old carrier is exiled the worker must get a
+        // new one, so a failure to start a thread has to come before the point of no return.
+        let spare = handoff.lock_spares().parked.pop();
+        let assign = match spare {
+            Some(assign) => assign,
+            None => match self.start_carrier(index) {
+                Some(assign) => assign,
+                None => return false,
+            },
+        };
+        handoff.exiled_running.fetch_add(1, Ordering::SeqCst);
+        if !self.carriers[index].try_exile(status, since) {
+            // It switched back in the meantime: nothing to hand over; keep the thread.
+            handoff.lock_spares().parked.push(assign);
+            handoff.exile_ended(self.shared);
+            return false;
+        }
+        handoff.count.fetch_add(1, Ordering::Relaxed);
+        log::debug!(
+            "greenring: worker {index} ran one green thread for {} ms; handed to another OS \
+             thread",
+            since.elapsed().as_millis()
+        );
+        let carrier = Arc::new(Carrier::new());
+        let worker = Arc::clone(&self.workers[index]);
+        if let Err(mpsc::SendError(job)) = assign.send(Some((worker, Arc::clone(&carrier)))) {
+            // The spare died (it cannot, short of a bug): carry on a fresh thread.
+            let assign = self
+                .start_carrier(index)
+                .expect("greenring: no OS thread to carry a handed-off worker");
+            let _ = assign.send(job);
+        }
+        self.carriers[index] = carrier;
+        true
+    }
+
+    /// Starts a carrier OS thread that waits for its first worker; `None` (reported once)
+    /// when the OS refuses a thread.
+    fn start_carrier(&mut self, index: usize) -> Option<Assign> {
+        let (assign, assigned) = mpsc::sync_channel(1);
+        let shared = Arc::clone(self.shared);
+        let spawned = std::thread::Builder::new()
+            .name(format!("{}-{index}", self.thread_name))
+            .spawn(move || carry(&shared, assigned.recv().ok().flatten()));
+        match spawned {
+            Ok(thread) => {
+                let mut threads = self
+                    .shared
+                    .handoff
+                    .threads
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                threads.retain(|thread| !thread.is_finished());
+                threads.push(thread);
+                Some(assign)
+            }
+            Err(err) => {
+                if !std::mem::replace(&mut self.spawn_failure_reported, true) {
+                    log::error!(
+                        "greenring: worker {index} is stuck in one green thread, and no OS \
+                         thread could be started to take over its other green threads: {err}"
+                    );
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Body of every carrier OS thread: carries `first`, and after each exile parks as a spare
+/// until a hand-off gives it another worker, until the runtime shuts down.
+pub(crate) fn carry(shared: &Shared, first: Option<(Arc<WorkerBox>, Arc<Carrier>)>) {
+    let _altstack = AltStack::install();
+    let mut next = first;
+    while let Some((worker, carrier)) = next {
+        if !run_worker(worker, carrier) {
+            return;
+        }
+        next = shared.handoff.wait_as_spare();
+    }
+}

@@ -1,0 +1,177 @@
+//! Green-thread locals follow their thread across workers; pinned threads never move.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use greenring::Runtime;
+
+greenring::green_local! {
+    static ID: Cell<usize> = const { Cell::new(usize::MAX) };
+    static HISTORY: RefCell<Vec<usize>> = RefCell::new(Vec::new());
+}
+
+#[test]
+fn green_locals_are_per_thread_and_survive_migration() {
+    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    let handles: Vec<_> = (0..200)
+        .map(|id| {
+            rt.spawn(move || {
+                assert_eq!(
+                    ID.get(),
+                    usize::MAX,
+                    "a fresh thread starts with the initial value"
+                );
+                ID.set(id);
+                let mut workers = HashSet::new();
+                for round in 0..300 {
+                    workers.insert(greenring::runtime::worker_index().unwrap());
+                    HISTORY.with_borrow_mut(|h| h.push(round));
+                    if round % 3 == 0 {
+                        greenring::time::sleep(Duration::from_micros(50));
+                    } else {
+                        greenring::yield_now();
+                    }
+                    assert_eq!(ID.get(), id, "thread {id} saw another thread's value");
+                }
+                assert_eq!(HISTORY.with_borrow(Vec::len), 300);
+                workers.len()
+            })
+        })
+        .collect();
+    let migrated = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(|&workers| workers > 1)
+        .count();
+    assert!(
+        migrated > 0,
+        "no thread changed worker: the test proved nothing"
+    );
+}
+
+#[test]
+fn green_locals_are_dropped_before_join_returns() {
+    struct Flag(Arc<AtomicUsize>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    greenring::green_local! {
+        static FLAG: RefCell<Option<Flag>> = const { RefCell::new(None) };
+    }
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    let handles: Vec<_> = (0..10)
+        .map(|_| {
+            let dropped = Arc::clone(&dropped);
+            rt.spawn(move || {
+                FLAG.set(Some(Flag(dropped)));
+                greenring::yield_now();
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    assert_eq!(dropped.load(Ordering::SeqCst), 10);
+}
+
+#[test]
+fn a_panicking_local_destructor_is_the_threads_panic() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("bomb");
+        }
+    }
+    greenring::green_local! {
+        static BOMB: RefCell<Option<Bomb>> = const { RefCell::new(None) };
+    }
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let err = rt.spawn(|| BOMB.set(Some(Bomb))).join().unwrap_err();
+    assert_eq!(err.downcast_ref::<&str>(), Some(&"bomb"));
+}
+
+#[test]
+fn pinned_threads_never_change_worker() {
+    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    // Busy unpinned neighbours keep both workers stealing.
+    let stop = Arc::new(AtomicUsize::new(0));
+    let neighbours: Vec<_> = (0..20)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            rt.spawn(move || {
+                let mut workers = HashSet::new();
+                while stop.load(Ordering::Relaxed) == 0 {
+                    workers.insert(greenring::runtime::worker_index().unwrap());
+                    greenring::yield_now();
+                }
+                workers.len()
+            })
+        })
+        .collect();
+    let pinned: Vec<_> = (0..40)
+        .map(|i| {
+            greenring::thread::Builder::new()
+                .pinned(true)
+                .spawn_on(&rt, move || {
+                    let home = greenring::runtime::worker_index().unwrap();
+                    for round in 0..500 {
+                        match (i + round) % 3 {
+                            0 => greenring::yield_now(),
+                            1 => greenring::time::sleep(Duration::from_micros(20)),
+                            _ => greenring::thread::park_timeout(Duration::from_micros(20)),
+                        }
+                        assert_eq!(
+                            greenring::runtime::worker_index().unwrap(),
+                            home,
+                            "pinned thread {i} moved"
+                        );
+                    }
+                    home
+                })
+                .unwrap()
+        })
+        .collect();
+    for handle in pinned {
+        handle.join().unwrap();
+    }
+    stop.store(1, Ordering::Relaxed);
+    let moved = neighbours
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(|&w| w > 1)
+        .count();
+    assert!(moved > 0, "nothing was stolen: the test proved nothing");
+}
+
+#[test]
+fn a_pinned_thread_woken_from_elsewhere_returns_home() {
+    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let pinned = greenring::thread::Builder::new()
+        .pinned(true)
+        .spawn_on(&rt, move || {
+            let home = greenring::runtime::worker_index().unwrap();
+            for _ in 0..200 {
+                ready_tx.send(greenring::thread::current()).unwrap();
+                greenring::park();
+                assert_eq!(greenring::runtime::worker_index().unwrap(), home);
+            }
+        })
+        .unwrap();
+    // Unparked from a plain OS thread and from green threads on either worker.
+    for round in 0..200 {
+        let thread = ready_rx.recv().unwrap();
+        if round % 2 == 0 {
+            thread.unpark();
+        } else {
+            rt.spawn(move || thread.unpark()).join().unwrap();
+        }
+    }
+    pinned.join().unwrap();
+}
