@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -132,9 +133,73 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    spawn_on(pool(), f)
+}
+
+/// The process-wide pool behind [`spawn_blocking`].
+fn pool() -> &'static Arc<Pool> {
     static POOL: OnceLock<Arc<Pool>> = OnceLock::new();
-    let pool = POOL.get_or_init(|| Pool::new(MAX_THREADS, KEEP_ALIVE));
-    spawn_on(pool, f)
+    POOL.get_or_init(|| Pool::new(MAX_THREADS, KEEP_ALIVE))
+}
+
+/// Runs `f`, which may borrow from the caller, on the blocking pool while the calling green
+/// thread waits (the epoll backend's file operations). Unlike `spawn_blocking(..).join()`,
+/// the wait is not a cancellation point: `f` may be writing into the caller's buffers, so
+/// the caller must not unwind before it is done. A panic in `f` is resumed here.
+///
+/// Must be called on a green thread.
+pub(crate) fn offload<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    struct Done<R> {
+        result: Mutex<Option<std::thread::Result<R>>>,
+        done: AtomicBool,
+    }
+    let task = crate::sched::current::task();
+    assert!(!task.is_null(), "offload off a green thread");
+    // SAFETY: the running task is alive; we add a reference for the pool thread.
+    let me = unsafe {
+        Arc::increment_strong_count(task);
+        Arc::from_raw(task)
+    };
+    let done = Arc::new(Done {
+        result: Mutex::new(None),
+        done: AtomicBool::new(false),
+    });
+    let their_done = Arc::clone(&done);
+    let job: Box<dyn FnOnce() + Send + '_> = Box::new(move || {
+        let result = panic::catch_unwind(AssertUnwindSafe(f));
+        *their_done
+            .result
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(result);
+        their_done.done.store(true, Ordering::Release);
+        if let Some(runnable) = crate::task::Task::unpark(&me) {
+            crate::sched::schedule(runnable);
+        }
+    });
+    // SAFETY: only the lifetime changes. Everything `job` borrows outlives its run: we do
+    // not return (nor unwind: the loop below has no cancellation point) before `done` is
+    // set, after which the job touches only its own `Arc`s.
+    let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
+    pool().execute(job);
+    while !done.done.load(Ordering::Acquire) {
+        // SAFETY: we are the green thread `task`, on its own stack. A spurious wake-up (a
+        // user's unpark) just goes round the loop.
+        unsafe {
+            if !(*task).take_token() {
+                (*task).suspend(crate::task::Suspend::Park);
+            }
+        }
+    }
+    let result = done
+        .result
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+        .expect("set before `done`");
+    match result {
+        Ok(value) => value,
+        Err(payload) => panic::resume_unwind(payload),
+    }
 }
 
 fn spawn_on<F, T>(pool: &Arc<Pool>, f: F) -> JoinHandle<T>

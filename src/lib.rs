@@ -47,6 +47,6 @@ pub mod bench_support;
 pub use crate::blocking::spawn_blocking;
 pub use crate::bridge::block_on;
 pub use crate::context::SwitchBackend;
-pub use crate::runtime::Runtime;
+pub use crate::runtime::{IoBackend, Runtime};
 pub use crate::stack::{StackGuard, DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 pub use crate::thread::{current, park, spawn, yield_now, JoinHandle};

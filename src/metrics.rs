@@ -22,6 +22,8 @@ pub struct Metrics {
     pub stacks_pooled: usize,
     /// Times the hand-off monitor moved a stuck worker to a new OS thread.
     pub handoffs: u64,
+    /// The I/O backend the workers use.
+    pub io_backend: Option<crate::IoBackend>,
 }
 
 /// One worker's part of [`Metrics`].
@@ -62,6 +64,7 @@ impl Metrics {
             stacks_mapped: shared.stacks.mapped(),
             stacks_pooled: shared.stacks.pooled() + cached as usize,
             handoffs: shared.handoff.count(),
+            io_backend: Some(shared.io_backend()),
         }
     }
 

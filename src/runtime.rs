@@ -29,6 +29,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use crate::metrics::{Metrics, WorkerMetrics};
+pub use crate::reactor::IoBackend;
 pub use crate::sched::handoff::DEFAULT_THRESHOLD as DEFAULT_HANDOFF_THRESHOLD;
 
 use crate::context::SwitchBackend;
@@ -85,6 +86,7 @@ pub struct Builder {
     stack_size: usize,
     thread_name: String,
     handoff_threshold: Option<Duration>,
+    io_backend: Option<IoBackend>,
 }
 
 impl Default for Builder {
@@ -94,6 +96,7 @@ impl Default for Builder {
             stack_size: DEFAULT_STACK_SIZE,
             thread_name: "greenring-worker".to_owned(),
             handoff_threshold: Some(DEFAULT_HANDOFF_THRESHOLD),
+            io_backend: None,
         }
     }
 }
@@ -136,6 +139,14 @@ impl Builder {
         self
     }
 
+    /// Forces the I/O backend. Without this, `GREENRING_IO_BACKEND` decides, and without
+    /// that io_uring is used where the kernel allows it and epoll elsewhere (see
+    /// [`IoBackend`]).
+    pub fn io_backend(mut self, backend: IoBackend) -> Builder {
+        self.io_backend = Some(backend);
+        self
+    }
+
     /// Starts the workers.
     ///
     /// # Errors
@@ -166,10 +177,33 @@ impl Builder {
         }
         overflow::install_handler();
         let (shared, locals) = Shared::new(workers, stack_size, self.handoff_threshold)?;
-        // Set every ring up before starting any worker, so a refusal is reported here.
-        let reactors = (0..workers)
-            .map(|index| Reactor::new(shared.waker(index), Arc::clone(&shared.stats[index])))
-            .collect::<io::Result<Vec<_>>>()?;
+        // Set every reactor up before starting any worker, so a refusal is reported here.
+        let reactors_of = |backend| {
+            (0..workers)
+                .map(|index| {
+                    Reactor::new(
+                        backend,
+                        shared.waker(index),
+                        Arc::clone(&shared.stats[index]),
+                    )
+                })
+                .collect::<io::Result<Vec<_>>>()
+        };
+        let requested = match self.io_backend {
+            Some(backend) => Some(backend),
+            None => IoBackend::from_env()?,
+        };
+        let (backend, reactors) = match requested {
+            Some(backend) => (backend, reactors_of(backend)?),
+            None => match reactors_of(IoBackend::IoUring) {
+                Ok(reactors) => (IoBackend::IoUring, reactors),
+                Err(err) => {
+                    log::warn!("{err}; falling back to the epoll backend");
+                    (IoBackend::Epoll, reactors_of(IoBackend::Epoll)?)
+                }
+            },
+        };
+        shared.set_io_backend(backend);
         let boxes: Vec<Arc<sched::WorkerBox>> = locals
             .into_iter()
             .zip(reactors)
@@ -284,6 +318,11 @@ impl Runtime {
     /// ```
     pub fn metrics(&self) -> Metrics {
         Metrics::collect(&self.shared)
+    }
+
+    /// The I/O backend this runtime's workers use (see [`IoBackend`]).
+    pub fn io_backend(&self) -> IoBackend {
+        self.shared.io_backend()
     }
 
     /// Which implementation switches between green threads.

@@ -67,24 +67,27 @@ pub(crate) unsafe fn park_on(entry: Entry, timeout: Option<&Timespec>) -> OpResu
         timeout_result: Cell::new(0),
     };
     let address = &slot as *const Completion as u64;
+    let worker = current::worker_moving().expect("park_on called off a green thread");
+    let ring = worker.reactor().ring();
     // SAFETY: the entries point into the caller's frame (guaranteed valid until we return)
     // and at `slot` and `timespec`, which live until we return; we return only after every
     // CQE of these entries has been reaped.
-    let pushed = unsafe {
+    unsafe {
         match timeout {
-            None => super::push_current(&[entry.user_data(address | TAG_OP)]),
+            None => ring.push(&[entry.user_data(address | TAG_OP)]),
             Some(timespec) => {
                 let link = io_uring::opcode::LinkTimeout::new(timespec)
                     .build()
                     .user_data(address | TAG_LINK_TIMEOUT);
-                super::push_current(&[
+                ring.push(&[
                     entry.flags(Flags::IO_LINK).user_data(address | TAG_OP),
                     link,
-                ])
+                ]);
             }
         }
-    };
-    assert!(pushed, "park_on called off a green thread");
+    }
+    // Only this worker's loop may reap the CQEs, after the switch below.
+    worker.hold_across_suspend();
     // SAFETY: we are the green thread `task`, on its own stack; the worker hands the run
     // reference to `slot` (see `Suspend::Io`) and `complete` gives it back.
     unsafe { (*task).suspend(Suspend::Io) };

@@ -1,4 +1,8 @@
-//! The reactor: one io_uring per worker, and the only code that talks to io_uring.
+//! The reactor: one per worker, and the only code that talks to the kernel's I/O
+//! interfaces. Two backends implement one internal API ([`ops`] for green threads,
+//! [`Reactor`] for the worker loop): io_uring (`ring`, `completion`, `uring_ops`), and epoll
+//! (`epoll`, `epoll_ops`) where io_uring is refused. The rest of the crate does not know
+//! which one runs. What follows describes the io_uring backend; `epoll` describes the other.
 //!
 //! # The flow of one blocking operation
 //!
@@ -31,26 +35,179 @@
 //! anything but its last CQE, and its stack is never freed while it is suspended there.
 
 mod completion;
+mod epoll;
+mod epoll_ops;
 pub(crate) mod ops;
 mod ring;
 mod timer;
+mod uring_ops;
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
 
 pub(crate) use self::completion::park_on;
-pub(crate) use self::ring::{Reactor, Waker};
+pub(crate) use self::ring::Waker;
 pub(crate) use self::timer::park_timeout;
 
-/// Queues `entries` on the ring of the worker running the calling green thread; `false`
-/// off green threads (where callers use the blocking std call instead). A green thread
-/// whose carrier was exiled by the hand-off monitor first goes back to a worker.
+use self::epoll::Epoll;
+use self::ring::Ring;
+use crate::sched::WorkerStats;
+use crate::task::TaskRef;
+
+/// Which kernel interface a runtime's workers use for I/O.
 ///
-/// # Safety
-///
-/// Every pointer the entries hold stays valid until their CQEs are reaped.
-pub(crate) unsafe fn push_current(entries: &[io_uring::squeue::Entry]) -> bool {
-    let Some(worker) = crate::sched::current::worker_moving() else {
-        return false;
-    };
-    // SAFETY: forwarded from the caller.
-    unsafe { worker.reactor().push(entries) };
-    true
+/// `Runtime::builder().io_backend(..)` forces one; otherwise the environment variable
+/// `GREENRING_IO_BACKEND` (`io_uring` or `epoll`) does; otherwise io_uring is used when the
+/// kernel allows it and epoll when it refuses (Docker's default seccomp profile,
+/// `kernel.io_uring_disabled`), with one warning through the `log` crate saying why.
+/// [`Runtime::io_backend`](crate::Runtime::io_backend) reports the choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IoBackend {
+    /// One io_uring per worker: ops complete in the kernel, batched submissions, file I/O
+    /// without extra threads.
+    IoUring,
+    /// One epoll instance per worker: sockets wait for readiness and retry; file operations
+    /// run on the blocking pool. Slower, but needs nothing beyond epoll.
+    Epoll,
+}
+
+impl IoBackend {
+    /// The name used by `GREENRING_IO_BACKEND`.
+    pub fn name(self) -> &'static str {
+        match self {
+            IoBackend::IoUring => "io_uring",
+            IoBackend::Epoll => "epoll",
+        }
+    }
+
+    pub(crate) fn to_u8(self) -> u8 {
+        self as u8
+    }
+
+    pub(crate) fn from_u8(value: u8) -> IoBackend {
+        if value == IoBackend::Epoll as u8 {
+            IoBackend::Epoll
+        } else {
+            IoBackend::IoUring
+        }
+    }
+
+    /// The backend `GREENRING_IO_BACKEND` asks for, if it is set.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a value other than `io_uring`, `epoll` or `auto`.
+    pub(crate) fn from_env() -> io::Result<Option<IoBackend>> {
+        match std::env::var("GREENRING_IO_BACKEND") {
+            Err(_) => Ok(None),
+            Ok(value) => match value.as_str() {
+                "io_uring" | "io-uring" | "uring" => Ok(Some(IoBackend::IoUring)),
+                "epoll" => Ok(Some(IoBackend::Epoll)),
+                "" | "auto" => Ok(None),
+                other => Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "greenring: GREENRING_IO_BACKEND={other:?} is not a backend (use \
+                         io_uring, epoll or auto)"
+                    ),
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for IoBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One worker's reactor, of either backend.
+pub(crate) enum Reactor {
+    Uring(Ring),
+    Epoll(Epoll),
+}
+
+impl Reactor {
+    /// A reactor of `backend` for the worker woken through `waker`.
+    ///
+    /// # Errors
+    ///
+    /// For io_uring, an error naming io_uring and the cause when the kernel refuses it;
+    /// for epoll, when the process is out of file descriptors.
+    pub(crate) fn new(
+        backend: IoBackend,
+        waker: &Waker,
+        stats: Arc<WorkerStats>,
+    ) -> io::Result<Reactor> {
+        match backend {
+            IoBackend::IoUring => Ring::new(waker, stats).map(Reactor::Uring),
+            IoBackend::Epoll => Epoll::new(waker.fd(), stats).map(Reactor::Epoll),
+        }
+    }
+
+    /// The io_uring of this reactor.
+    ///
+    /// # Panics
+    ///
+    /// On an epoll reactor (only io_uring ops call this).
+    pub(crate) fn ring(&self) -> &Ring {
+        match self {
+            Reactor::Uring(ring) => ring,
+            Reactor::Epoll(_) => unreachable!("an io_uring op on an epoll reactor"),
+        }
+    }
+
+    /// Ops (and timers) of green threads still pending.
+    pub(crate) fn inflight(&self) -> usize {
+        match self {
+            Reactor::Uring(ring) => ring.inflight(),
+            Reactor::Epoll(epoll) => epoll.inflight(),
+        }
+    }
+
+    /// Cancels everything pending (shutdown); threads this makes runnable go to `schedule`.
+    pub(crate) fn cancel_all(&self, schedule: &mut dyn FnMut(TaskRef)) {
+        match self {
+            Reactor::Uring(ring) => ring.cancel_all(),
+            Reactor::Epoll(epoll) => epoll.cancel_all(schedule),
+        }
+    }
+
+    /// `true` when ops are queued but not handed to the kernel yet.
+    pub(crate) fn has_queued(&self) -> bool {
+        match self {
+            Reactor::Uring(ring) => ring.has_queued(),
+            Reactor::Epoll(_) => false,
+        }
+    }
+
+    /// Hands queued ops to the kernel.
+    pub(crate) fn submit(&self) {
+        if let Reactor::Uring(ring) = self {
+            ring.submit();
+        }
+    }
+
+    /// Collects what completed, without sleeping; returns how many threads it scheduled.
+    pub(crate) fn reap(&self, schedule: &mut dyn FnMut(TaskRef)) -> usize {
+        match self {
+            Reactor::Uring(ring) => ring.reap(schedule),
+            Reactor::Epoll(epoll) => epoll.reap(schedule),
+        }
+    }
+
+    /// Sleeps until something completes, the worker is woken, or `timeout` passes.
+    pub(crate) fn wait(
+        &self,
+        timeout: Option<Duration>,
+        schedule: &mut dyn FnMut(TaskRef),
+    ) -> usize {
+        match self {
+            Reactor::Uring(ring) => ring.wait(timeout, schedule),
+            Reactor::Epoll(epoll) => epoll.wait(timeout, schedule),
+        }
+    }
 }

@@ -47,6 +47,11 @@ impl Waker {
         })
     }
 
+    /// The eventfd, for a reactor to wait on.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
     /// Makes the worker's pending eventfd read complete (or the next one, if none is armed).
     pub(crate) fn wake(&self) {
         let one: u64 = 1;
@@ -58,7 +63,7 @@ impl Waker {
 
 /// The ring of one worker. Only touched on that worker's OS thread: by the worker loop and
 /// by the green threads it runs.
-pub(crate) struct Reactor {
+pub(crate) struct Ring {
     ring: RefCell<IoUring>,
     /// Ops queued in the submission ring but not yet submitted.
     queued: Cell<u32>,
@@ -74,14 +79,14 @@ pub(crate) struct Reactor {
     stats: Arc<WorkerStats>,
 }
 
-impl Reactor {
+impl Ring {
     /// Sets up a ring whose worker is woken through `waker`.
     ///
     /// # Errors
     ///
     /// When the kernel refuses `io_uring_setup`, with a message naming io_uring, the cause
     /// and what to do.
-    pub(crate) fn new(waker: &Waker, stats: Arc<WorkerStats>) -> io::Result<Reactor> {
+    pub(crate) fn new(waker: &Waker, stats: Arc<WorkerStats>) -> io::Result<Ring> {
         // No COOP_TASKRUN: io_uring runs an op's completion work (and the retry of a
         // socket read that found no data) on the OS thread that submitted it. When the
         // hand-off monitor moves a worker to another OS thread, ops the old carrier
@@ -98,7 +103,7 @@ impl Reactor {
                     .build(SQ_ENTRIES)
             })
             .map_err(refused)?;
-        Ok(Reactor {
+        Ok(Ring {
             ring: RefCell::new(ring),
             queued: Cell::new(0),
             inflight: Cell::new(0),

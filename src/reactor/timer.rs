@@ -48,8 +48,17 @@ pub(crate) fn park_timeout(timeout: Duration) {
     let entry = opcode::Timeout::new(unsafe { &(*timer).timespec })
         .build()
         .user_data(timer as u64 | TAG_TIMER);
-    // SAFETY: as above; we are on a green thread, so the push happens.
-    unsafe { super::push_current(&[entry]) };
+    let worker = crate::sched::current::worker_moving().expect("checked: on a green thread");
+    match worker.reactor() {
+        // SAFETY: as above.
+        super::Reactor::Uring(ring) => unsafe { ring.push(&[entry]) },
+        super::Reactor::Epoll(epoll) => {
+            // SAFETY: the timer was leaked above and is ours again.
+            let timer = unsafe { Box::from_raw(timer) };
+            epoll.add_park_timer(timeout, timer.task);
+        }
+    }
+    drop(worker);
     crate::thread::park();
 }
 

@@ -78,9 +78,14 @@ impl Carrier {
 
     /// Called by the worker loop once the green thread switched back (or finished).
     /// `false` when the carrier was exiled meanwhile: the worker is no longer its own.
+    /// Also ends an access the green thread kept across its switch (see
+    /// `current::WorkerRef::hold_across_suspend`).
     #[must_use]
     pub(crate) fn end_run(&self) -> bool {
-        self.status.fetch_and(!RUNNING, Ordering::AcqRel) & EXILED == 0
+        self.status
+            .fetch_and(!(RUNNING | IN_WORKER_MASK), Ordering::AcqRel)
+            & EXILED
+            == 0
     }
 
     /// Called by the running green thread before it touches its worker; `false` when the

@@ -56,6 +56,18 @@ impl std::ops::Deref for WorkerRef {
     }
 }
 
+impl WorkerRef {
+    /// Keeps the worker from being handed to another OS thread until the calling green
+    /// thread has switched back to its carrier. Used right before a suspend whose wake-up
+    /// was registered on the worker (an I/O op, a timer): otherwise the monitor could move
+    /// the worker between the registration and the switch, and its new carrier could
+    /// resume the thread while it still runs here. The carrier's loop ends the access once
+    /// the switch is done (`Carrier::end_run`).
+    pub(crate) fn hold_across_suspend(self) {
+        std::mem::forget(self);
+    }
+}
+
 impl Drop for WorkerRef {
     fn drop(&mut self) {
         // SAFETY: set by `worker()` from this OS thread's carrier, which outlives it.

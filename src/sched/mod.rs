@@ -20,7 +20,7 @@ mod timers;
 mod worker;
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,7 @@ pub(crate) use self::worker::WorkerBox;
 
 use self::idle::Idle;
 use self::queue::GlobalQueues;
-use crate::reactor::Waker;
+use crate::reactor::{IoBackend, Waker};
 use crate::stack::{checked_stack_size, StackPool};
 use crate::task::{Task, TaskRef};
 use crate::thread::ThreadId;
@@ -71,6 +71,9 @@ pub(crate) struct Shared {
     pub(crate) stats: Box<[Arc<WorkerStats>]>,
     /// The hand-off monitor's state.
     pub(crate) handoff: Handoff,
+    /// The I/O backend (`IoBackend::to_u8`), set by `Runtime::build` before any worker
+    /// starts.
+    io_backend: AtomicU8,
 }
 
 impl Shared {
@@ -101,6 +104,7 @@ impl Shared {
             inflight: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
             stats: (0..workers).map(|_| Arc::default()).collect(),
             handoff: Handoff::new(handoff_threshold),
+            io_backend: AtomicU8::new(IoBackend::IoUring.to_u8()),
         });
         Ok((shared, locals))
     }
@@ -111,6 +115,16 @@ impl Shared {
         Shared::new(1, crate::stack::DEFAULT_STACK_SIZE, None)
             .unwrap()
             .0
+    }
+
+    /// The I/O backend of this runtime's workers.
+    pub(crate) fn io_backend(&self) -> IoBackend {
+        IoBackend::from_u8(self.io_backend.load(Ordering::Relaxed))
+    }
+
+    /// Records the I/O backend (during `Runtime::build`, before workers start).
+    pub(crate) fn set_io_backend(&self, backend: IoBackend) {
+        self.io_backend.store(backend.to_u8(), Ordering::Relaxed);
     }
 
     /// Number of worker threads.
@@ -301,7 +315,7 @@ pub(crate) fn sleep_until(deadline: std::time::Instant) -> bool {
         return false;
     };
     worker.timers().insert(deadline, task);
-    drop(worker);
+    worker.hold_across_suspend();
     // SAFETY: we are that green thread, on its own stack; the heap entry owns the run
     // reference until the worker fires it.
     unsafe { task_ref.suspend(crate::task::Suspend::Timer) };

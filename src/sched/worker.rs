@@ -124,7 +124,7 @@ impl WorkerCtx {
                 // Threads blocked in I/O resume with ECANCELED and unwind, sleepers wake
                 // early and unwind (no new op or sleep starts during shutdown, so once is
                 // enough).
-                self.reactor.cancel_all();
+                self.reactor.cancel_all(&mut |task| self.enqueue(task));
                 self.timers.fire(None, &mut |task| self.enqueue(task));
             }
             self.reap();

@@ -1,0 +1,447 @@
+//! The epoll backend: readiness instead of completions, for kernels and sandboxes that
+//! refuse io_uring (Docker's default seccomp profile, `kernel.io_uring_disabled`).
+//!
+//! A green thread's socket call first tries the system call without blocking
+//! (`MSG_DONTWAIT`). When it would block, the thread puts a [`Readiness`] slot on its stack,
+//! registers its interest in the fd with its worker's epoll instance, and suspends with
+//! `Suspend::Io`; as with io_uring, the worker leaks the run reference into the slot, and
+//! only the event (or the wait's deadline, or the runtime's shutdown) gives it back. The
+//! thread then retries the call. File operations have no readiness: `epoll_ops` runs them
+//! on the blocking pool.
+//!
+//! Each fd is registered level-triggered for the union of the interests of the threads
+//! waiting on it, and removed when none waits any more, so a closed fd is never left
+//! registered. Deadlines of timed waits and `park_timeout` timers live in heaps the worker
+//! fires at every turn; `epoll_wait` sleeps until the earliest.
+//!
+//! Costs against io_uring: a system call per attempt, two `epoll_ctl`s per wait, and a
+//! non-blocking `epoll_wait` every [`POLL_INTERVAL`] turns of a busy worker.
+
+use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::sched::WorkerStats;
+use crate::task::{Task, TaskRef};
+
+/// The `u64` of the worker's eventfd in its epoll set.
+const WAKE: u64 = u64::MAX;
+/// Turns of a busy worker between two non-blocking `epoll_wait`s.
+const POLL_INTERVAL: u32 = 16;
+/// Events fetched per `epoll_wait`.
+const EVENTS: usize = 256;
+
+/// How a readiness wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Still waiting.
+    Pending,
+    /// The fd is (or may be) ready: retry the call.
+    Ready,
+    /// The deadline passed first.
+    TimedOut,
+    /// The runtime is shutting down.
+    Cancelled,
+}
+
+/// What a green thread waits for on its own stack.
+pub(crate) struct Readiness {
+    /// The suspended thread; its run reference was leaked into this pointer by the worker.
+    task: Cell<*const Task>,
+    outcome: Cell<Outcome>,
+}
+
+impl Readiness {
+    /// A slot for the calling green thread `task`.
+    pub(crate) fn new(task: *const Task) -> Readiness {
+        Readiness {
+            task: Cell::new(task),
+            outcome: Cell::new(Outcome::Pending),
+        }
+    }
+
+    /// How the wait ended (read after the thread resumed).
+    pub(crate) fn outcome(&self) -> Outcome {
+        self.outcome.get()
+    }
+}
+
+/// A registered wait.
+struct Wait {
+    slot: *const Readiness,
+    fd: RawFd,
+    write: bool,
+}
+
+/// The waits registered for one fd.
+#[derive(Default)]
+struct Interest {
+    readers: Vec<u64>,
+    writers: Vec<u64>,
+}
+
+impl Interest {
+    fn events(&self) -> u32 {
+        let mut events = 0;
+        if !self.readers.is_empty() {
+            events |= libc::EPOLLIN | libc::EPOLLRDHUP;
+        }
+        if !self.writers.is_empty() {
+            events |= libc::EPOLLOUT;
+        }
+        events as u32
+    }
+}
+
+/// One worker's epoll instance and its waits. Only touched on that worker's carrier.
+pub(crate) struct Epoll {
+    epfd: OwnedFd,
+    wake_fd: RawFd,
+    waits: RefCell<HashMap<u64, Wait>>,
+    fds: RefCell<HashMap<RawFd, Interest>>,
+    deadlines: RefCell<BinaryHeap<Reverse<(Instant, u64)>>>,
+    park_timers: RefCell<BinaryHeap<Reverse<ParkTimer>>>,
+    next_id: Cell<u64>,
+    tick: Cell<u32>,
+    stats: Arc<WorkerStats>,
+}
+
+/// A `park_timeout` timer: unparks its thread when due.
+struct ParkTimer {
+    deadline: Instant,
+    seq: u64,
+    task: TaskRef,
+}
+
+impl PartialEq for ParkTimer {
+    fn eq(&self, other: &ParkTimer) -> bool {
+        (self.deadline, self.seq) == (other.deadline, other.seq)
+    }
+}
+impl Eq for ParkTimer {}
+impl PartialOrd for ParkTimer {
+    fn partial_cmp(&self, other: &ParkTimer) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for ParkTimer {
+    fn cmp(&self, other: &ParkTimer) -> std::cmp::Ordering {
+        (self.deadline, self.seq).cmp(&(other.deadline, other.seq))
+    }
+}
+
+fn cvt(result: libc::c_int) -> io::Result<libc::c_int> {
+    if result < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(result)
+    }
+}
+
+impl Epoll {
+    /// An epoll instance watching the worker's eventfd `wake_fd`.
+    ///
+    /// # Errors
+    ///
+    /// When the process is out of file descriptors or memory.
+    pub(crate) fn new(wake_fd: RawFd, stats: Arc<WorkerStats>) -> io::Result<Epoll> {
+        // SAFETY: epoll_create1 has no memory-safety preconditions.
+        let epfd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: `epfd` is a fresh descriptor nothing else owns.
+        let epfd = unsafe { OwnedFd::from_raw_fd(epfd) };
+        let mut event = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: WAKE,
+        };
+        // SAFETY: both fds are open; `event` is valid for the call.
+        cvt(unsafe {
+            libc::epoll_ctl(epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, wake_fd, &mut event)
+        })?;
+        Ok(Epoll {
+            epfd,
+            wake_fd,
+            waits: RefCell::new(HashMap::new()),
+            fds: RefCell::new(HashMap::new()),
+            deadlines: RefCell::new(BinaryHeap::new()),
+            park_timers: RefCell::new(BinaryHeap::new()),
+            next_id: Cell::new(0),
+            tick: Cell::new(0),
+            stats,
+        })
+    }
+
+    /// Registers the calling green thread's wait for `fd` to become readable (or writable),
+    /// until `deadline`. The caller then suspends with `Suspend::Io`.
+    ///
+    /// # Errors
+    ///
+    /// When epoll refuses the fd (e.g. a regular file) or is out of memory; nothing is
+    /// registered then and the caller must not suspend.
+    ///
+    /// # Safety
+    ///
+    /// `slot` lives on the calling green thread's stack, which suspends with `Suspend::Io`
+    /// right after this returns `Ok` and does not resume before the slot is completed.
+    pub(crate) unsafe fn register(
+        &self,
+        slot: &Readiness,
+        fd: RawFd,
+        write: bool,
+        deadline: Option<Instant>,
+    ) -> io::Result<()> {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        let mut fds = self.fds.borrow_mut();
+        let existing = fds.contains_key(&fd);
+        let interest = fds.entry(fd).or_default();
+        if write {
+            interest.writers.push(id);
+        } else {
+            interest.readers.push(id);
+        }
+        let mut event = libc::epoll_event {
+            events: interest.events(),
+            u64: fd as u64,
+        };
+        let op = if existing {
+            libc::EPOLL_CTL_MOD
+        } else {
+            libc::EPOLL_CTL_ADD
+        };
+        // SAFETY: `event` is valid for the call; a bad fd is reported as an error.
+        let result = cvt(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut event) });
+        if let Err(err) = result {
+            let interest = fds.get_mut(&fd).expect("inserted above");
+            interest.readers.retain(|&w| w != id);
+            interest.writers.retain(|&w| w != id);
+            if interest.readers.is_empty() && interest.writers.is_empty() {
+                fds.remove(&fd);
+            }
+            return Err(err);
+        }
+        drop(fds);
+        self.waits.borrow_mut().insert(id, Wait { slot, fd, write });
+        if let Some(deadline) = deadline {
+            self.deadlines.borrow_mut().push(Reverse((deadline, id)));
+        }
+        self.stats.io_submitted.incr();
+        Ok(())
+    }
+
+    /// Adds a `park_timeout` timer that unparks `task` after `timeout`.
+    pub(crate) fn add_park_timer(&self, timeout: Duration, task: TaskRef) {
+        let seq = self.next_id.get();
+        self.next_id.set(seq + 1);
+        self.park_timers.borrow_mut().push(Reverse(ParkTimer {
+            deadline: Instant::now() + timeout,
+            seq,
+            task,
+        }));
+    }
+
+    /// Waits and timers pending.
+    pub(crate) fn inflight(&self) -> usize {
+        self.waits.borrow().len() + self.park_timers.borrow().len()
+    }
+
+    /// Ends every wait with `Cancelled` and fires every timer (shutdown).
+    pub(crate) fn cancel_all(&self, schedule: &mut dyn FnMut(TaskRef)) {
+        let ids: Vec<u64> = self.waits.borrow().keys().copied().collect();
+        for id in ids {
+            if let Some(task) = self.finish(id, Outcome::Cancelled) {
+                schedule(task);
+            }
+        }
+        let timers = std::mem::take(&mut *self.park_timers.borrow_mut());
+        for Reverse(timer) in timers {
+            if let Some(task) = Task::unpark(&timer.task) {
+                schedule(task);
+            }
+        }
+    }
+
+    /// Handles the events ready now and the deadlines passed, every [`POLL_INTERVAL`]
+    /// calls (each costs a system call); returns how many threads it scheduled.
+    pub(crate) fn reap(&self, schedule: &mut dyn FnMut(TaskRef)) -> usize {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        if self.inflight() == 0 || tick % POLL_INTERVAL != 0 {
+            return 0;
+        }
+        self.poll(Some(Duration::ZERO), schedule)
+    }
+
+    /// Sleeps in `epoll_wait` until an event, a wake-up, `timeout`, or the earliest deadline
+    /// of this reactor, then handles what is ready.
+    pub(crate) fn wait(
+        &self,
+        timeout: Option<Duration>,
+        schedule: &mut dyn FnMut(TaskRef),
+    ) -> usize {
+        self.poll(timeout, schedule)
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let wait = self.deadlines.borrow().peek().map(|Reverse((d, _))| *d);
+        let timer = self
+            .park_timers
+            .borrow()
+            .peek()
+            .map(|Reverse(t)| t.deadline);
+        match (wait, timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn poll(&self, timeout: Option<Duration>, schedule: &mut dyn FnMut(TaskRef)) -> usize {
+        let now = Instant::now();
+        let until_deadline = self
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(now));
+        let timeout = match (timeout, until_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let millis = match timeout {
+            None => -1,
+            // Round up, so a sleeper is never woken before its deadline.
+            Some(t) => t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32,
+        };
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; EVENTS];
+        // SAFETY: `events` has room for EVENTS entries.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epfd.as_raw_fd(),
+                events.as_mut_ptr(),
+                EVENTS as i32,
+                millis,
+            )
+        };
+        let mut scheduled = 0;
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            assert_eq!(
+                err.raw_os_error(),
+                Some(libc::EINTR),
+                "greenring: epoll_wait failed unexpectedly: {err}"
+            );
+        }
+        for event in &events[..n.max(0) as usize] {
+            if event.u64 == WAKE {
+                self.drain_wake_fd();
+                continue;
+            }
+            scheduled += self.ready(event.u64 as RawFd, event.events, schedule);
+        }
+        scheduled + self.fire_deadlines(Instant::now(), schedule)
+    }
+
+    fn drain_wake_fd(&self) {
+        let mut counter = 0u64;
+        // SAFETY: reads 8 bytes into `counter`; the eventfd is non-blocking.
+        unsafe { libc::read(self.wake_fd, (&mut counter as *mut u64).cast(), 8) };
+    }
+
+    /// Wakes the waits on `fd` that `events` satisfies.
+    fn ready(&self, fd: RawFd, events: u32, schedule: &mut dyn FnMut(TaskRef)) -> usize {
+        let error = events & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0;
+        let readable = error || events & (libc::EPOLLIN | libc::EPOLLRDHUP) as u32 != 0;
+        let writable = error || events & libc::EPOLLOUT as u32 != 0;
+        let ids: Vec<u64> = match self.fds.borrow().get(&fd) {
+            Some(interest) => {
+                let mut ids = Vec::new();
+                if readable {
+                    ids.extend(&interest.readers);
+                }
+                if writable {
+                    ids.extend(&interest.writers);
+                }
+                ids
+            }
+            None => return 0,
+        };
+        let mut scheduled = 0;
+        for id in ids {
+            if let Some(task) = self.finish(id, Outcome::Ready) {
+                schedule(task);
+                scheduled += 1;
+            }
+        }
+        scheduled
+    }
+
+    fn fire_deadlines(&self, now: Instant, schedule: &mut dyn FnMut(TaskRef)) -> usize {
+        let mut scheduled = 0;
+        loop {
+            let due = {
+                let mut deadlines = self.deadlines.borrow_mut();
+                match deadlines.peek() {
+                    Some(Reverse((deadline, _))) if *deadline <= now => deadlines.pop(),
+                    _ => None,
+                }
+            };
+            let Some(Reverse((_, id))) = due else { break };
+            // A wait that ended already left a stale entry: `finish` ignores it.
+            if let Some(task) = self.finish(id, Outcome::TimedOut) {
+                schedule(task);
+                scheduled += 1;
+            }
+        }
+        loop {
+            let due = {
+                let mut timers = self.park_timers.borrow_mut();
+                match timers.peek() {
+                    Some(Reverse(timer)) if timer.deadline <= now => timers.pop(),
+                    _ => None,
+                }
+            };
+            let Some(Reverse(timer)) = due else { break };
+            if let Some(task) = Task::unpark(&timer.task) {
+                schedule(task);
+                scheduled += 1;
+            }
+        }
+        scheduled
+    }
+
+    /// Ends wait `id` with `outcome`, deregistering its interest; returns the thread to
+    /// schedule (`None` if the wait already ended).
+    fn finish(&self, id: u64, outcome: Outcome) -> Option<TaskRef> {
+        let wait = self.waits.borrow_mut().remove(&id)?;
+        let mut fds = self.fds.borrow_mut();
+        if let Some(interest) = fds.get_mut(&wait.fd) {
+            if wait.write {
+                interest.writers.retain(|&w| w != id);
+            } else {
+                interest.readers.retain(|&w| w != id);
+            }
+            let mut event = libc::epoll_event {
+                events: interest.events(),
+                u64: wait.fd as u64,
+            };
+            let op = if event.events == 0 {
+                fds.remove(&wait.fd);
+                libc::EPOLL_CTL_DEL
+            } else {
+                libc::EPOLL_CTL_MOD
+            };
+            // SAFETY: `event` is valid for the call. The fd is still open: its waiter is
+            // suspended inside a call that borrows it. An error leaves nothing to undo.
+            unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), op, wait.fd, &mut event) };
+        }
+        drop(fds);
+        self.stats.io_completed.incr();
+        // SAFETY: the slot lives on the stack of its suspended thread (see `register`), and
+        // the wait is removed above, so this is its only completion.
+        let slot = unsafe { &*wait.slot };
+        slot.outcome.set(outcome);
+        // SAFETY: the worker leaked exactly one run reference into the slot when the thread
+        // suspended with `Suspend::Io`; this is the only place that takes it back.
+        Some(unsafe { Arc::from_raw(slot.task.get()) })
+    }
+}
