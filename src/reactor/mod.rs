@@ -131,7 +131,8 @@ pub(crate) enum Reactor {
 }
 
 impl Reactor {
-    /// A reactor of `backend` for the worker woken through `waker`.
+    /// A reactor of `backend` for the worker woken through `waker`; `handoffs` when the
+    /// worker may change OS thread (the hand-off monitor runs).
     ///
     /// # Errors
     ///
@@ -141,9 +142,10 @@ impl Reactor {
         backend: IoBackend,
         waker: &Waker,
         stats: Arc<WorkerStats>,
+        handoffs: bool,
     ) -> io::Result<Reactor> {
         match backend {
-            IoBackend::IoUring => Ring::new(waker, stats).map(Reactor::Uring),
+            IoBackend::IoUring => Ring::new(waker, stats, !handoffs).map(Reactor::Uring),
             IoBackend::Epoll => Epoll::new(waker.fd(), stats).map(Reactor::Epoll),
         }
     }

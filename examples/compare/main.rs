@@ -1,0 +1,341 @@
+//! Stackful vs async vs OS threads: the same workloads on greenring green threads, tokio
+//! tasks and std threads (and, for the context switch, our assembly against corosensei),
+//! interleaved, with warm-up and repetitions, on one machine in one run.
+//!
+//! ```text
+//! cargo run --release --example compare                      # full run (a few minutes)
+//! cargo run --release --example compare -- --quick           # under a minute
+//! cargo run --release --example compare -- --only tcp_echo,sleepers --workers 4
+//! cargo run --release --example compare -- --backend epoll --out results/
+//! cargo run --release --example compare -- --check results/ # validate a results dir
+//! ```
+//!
+//! It prints a table of medians and ratios, and writes `results.json` and `results.svg`
+//! into the output directory (default `target/compare`). See the README for the fairness
+//! rules.
+
+mod check;
+mod report;
+mod workloads;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use workloads::{Env, Impl, Sample, Sizes};
+
+/// One workload: what it measures and how each design runs it.
+pub struct Workload {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub unit: &'static str,
+    pub impls: &'static [Impl],
+    pub run: fn(&Env, Impl) -> Sample,
+    /// Which design it favours, and why (printed under the table and in the README).
+    pub favours: &'static str,
+}
+
+const ALL: &[Impl] = &[Impl::Greenring, Impl::Tokio, Impl::Std];
+
+pub const WORKLOADS: &[Workload] = &[
+    Workload {
+        name: "switch",
+        title: "context switch pair",
+        unit: "ns",
+        impls: &[Impl::Greenring, Impl::Corosensei],
+        run: workloads::switch,
+        favours: "corosensei: it does not save the floating-point control words (MXCSR, x87 CW), which the ABI asks us to preserve",
+    },
+    Workload {
+        name: "spawn_join",
+        title: "spawn + join",
+        unit: "ns",
+        impls: ALL,
+        run: workloads::spawn_join,
+        favours: "green threads and tasks: no kernel thread; std pays clone() and a 2 MiB mapping",
+    },
+    Workload {
+        name: "yield",
+        title: "yield",
+        unit: "ns",
+        impls: ALL,
+        run: workloads::yield_now,
+        favours: "green threads: a yield is a register switch; tokio re-polls through its scheduler; std makes a system call",
+    },
+    Workload {
+        name: "ping_pong",
+        title: "channel ping-pong round trip",
+        unit: "ns",
+        impls: ALL,
+        run: workloads::ping_pong,
+        favours: "user-space schedulers: std needs two futex wake-ups across CPUs per round trip",
+    },
+    Workload {
+        name: "mutex",
+        title: "contended mutex, 64 contenders",
+        unit: "ns/op",
+        impls: ALL,
+        run: workloads::contended_mutex,
+        favours: "green threads: one holding the lock is never preempted, so only the other workers can contend; std threads are preempted while holding it and pay futex sleeps; tokio's async Mutex queues every waiter fairly",
+    },
+    Workload {
+        name: "tcp_echo",
+        title: "TCP echo, 64 connections x 64 B",
+        unit: "us/msg",
+        impls: ALL,
+        run: workloads::tcp_echo,
+        favours: "io_uring batching (greenring) and readiness batching (tokio) over one thread per connection",
+    },
+    Workload {
+        name: "file_read",
+        title: "random 4 KiB reads, 64 readers",
+        unit: "us/read",
+        impls: ALL,
+        run: workloads::file_reads,
+        favours: "greenring and std: a cached pread is a copy; tokio::fs sends every read to its blocking pool",
+    },
+    Workload {
+        name: "idle_memory",
+        title: "RSS per idle thread",
+        unit: "bytes",
+        impls: ALL,
+        run: workloads::idle_memory,
+        favours: "tokio: an idle task is its future's state; a green thread keeps a touched stack page or two; an OS thread adds kernel and stack pages",
+    },
+    Workload {
+        name: "sleepers",
+        title: "sleepers waking at one deadline: mean lateness",
+        unit: "us",
+        impls: ALL,
+        run: workloads::sleepers,
+        favours: "timer heaps/wheels in user space over one kernel timer per OS thread",
+    },
+];
+
+/// Command-line options.
+pub struct Options {
+    pub quick: bool,
+    pub reps: usize,
+    pub workers: usize,
+    pub backend: Option<greenring::IoBackend>,
+    pub only: Option<Vec<String>>,
+    pub out: PathBuf,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: compare [--quick] [--reps N] [--workers N] [--backend io_uring|epoll] \
+         [--only w1,w2,...] [--out DIR]\n       compare --check DIR\n\
+         workloads: {}",
+        WORKLOADS
+            .iter()
+            .map(|w| w.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    std::process::exit(2);
+}
+
+fn parse() -> Options {
+    let mut options = Options {
+        quick: false,
+        reps: 0,
+        workers: 2,
+        backend: None,
+        only: None,
+        out: PathBuf::from("target/compare"),
+    };
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    if all.first().map(String::as_str) == Some("--idle-child") {
+        workloads::idle_child(&all[1..]);
+    }
+    let mut args = all.into_iter();
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage());
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--reps" => options.reps = value().parse().unwrap_or_else(|_| usage()),
+            "--workers" => options.workers = value().parse().unwrap_or_else(|_| usage()),
+            "--backend" => {
+                options.backend = Some(match value().as_str() {
+                    "io_uring" => greenring::IoBackend::IoUring,
+                    "epoll" => greenring::IoBackend::Epoll,
+                    _ => usage(),
+                })
+            }
+            "--only" => {
+                let names: Vec<String> = value().split(',').map(str::to_owned).collect();
+                for name in &names {
+                    if !WORKLOADS.iter().any(|w| w.name == name) {
+                        eprintln!("unknown workload {name:?}");
+                        usage();
+                    }
+                }
+                options.only = Some(names);
+            }
+            "--out" => options.out = PathBuf::from(value()),
+            "--check" => {
+                let dir = PathBuf::from(value());
+                match check::check_dir(&dir) {
+                    Ok(summary) => {
+                        println!("{summary}");
+                        std::process::exit(0);
+                    }
+                    Err(err) => {
+                        eprintln!("check failed: {err}");
+                        std::process::exit(1);
+                    }
+                }
+            }
+            _ => usage(),
+        }
+    }
+    if options.workers == 0 {
+        eprintln!("--workers must be at least 1");
+        usage();
+    }
+    if options.reps == 0 {
+        options.reps = if options.quick { 3 } else { 7 };
+    }
+    options
+}
+
+/// Every sample of one (workload, design) pair.
+pub struct Series {
+    pub imp: Impl,
+    pub samples: Vec<Sample>,
+}
+
+impl Series {
+    pub fn median(&self) -> f64 {
+        median(self.samples.iter().map(|s| s.value).collect())
+    }
+
+    /// Medians of the named extras, in the order of the first sample.
+    pub fn extra_medians(&self) -> Vec<(&'static str, f64)> {
+        let Some(first) = self.samples.first() else {
+            return Vec::new();
+        };
+        first
+            .extra
+            .iter()
+            .map(|(name, _)| {
+                let values = self
+                    .samples
+                    .iter()
+                    .filter_map(|s| s.extra.iter().find(|(n, _)| n == name).map(|(_, v)| *v))
+                    .collect();
+                (*name, median(values))
+            })
+            .collect()
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// The results of one workload.
+pub struct Outcome {
+    pub workload: &'static Workload,
+    pub series: Vec<Series>,
+}
+
+fn main() -> std::io::Result<()> {
+    let options = parse();
+    std::fs::create_dir_all(&options.out)?;
+    let selected: Vec<&'static Workload> = WORKLOADS
+        .iter()
+        .filter(|w| {
+            options
+                .only
+                .as_ref()
+                .is_none_or(|only| only.iter().any(|n| n == w.name))
+        })
+        .collect();
+    let env = Env::new(
+        options.workers,
+        options.backend,
+        Sizes::new(options.quick),
+        &options.out,
+    )?;
+    let machine = report::Machine::detect(options.workers, env.greenring.io_backend());
+    eprintln!(
+        "compare: {} mode, {} workers, greenring on {}, {} repetitions after a warm-up, on {}",
+        if options.quick { "quick" } else { "full" },
+        options.workers,
+        machine.io_backend,
+        options.reps,
+        machine.cpu
+    );
+    let mut outcomes: Vec<Outcome> = selected
+        .iter()
+        .map(|w| Outcome {
+            workload: w,
+            series: w
+                .impls
+                .iter()
+                .map(|&imp| Series {
+                    imp,
+                    samples: Vec::new(),
+                })
+                .collect(),
+        })
+        .collect();
+    let total_runs: usize =
+        selected.iter().map(|w| w.impls.len()).sum::<usize>() * (options.reps + 1);
+    let mut done = 0;
+    let started = Instant::now();
+    // Round 0 is the warm-up (discarded). Every round runs every workload on every design,
+    // rotating the order of designs, so slow drifts of a shared machine hit all alike.
+    for round in 0..=options.reps {
+        for outcome in &mut outcomes {
+            let count = outcome.series.len();
+            for k in 0..count {
+                let index = (k + round) % count;
+                let series = &mut outcome.series[index];
+                let sample = (outcome.workload.run)(&env, series.imp);
+                done += 1;
+                eprintln!(
+                    "[{done:>3}/{total_runs}] {:>6.1}s  {} {:<11} {:<12} {:>12.3} {}",
+                    started.elapsed().as_secs_f64(),
+                    if round == 0 { "warm-up" } else { "round  " },
+                    outcome.workload.name,
+                    series.imp.name(),
+                    sample.value,
+                    outcome.workload.unit
+                );
+                if round > 0 {
+                    series.samples.push(sample);
+                }
+            }
+        }
+    }
+    let metrics = env.greenring.metrics();
+    eprintln!(
+        "greenring metrics after the run: {} steals, {} parks, {} I/O ops, {} hand-offs",
+        metrics.steals(),
+        metrics.parks(),
+        metrics.io_submitted(),
+        metrics.handoffs
+    );
+    let table = report::table(&outcomes);
+    println!("\n{table}");
+    println!("{}", report::machine_line(&machine, &options));
+    println!("{}", env.sizes.describe());
+    let json_path = options.out.join("results.json");
+    std::fs::write(&json_path, report::json(&outcomes, &machine, &options))?;
+    let svg_path = options.out.join("results.svg");
+    std::fs::write(&svg_path, report::svg(&outcomes, &machine))?;
+    println!(
+        "wrote {} and {} in {:.0} s",
+        json_path.display(),
+        svg_path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

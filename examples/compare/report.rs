@@ -1,0 +1,350 @@
+//! The table, the JSON and the SVG chart of a run.
+
+use std::fmt::Write as _;
+
+use crate::workloads::Impl;
+use crate::{Options, Outcome};
+
+/// Where the run happened.
+pub struct Machine {
+    pub cpu: String,
+    pub cpus: usize,
+    pub kernel: String,
+    pub workers: usize,
+    pub io_backend: String,
+    pub unix_time: u64,
+}
+
+impl Machine {
+    pub fn detect(workers: usize, backend: greenring::IoBackend) -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .map_or_else(
+                || std::env::consts::ARCH.to_owned(),
+                |s| s.trim().to_owned(),
+            );
+        Machine {
+            cpu,
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map_or_else(|_| "unknown".to_owned(), |s| s.trim().to_owned()),
+            workers,
+            io_backend: backend.name().to_owned(),
+            unix_time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+}
+
+/// The line under the table that says where and how it ran.
+pub fn machine_line(machine: &Machine, options: &Options) -> String {
+    format!(
+        "{} ({} CPUs), Linux {}, {} workers for greenring and tokio, greenring I/O on {}, \
+         median of {} rounds after a warm-up{}",
+        machine.cpu,
+        machine.cpus,
+        machine.kernel,
+        machine.workers,
+        machine.io_backend,
+        options.reps,
+        if options.quick { " (quick mode)" } else { "" }
+    )
+}
+
+fn format_value(value: f64) -> String {
+    if !value.is_finite() {
+        "-".to_owned()
+    } else if value >= 100.0 {
+        format!("{:.0}", value)
+    } else if value >= 10.0 {
+        format!("{:.1}", value)
+    } else {
+        format!("{:.2}", value)
+    }
+}
+
+/// Columns of the table, in order.
+const COLUMNS: [Impl; 4] = [Impl::Greenring, Impl::Tokio, Impl::Std, Impl::Corosensei];
+
+/// The Markdown table of medians, with each other design's median divided by greenring's
+/// (lower is better everywhere, so a ratio above 1 means greenring is ahead).
+pub fn table(outcomes: &[Outcome]) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "| workload | unit | greenring | tokio | std threads | corosensei | tokio ÷ greenring | std ÷ greenring | corosensei ÷ greenring |\n",
+    );
+    out.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for outcome in outcomes {
+        let median_of = |imp: Impl| {
+            outcome
+                .series
+                .iter()
+                .find(|s| s.imp == imp)
+                .map(|s| s.median())
+        };
+        let ours = median_of(Impl::Greenring);
+        let _ = write!(
+            out,
+            "| {} | {} |",
+            outcome.workload.title, outcome.workload.unit
+        );
+        for imp in COLUMNS {
+            let cell = median_of(imp).map_or_else(|| "n/a".to_owned(), format_value);
+            let _ = write!(out, " {cell} |");
+        }
+        for imp in &COLUMNS[1..] {
+            let cell = match (median_of(*imp), ours) {
+                (Some(theirs), Some(ours)) if ours > 0.0 => format!("{:.2}x", theirs / ours),
+                _ => "n/a".to_owned(),
+            };
+            let _ = write!(out, " {cell} |");
+        }
+        out.push('\n');
+    }
+    for outcome in outcomes {
+        let with_extras: Vec<_> = outcome
+            .series
+            .iter()
+            .filter(|s| !s.extra_medians().is_empty())
+            .collect();
+        if with_extras.is_empty() {
+            continue;
+        }
+        let names: Vec<&str> = with_extras[0]
+            .extra_medians()
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        let _ = writeln!(out, "\n{}:\n", outcome.workload.title);
+        let _ = writeln!(out, "| design | {} |", names.join(" | "));
+        let _ = writeln!(out, "| --- |{}", " ---: |".repeat(names.len()));
+        for series in with_extras {
+            let _ = write!(out, "| {} |", series.imp.name());
+            for (_, value) in series.extra_medians() {
+                let _ = write!(out, " {} |", format_value(value));
+            }
+            out.push('\n');
+        }
+    }
+    out.push_str("\nWhich design each workload favours:\n");
+    for outcome in outcomes {
+        let _ = writeln!(
+            out,
+            "- {}: {}",
+            outcome.workload.title, outcome.workload.favours
+        );
+    }
+    out
+}
+
+/// A JSON string literal.
+fn string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A JSON number (non-finite values become null).
+fn number(value: f64) -> String {
+    if value.is_finite() {
+        format!("{value}")
+    } else {
+        "null".to_owned()
+    }
+}
+
+/// Every sample and median, with the machine and the options.
+pub fn json(outcomes: &[Outcome], machine: &Machine, options: &Options) -> String {
+    let mut out = String::new();
+    out.push_str("{\n  \"version\": 1,\n");
+    let _ = writeln!(
+        out,
+        "  \"machine\": {{\"cpu\": {}, \"cpus\": {}, \"kernel\": {}, \"unix_time\": {}}},",
+        string(&machine.cpu),
+        machine.cpus,
+        string(&machine.kernel),
+        machine.unix_time
+    );
+    let only = options.only.as_ref().map_or_else(
+        || "null".to_owned(),
+        |names| {
+            format!(
+                "[{}]",
+                names
+                    .iter()
+                    .map(|n| string(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
+    );
+    let _ = writeln!(
+        out,
+        "  \"config\": {{\"quick\": {}, \"reps\": {}, \"workers\": {}, \"io_backend\": {}, \"only\": {}}},",
+        options.quick,
+        options.reps,
+        machine.workers,
+        string(&machine.io_backend),
+        only
+    );
+    out.push_str("  \"workloads\": [\n");
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let w = outcome.workload;
+        let _ = writeln!(
+            out,
+            "    {{\"name\": {}, \"title\": {}, \"unit\": {}, \"lower_is_better\": true, \"favours\": {}, \"results\": [",
+            string(w.name),
+            string(w.title),
+            string(w.unit),
+            string(w.favours)
+        );
+        for (j, series) in outcome.series.iter().enumerate() {
+            let samples: Vec<String> = series.samples.iter().map(|s| number(s.value)).collect();
+            let extra: Vec<String> = series
+                .extra_medians()
+                .iter()
+                .map(|(n, v)| format!("{}: {}", string(n), number(*v)))
+                .collect();
+            let _ = write!(
+                out,
+                "      {{\"impl\": {}, \"median\": {}, \"samples\": [{}], \"extra\": {{{}}}}}",
+                string(series.imp.name()),
+                number(series.median()),
+                samples.join(", "),
+                extra.join(", ")
+            );
+            out.push_str(if j + 1 < outcome.series.len() {
+                ",\n"
+            } else {
+                "\n"
+            });
+        }
+        out.push_str(if i + 1 < outcomes.len() {
+            "    ]},\n"
+        } else {
+            "    ]}\n"
+        });
+    }
+    out.push_str("  ]\n}\n");
+    out
+}
+
+fn color(imp: Impl) -> &'static str {
+    match imp {
+        Impl::Greenring => "#2e8b57",
+        Impl::Tokio => "#4169e1",
+        Impl::Std => "#b8860b",
+        Impl::Corosensei => "#8b008b",
+    }
+}
+
+/// A horizontal bar chart: per workload, each design's median relative to the fastest
+/// design of that workload, on a log scale (1x = fastest), labelled with the medians.
+pub fn svg(outcomes: &[Outcome], machine: &Machine) -> String {
+    const WIDTH: f64 = 960.0;
+    const LEFT: f64 = 300.0;
+    const BAR: f64 = 16.0;
+    const GAP: f64 = 14.0;
+    const TOP: f64 = 70.0;
+    let decades = 4.0; // 1x .. 10,000x
+    let plot = WIDTH - LEFT - 150.0;
+    let rows: usize = outcomes.iter().map(|o| o.series.len()).sum();
+    let height = TOP + rows as f64 * BAR + outcomes.len() as f64 * GAP + 60.0;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" \
+         font-family=\"sans-serif\" font-size=\"12\">"
+    );
+    let _ = writeln!(
+        out,
+        "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"10\" y=\"22\" font-size=\"16\">greenring vs tokio vs std threads: time \
+         relative to the fastest (log scale, shorter is better)</text>\n\
+         <text x=\"10\" y=\"42\" fill=\"#555\">{} ({} CPUs), Linux {}, {} workers, greenring \
+         I/O on {}</text>",
+        escape(&machine.cpu),
+        machine.cpus,
+        escape(&machine.kernel),
+        machine.workers,
+        machine.io_backend
+    );
+    for k in 0..=decades as usize {
+        let x = LEFT + plot * k as f64 / decades;
+        let _ = writeln!(
+            out,
+            "<line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"#ddd\"/>\
+             <text x=\"{x}\" y=\"{}\" text-anchor=\"middle\" fill=\"#555\">{}x</text>",
+            TOP - 8.0,
+            height - 40.0,
+            height - 25.0,
+            10u64.pow(k as u32)
+        );
+    }
+    let mut y = TOP;
+    for outcome in outcomes {
+        let best = outcome
+            .series
+            .iter()
+            .map(|s| s.median())
+            .filter(|m| *m > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        let _ = writeln!(
+            out,
+            "<text x=\"10\" y=\"{}\" font-weight=\"bold\">{}</text>",
+            y + BAR * 0.8,
+            escape(outcome.workload.title)
+        );
+        for series in &outcome.series {
+            let median = series.median();
+            let ratio = if best.is_finite() && median > 0.0 {
+                median / best
+            } else {
+                1.0
+            };
+            let width = (ratio.log10() / decades).clamp(0.0, 1.0) * plot + 2.0;
+            let _ = writeln!(
+                out,
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\
+                 <rect x=\"{LEFT}\" y=\"{}\" width=\"{width:.1}\" height=\"{}\" fill=\"{}\"/>\
+                 <text x=\"{:.1}\" y=\"{}\">{} {} ({:.2}x)</text>",
+                LEFT - 6.0,
+                y + BAR * 0.75,
+                series.imp.name(),
+                y + 1.0,
+                BAR - 2.0,
+                color(series.imp),
+                LEFT + width + 4.0,
+                y + BAR * 0.75,
+                format_value(median),
+                escape(outcome.workload.unit),
+                ratio
+            );
+            y += BAR;
+        }
+        y += GAP;
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

@@ -1,0 +1,986 @@
+//! The workloads, each written once per design with identical work per item.
+
+use std::io::{Read, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+/// One design under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Impl {
+    /// greenring green threads (for the switch row: our assembly).
+    Greenring,
+    /// tokio tasks on a multi-thread runtime.
+    Tokio,
+    /// std OS threads.
+    Std,
+    /// corosensei's switch on the same stacks (switch row only).
+    Corosensei,
+}
+
+impl Impl {
+    pub fn name(self) -> &'static str {
+        match self {
+            Impl::Greenring => "greenring",
+            Impl::Tokio => "tokio",
+            Impl::Std => "std",
+            Impl::Corosensei => "corosensei",
+        }
+    }
+}
+
+/// One measurement: the headline value (lower is better) and named extras.
+pub struct Sample {
+    pub value: f64,
+    pub extra: Vec<(&'static str, f64)>,
+}
+
+impl Sample {
+    fn of(value: f64) -> Sample {
+        Sample {
+            value,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// How much work each workload does: quick mode or full.
+pub struct Sizes {
+    pub switches: u64,
+    pub spawns: u64,
+    pub std_spawns: u64,
+    pub yields: u64,
+    pub std_yields: u64,
+    pub ping_pongs: u64,
+    pub std_ping_pongs: u64,
+    pub mutex_ops: u64,
+    pub connections: usize,
+    pub echo_rounds: usize,
+    pub readers: usize,
+    pub reads_per_reader: usize,
+    pub file_bytes: u64,
+    pub idle_threads: usize,
+    pub std_idle_threads: usize,
+    pub sleepers: usize,
+    pub std_sleepers: usize,
+}
+
+impl Sizes {
+    /// The counts that differ between designs or modes, for the notes under the table.
+    pub fn describe(&self) -> String {
+        format!(
+            "Sizes: {} switch pairs; {} spawns (std {}); {} yields (std {}); {} ping-pongs \
+             (std {}); 64 contenders x {} locks; {} connections x {} echoes; {} readers x {} \
+             reads of a {} MiB file; {} idle threads (std {}); {} sleepers (std {}).",
+            self.switches,
+            self.spawns,
+            self.std_spawns,
+            self.yields,
+            self.std_yields,
+            self.ping_pongs,
+            self.std_ping_pongs,
+            self.mutex_ops,
+            self.connections,
+            self.echo_rounds,
+            self.readers,
+            self.reads_per_reader,
+            self.file_bytes >> 20,
+            self.idle_threads,
+            self.std_idle_threads,
+            self.sleepers,
+            self.std_sleepers
+        )
+    }
+
+    pub fn new(quick: bool) -> Sizes {
+        let k = if quick { 1 } else { 10 };
+        Sizes {
+            switches: 1_000_000 * k,
+            spawns: 20_000 * k,
+            std_spawns: 200 * k,
+            yields: 200_000 * k,
+            std_yields: 50_000 * k,
+            ping_pongs: 20_000 * k,
+            std_ping_pongs: 2_000 * k,
+            mutex_ops: 200 * k,
+            connections: 64,
+            echo_rounds: 100 * k as usize,
+            readers: 64,
+            reads_per_reader: 100 * k as usize,
+            file_bytes: if quick { 16 << 20 } else { 256 << 20 },
+            idle_threads: if quick { 2_000 } else { 10_000 },
+            std_idle_threads: if quick { 200 } else { 1_000 },
+            sleepers: if quick { 1_000 } else { 10_000 },
+            std_sleepers: if quick { 200 } else { 2_000 },
+        }
+    }
+}
+
+/// The runtimes and the data file every sample shares.
+pub struct Env {
+    pub greenring: greenring::Runtime,
+    pub tokio: tokio::runtime::Runtime,
+    pub workers: usize,
+    pub backend: Option<greenring::IoBackend>,
+    pub file: PathBuf,
+    pub sizes: Sizes,
+}
+
+impl Env {
+    pub fn new(
+        workers: usize,
+        backend: Option<greenring::IoBackend>,
+        sizes: Sizes,
+        dir: &std::path::Path,
+    ) -> std::io::Result<Env> {
+        let greenring = greenring_runtime(workers, backend)?;
+        let tokio = tokio_runtime(workers)?;
+        let file = dir.join("compare-read-data.bin");
+        write_data_file(&file, sizes.file_bytes)?;
+        Ok(Env {
+            greenring,
+            tokio,
+            workers,
+            backend,
+            file,
+            sizes,
+        })
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+pub fn greenring_runtime(
+    workers: usize,
+    backend: Option<greenring::IoBackend>,
+) -> std::io::Result<greenring::Runtime> {
+    let mut builder = greenring::Runtime::builder().worker_threads(workers);
+    if let Some(backend) = backend {
+        builder = builder.io_backend(backend);
+    }
+    builder.build()
+}
+
+pub fn tokio_runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+}
+
+/// Writes `bytes` of varied data and reads it once, so it sits in the page cache.
+fn write_data_file(path: &std::path::Path, bytes: u64) -> std::io::Result<()> {
+    let mut file = std::fs::File::create(path)?;
+    let block: Vec<u8> = (0..1 << 20).map(|i| (i * 31 % 251) as u8).collect();
+    let mut written = 0;
+    while written < bytes {
+        file.write_all(&block)?;
+        written += block.len() as u64;
+    }
+    file.sync_all()?;
+    std::io::copy(&mut std::fs::File::open(path)?, &mut std::io::sink())?;
+    Ok(())
+}
+
+fn per_item(elapsed: Duration, items: u64, unit: f64) -> f64 {
+    elapsed.as_secs_f64() / unit / items as f64
+}
+
+const NS: f64 = 1e-9;
+const US: f64 = 1e-6;
+
+/// Round trips of a context switch pair.
+pub fn switch(env: &Env, imp: Impl) -> Sample {
+    let n = env.sizes.switches;
+    let elapsed = match imp {
+        Impl::Greenring => {
+            let mut context = greenring::bench_support::OwnAsmSwitch::new().unwrap();
+            let start = Instant::now();
+            for _ in 0..n {
+                context.switch_pair();
+            }
+            start.elapsed()
+        }
+        Impl::Corosensei => {
+            let mut context = greenring::bench_support::CorosenseiSwitch::new().unwrap();
+            let start = Instant::now();
+            for _ in 0..n {
+                context.switch_pair();
+            }
+            start.elapsed()
+        }
+        _ => unreachable!("switch compares the two switch backends"),
+    };
+    Sample::of(per_item(elapsed, n, NS))
+}
+
+/// Spawn one thread (task) that does nothing and wait for it, in a loop, from inside the
+/// runtime.
+pub fn spawn_join(env: &Env, imp: Impl) -> Sample {
+    let s = &env.sizes;
+    match imp {
+        Impl::Greenring => {
+            let n = s.spawns;
+            let elapsed = env.greenring.block_on(move || {
+                let start = Instant::now();
+                for _ in 0..n {
+                    greenring::spawn(|| ()).join().unwrap();
+                }
+                start.elapsed()
+            });
+            Sample::of(per_item(elapsed, n, NS))
+        }
+        Impl::Tokio => {
+            let n = s.spawns;
+            let elapsed = env.tokio.block_on(async move {
+                tokio::spawn(async move {
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        tokio::spawn(async {}).await.unwrap();
+                    }
+                    start.elapsed()
+                })
+                .await
+                .unwrap()
+            });
+            Sample::of(per_item(elapsed, n, NS))
+        }
+        Impl::Std => {
+            let n = s.std_spawns;
+            let start = Instant::now();
+            for _ in 0..n {
+                std::thread::spawn(|| ()).join().unwrap();
+            }
+            Sample::of(per_item(start.elapsed(), n, NS))
+        }
+        Impl::Corosensei => unreachable!(),
+    }
+}
+
+/// One thread yields in a loop (the others idle).
+pub fn yield_now(env: &Env, imp: Impl) -> Sample {
+    let s = &env.sizes;
+    match imp {
+        Impl::Greenring => {
+            let n = s.yields;
+            let elapsed = env.greenring.block_on(move || {
+                let start = Instant::now();
+                for _ in 0..n {
+                    greenring::yield_now();
+                }
+                start.elapsed()
+            });
+            Sample::of(per_item(elapsed, n, NS))
+        }
+        Impl::Tokio => {
+            let n = s.yields;
+            let elapsed = env.tokio.block_on(async move {
+                tokio::spawn(async move {
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        tokio::task::yield_now().await;
+                    }
+                    start.elapsed()
+                })
+                .await
+                .unwrap()
+            });
+            Sample::of(per_item(elapsed, n, NS))
+        }
+        Impl::Std => {
+            let n = s.std_yields;
+            let start = Instant::now();
+            for _ in 0..n {
+                std::thread::yield_now();
+            }
+            Sample::of(per_item(start.elapsed(), n, NS))
+        }
+        Impl::Corosensei => unreachable!(),
+    }
+}
+
+/// Two threads pass a number back and forth through two channels: one round trip each.
+pub fn ping_pong(env: &Env, imp: Impl) -> Sample {
+    let s = &env.sizes;
+    match imp {
+        Impl::Greenring => {
+            let n = s.ping_pongs;
+            let elapsed = env.greenring.block_on(move || {
+                let (to_echo, echo_rx) = greenring::sync::mpsc::channel::<u64>();
+                let (to_main, main_rx) = greenring::sync::mpsc::channel::<u64>();
+                let echo = greenring::spawn(move || {
+                    for value in echo_rx {
+                        to_main.send(value).unwrap();
+                    }
+                });
+                let start = Instant::now();
+                for i in 0..n {
+                    to_echo.send(i).unwrap();
+                    assert_eq!(main_rx.recv().unwrap(), i);
+                }
+                let elapsed = start.elapsed();
+                drop(to_echo);
+                echo.join().unwrap();
+                elapsed
+            });
+            Sample::of(per_item(elapsed, n, NS))
+        }
+        Impl::Tokio => {
+            let n = s.ping_pongs;
+            let elapsed = env.tokio.block_on(async move {
+                tokio::spawn(async move {
+                    let (to_echo, mut echo_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+                    let (to_main, mut main_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+                    let echo = tokio::spawn(async move {
+                        while let Some(value) = echo_rx.recv().await {
+                            to_main.send(value).unwrap();
+                        }
+                    });
+                    let start = Instant::now();
+                    for i in 0..n {
+                        to_echo.send(i).unwrap();
+                        assert_eq!(main_rx.recv().await.unwrap(), i);
+                    }
+                    let elapsed = start.elapsed();
+                    drop(to_echo);
+                    echo.await.unwrap();
+                    elapsed
+                })
+                .await
+                .unwrap()
+            });
+            Sample::of(per_item(elapsed, n, NS))
+        }
+        Impl::Std => {
+            let n = s.std_ping_pongs;
+            let (to_echo, echo_rx) = std::sync::mpsc::channel::<u64>();
+            let (to_main, main_rx) = std::sync::mpsc::channel::<u64>();
+            let echo = std::thread::spawn(move || {
+                for value in echo_rx {
+                    to_main.send(value).unwrap();
+                }
+            });
+            let start = Instant::now();
+            for i in 0..n {
+                to_echo.send(i).unwrap();
+                assert_eq!(main_rx.recv().unwrap(), i);
+            }
+            let elapsed = start.elapsed();
+            drop(to_echo);
+            echo.join().unwrap();
+            Sample::of(per_item(elapsed, n, NS))
+        }
+        Impl::Corosensei => unreachable!(),
+    }
+}
+
+/// Contenders for one mutex-protected counter.
+const CONTENDERS: usize = 64;
+
+/// 64 threads each lock, increment and unlock one counter `mutex_ops` times.
+pub fn contended_mutex(env: &Env, imp: Impl) -> Sample {
+    let per = env.sizes.mutex_ops;
+    let total = per * CONTENDERS as u64;
+    let elapsed = match imp {
+        Impl::Greenring => env.greenring.block_on(move || {
+            let counter = Arc::new(greenring::sync::Mutex::new(0u64));
+            let go = Arc::new(greenring::sync::Barrier::new(CONTENDERS + 1));
+            let handles: Vec<_> = (0..CONTENDERS)
+                .map(|_| {
+                    let (counter, go) = (Arc::clone(&counter), Arc::clone(&go));
+                    greenring::spawn(move || {
+                        go.wait();
+                        for _ in 0..per {
+                            *counter.lock().unwrap() += 1;
+                        }
+                    })
+                })
+                .collect();
+            go.wait();
+            let start = Instant::now();
+            handles.into_iter().for_each(|h| h.join().unwrap());
+            let elapsed = start.elapsed();
+            assert_eq!(*counter.lock().unwrap(), total);
+            elapsed
+        }),
+        Impl::Tokio => env.tokio.block_on(async move {
+            let counter = Arc::new(tokio::sync::Mutex::new(0u64));
+            let go = Arc::new(tokio::sync::Barrier::new(CONTENDERS + 1));
+            let handles: Vec<_> = (0..CONTENDERS)
+                .map(|_| {
+                    let (counter, go) = (Arc::clone(&counter), Arc::clone(&go));
+                    tokio::spawn(async move {
+                        go.wait().await;
+                        for _ in 0..per {
+                            *counter.lock().await += 1;
+                        }
+                    })
+                })
+                .collect();
+            go.wait().await;
+            let start = Instant::now();
+            for handle in handles {
+                handle.await.unwrap();
+            }
+            let elapsed = start.elapsed();
+            assert_eq!(*counter.lock().await, total);
+            elapsed
+        }),
+        Impl::Std => {
+            let counter = Arc::new(std::sync::Mutex::new(0u64));
+            let go = Arc::new(Barrier::new(CONTENDERS + 1));
+            let handles: Vec<_> = (0..CONTENDERS)
+                .map(|_| {
+                    let (counter, go) = (Arc::clone(&counter), Arc::clone(&go));
+                    std::thread::spawn(move || {
+                        go.wait();
+                        for _ in 0..per {
+                            *counter.lock().unwrap() += 1;
+                        }
+                    })
+                })
+                .collect();
+            go.wait();
+            let start = Instant::now();
+            handles.into_iter().for_each(|h| h.join().unwrap());
+            let elapsed = start.elapsed();
+            assert_eq!(*counter.lock().unwrap(), total);
+            elapsed
+        }
+        Impl::Corosensei => unreachable!(),
+    };
+    Sample::of(per_item(elapsed, total, NS))
+}
+
+/// Bytes per echoed message.
+const MESSAGE: usize = 64;
+
+/// Throughput and latency percentiles of an echo run: the headline is microseconds per
+/// message (all connections concurrent), the extras messages/s and p50/p99 round trips.
+fn echo_sample(elapsed: Duration, mut latencies: Vec<Duration>) -> Sample {
+    let messages = latencies.len() as u64;
+    latencies.sort_unstable();
+    let at = |q: f64| {
+        let index = ((latencies.len() as f64 - 1.0) * q).round() as usize;
+        latencies[index].as_secs_f64() / US
+    };
+    Sample {
+        value: per_item(elapsed, messages, US),
+        extra: vec![
+            ("msgs_per_s", messages as f64 / elapsed.as_secs_f64()),
+            ("p50_us", at(0.50)),
+            ("p99_us", at(0.99)),
+        ],
+    }
+}
+
+/// `connections` clients on loopback each send a 64-byte message and wait for its echo,
+/// `echo_rounds` times; the server runs one thread (task) per connection.
+pub fn tcp_echo(env: &Env, imp: Impl) -> Sample {
+    let conns = env.sizes.connections;
+    let rounds = env.sizes.echo_rounds;
+    match imp {
+        Impl::Greenring => env.greenring.block_on(move || {
+            let listener = greenring::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (accepted, all_accepted) = greenring::sync::mpsc::channel();
+            let server = greenring::spawn(move || {
+                let handlers: Vec<_> = (0..conns)
+                    .map(|_| {
+                        let (mut stream, _) = listener.accept().unwrap();
+                        greenring::spawn(move || {
+                            let mut buf = [0u8; MESSAGE];
+                            while stream.read_exact(&mut buf).is_ok() {
+                                stream.write_all(&buf).unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                accepted.send(()).unwrap();
+                handlers.into_iter().for_each(|h| h.join().unwrap());
+            });
+            let streams: Vec<_> = (0..conns)
+                .map(|_| {
+                    let stream = greenring::net::TcpStream::connect(addr).unwrap();
+                    stream.set_nodelay(true).unwrap();
+                    stream
+                })
+                .collect();
+            all_accepted.recv().unwrap();
+            let go = Arc::new(greenring::sync::Barrier::new(conns + 1));
+            let clients: Vec<_> = streams
+                .into_iter()
+                .map(|mut stream| {
+                    let go = Arc::clone(&go);
+                    greenring::spawn(move || {
+                        go.wait();
+                        let mut buf = [7u8; MESSAGE];
+                        let mut latencies = Vec::with_capacity(rounds);
+                        for _ in 0..rounds {
+                            let sent = Instant::now();
+                            stream.write_all(&buf).unwrap();
+                            stream.read_exact(&mut buf).unwrap();
+                            latencies.push(sent.elapsed());
+                        }
+                        latencies
+                    })
+                })
+                .collect();
+            go.wait();
+            let start = Instant::now();
+            let latencies: Vec<Duration> = clients
+                .into_iter()
+                .flat_map(|c| c.join().unwrap())
+                .collect();
+            let elapsed = start.elapsed();
+            server.join().unwrap();
+            echo_sample(elapsed, latencies)
+        }),
+        Impl::Tokio => env.tokio.block_on(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (accepted, all_accepted) = tokio::sync::oneshot::channel();
+            let server = tokio::spawn(async move {
+                let mut handlers = Vec::new();
+                for _ in 0..conns {
+                    let (mut stream, _) = listener.accept().await.unwrap();
+                    handlers.push(tokio::spawn(async move {
+                        let mut buf = [0u8; MESSAGE];
+                        while stream.read_exact(&mut buf).await.is_ok() {
+                            stream.write_all(&buf).await.unwrap();
+                        }
+                    }));
+                }
+                accepted.send(()).unwrap();
+                for handler in handlers {
+                    handler.await.unwrap();
+                }
+            });
+            let mut streams = Vec::new();
+            for _ in 0..conns {
+                let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                streams.push(stream);
+            }
+            all_accepted.await.unwrap();
+            let go = Arc::new(tokio::sync::Barrier::new(conns + 1));
+            let clients: Vec<_> = streams
+                .into_iter()
+                .map(|mut stream| {
+                    let go = Arc::clone(&go);
+                    tokio::spawn(async move {
+                        go.wait().await;
+                        let mut buf = [7u8; MESSAGE];
+                        let mut latencies = Vec::with_capacity(rounds);
+                        for _ in 0..rounds {
+                            let sent = Instant::now();
+                            stream.write_all(&buf).await.unwrap();
+                            stream.read_exact(&mut buf).await.unwrap();
+                            latencies.push(sent.elapsed());
+                        }
+                        latencies
+                    })
+                })
+                .collect();
+            go.wait().await;
+            let start = Instant::now();
+            let mut latencies = Vec::new();
+            for client in clients {
+                latencies.extend(client.await.unwrap());
+            }
+            let elapsed = start.elapsed();
+            server.await.unwrap();
+            echo_sample(elapsed, latencies)
+        }),
+        Impl::Std => {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (accepted, all_accepted) = std::sync::mpsc::channel();
+            let server = std::thread::spawn(move || {
+                let handlers: Vec<_> = (0..conns)
+                    .map(|_| {
+                        let (mut stream, _) = listener.accept().unwrap();
+                        std::thread::spawn(move || {
+                            let mut buf = [0u8; MESSAGE];
+                            while stream.read_exact(&mut buf).is_ok() {
+                                stream.write_all(&buf).unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                accepted.send(()).unwrap();
+                handlers.into_iter().for_each(|h| h.join().unwrap());
+            });
+            let streams: Vec<_> = (0..conns)
+                .map(|_| {
+                    let stream = std::net::TcpStream::connect(addr).unwrap();
+                    stream.set_nodelay(true).unwrap();
+                    stream
+                })
+                .collect();
+            all_accepted.recv().unwrap();
+            let go = Arc::new(Barrier::new(conns + 1));
+            let clients: Vec<_> = streams
+                .into_iter()
+                .map(|mut stream| {
+                    let go = Arc::clone(&go);
+                    std::thread::spawn(move || {
+                        go.wait();
+                        let mut buf = [7u8; MESSAGE];
+                        let mut latencies = Vec::with_capacity(rounds);
+                        for _ in 0..rounds {
+                            let sent = Instant::now();
+                            stream.write_all(&buf).unwrap();
+                            stream.read_exact(&mut buf).unwrap();
+                            latencies.push(sent.elapsed());
+                        }
+                        latencies
+                    })
+                })
+                .collect();
+            go.wait();
+            let start = Instant::now();
+            let latencies: Vec<Duration> = clients
+                .into_iter()
+                .flat_map(|c| c.join().unwrap())
+                .collect();
+            let elapsed = start.elapsed();
+            server.join().unwrap();
+            echo_sample(elapsed, latencies)
+        }
+        Impl::Corosensei => unreachable!(),
+    }
+}
+
+/// A small deterministic generator for read offsets.
+fn next_offset(state: &mut u64, blocks: u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    (*state % blocks) * 4096
+}
+
+/// `readers` threads each read `reads_per_reader` random 4 KiB blocks of a cached file.
+pub fn file_reads(env: &Env, imp: Impl) -> Sample {
+    let readers = env.sizes.readers;
+    let per = env.sizes.reads_per_reader;
+    let blocks = env.sizes.file_bytes / 4096;
+    let path = env.file.clone();
+    let total = (readers * per) as u64;
+    let elapsed = match imp {
+        Impl::Greenring => env.greenring.block_on(move || {
+            let file = Arc::new(greenring::fs::File::open(&path).unwrap());
+            let go = Arc::new(greenring::sync::Barrier::new(readers + 1));
+            let handles: Vec<_> = (0..readers)
+                .map(|r| {
+                    let (file, go) = (Arc::clone(&file), Arc::clone(&go));
+                    greenring::spawn(move || {
+                        go.wait();
+                        let mut state = 0x9E37_79B9_7F4A_7C15 ^ r as u64;
+                        let mut buf = vec![0u8; 4096];
+                        for _ in 0..per {
+                            let offset = next_offset(&mut state, blocks);
+                            assert_eq!(file.read_at(&mut buf, offset).unwrap(), 4096);
+                        }
+                    })
+                })
+                .collect();
+            go.wait();
+            let start = Instant::now();
+            handles.into_iter().for_each(|h| h.join().unwrap());
+            start.elapsed()
+        }),
+        Impl::Tokio => env.tokio.block_on(async move {
+            use tokio::io::AsyncReadExt;
+            let go = Arc::new(tokio::sync::Barrier::new(readers + 1));
+            let handles: Vec<_> = (0..readers)
+                .map(|r| {
+                    let (path, go) = (path.clone(), Arc::clone(&go));
+                    tokio::spawn(async move {
+                        // tokio::fs has no positional read: each reader seeks its own file.
+                        let mut file = tokio::fs::File::open(&path).await.unwrap();
+                        go.wait().await;
+                        let mut state = 0x9E37_79B9_7F4A_7C15 ^ r as u64;
+                        let mut buf = vec![0u8; 4096];
+                        for _ in 0..per {
+                            let offset = next_offset(&mut state, blocks);
+                            file.seek(SeekFrom::Start(offset)).await.unwrap();
+                            file.read_exact(&mut buf).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            go.wait().await;
+            let start = Instant::now();
+            for handle in handles {
+                handle.await.unwrap();
+            }
+            start.elapsed()
+        }),
+        Impl::Std => {
+            let file = Arc::new(std::fs::File::open(&path).unwrap());
+            let go = Arc::new(Barrier::new(readers + 1));
+            let handles: Vec<_> = (0..readers)
+                .map(|r| {
+                    let (file, go) = (Arc::clone(&file), Arc::clone(&go));
+                    std::thread::spawn(move || {
+                        go.wait();
+                        let mut state = 0x9E37_79B9_7F4A_7C15 ^ r as u64;
+                        let mut buf = vec![0u8; 4096];
+                        for _ in 0..per {
+                            let offset = next_offset(&mut state, blocks);
+                            assert_eq!(file.read_at(&mut buf, offset).unwrap(), 4096);
+                        }
+                    })
+                })
+                .collect();
+            go.wait();
+            let start = Instant::now();
+            handles.into_iter().for_each(|h| h.join().unwrap());
+            start.elapsed()
+        }
+        Impl::Corosensei => unreachable!(),
+    };
+    Sample::of(per_item(elapsed, total, US))
+}
+
+// `seek` on tokio's File needs the trait in scope.
+use tokio::io::AsyncSeekExt as _;
+
+/// Resident set size of this process, in bytes.
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
+}
+
+/// Waits until `count` reaches `target`, then lets the memory settle.
+fn wait_for(count: &AtomicUsize, target: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count.load(Ordering::SeqCst) < target {
+        assert!(Instant::now() < deadline, "idle threads did not all start");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(20));
+}
+
+/// Bytes of resident memory each idle (blocked) thread adds. Measured in a fresh child
+/// process (this program, with `--idle-child`), so neither the allocator's free lists nor
+/// a stack pool left by earlier workloads hide the cost.
+pub fn idle_memory(env: &Env, imp: Impl) -> Sample {
+    let count = match imp {
+        Impl::Std => env.sizes.std_idle_threads,
+        _ => env.sizes.idle_threads,
+    };
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command.args([
+        "--idle-child",
+        imp.name(),
+        &count.to_string(),
+        &env.workers.to_string(),
+        env.backend.map_or("auto", greenring::IoBackend::name),
+    ]);
+    let output = command.output().expect("start the idle-memory child");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let bytes: f64 = text.trim().parse().unwrap_or_else(|_| {
+        panic!(
+            "idle-memory child failed: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    Sample::of(bytes)
+}
+
+/// Body of the `--idle-child IMPL COUNT WORKERS BACKEND` process: starts COUNT idle threads
+/// of IMPL and prints the growth of the resident set per thread.
+pub fn idle_child(args: &[String]) -> ! {
+    let [imp, count, workers, backend] = args else {
+        panic!("--idle-child IMPL COUNT WORKERS BACKEND");
+    };
+    let n: usize = count.parse().unwrap();
+    let workers: usize = workers.parse().unwrap();
+    let backend = match backend.as_str() {
+        "epoll" => Some(greenring::IoBackend::Epoll),
+        "io_uring" => Some(greenring::IoBackend::IoUring),
+        _ => None,
+    };
+    let started = Arc::new(AtomicUsize::new(0));
+    let growth = match imp.as_str() {
+        "greenring" => {
+            let rt = greenring_runtime(workers, backend).unwrap();
+            rt.block_on(|| ());
+            let before = rss_bytes();
+            let stop = Arc::new(AtomicBool::new(false));
+            let handles: Vec<_> = (0..n)
+                .map(|_| {
+                    let (started, stop) = (Arc::clone(&started), Arc::clone(&stop));
+                    rt.spawn(move || {
+                        started.fetch_add(1, Ordering::SeqCst);
+                        while !stop.load(Ordering::SeqCst) {
+                            greenring::park();
+                        }
+                    })
+                })
+                .collect();
+            wait_for(&started, n);
+            let growth = rss_bytes().saturating_sub(before);
+            stop.store(true, Ordering::SeqCst);
+            for handle in handles {
+                handle.thread().unpark();
+                handle.join().unwrap();
+            }
+            growth
+        }
+        "tokio" => {
+            let rt = tokio_runtime(workers).unwrap();
+            rt.block_on(async {});
+            let before = rss_bytes();
+            let release = Arc::new(tokio::sync::Notify::new());
+            let handles: Vec<_> = (0..n)
+                .map(|_| {
+                    let (started, release) = (Arc::clone(&started), Arc::clone(&release));
+                    rt.spawn(async move {
+                        let notified = release.notified();
+                        started.fetch_add(1, Ordering::SeqCst);
+                        notified.await;
+                    })
+                })
+                .collect();
+            wait_for(&started, n);
+            let growth = rss_bytes().saturating_sub(before);
+            release.notify_waiters();
+            rt.block_on(async {
+                for handle in handles {
+                    handle.await.unwrap();
+                }
+            });
+            growth
+        }
+        "std" => {
+            let before = rss_bytes();
+            let release = Arc::new(Barrier::new(n + 1));
+            let handles: Vec<_> = (0..n)
+                .map(|_| {
+                    let (started, release) = (Arc::clone(&started), Arc::clone(&release));
+                    std::thread::spawn(move || {
+                        started.fetch_add(1, Ordering::SeqCst);
+                        release.wait();
+                    })
+                })
+                .collect();
+            wait_for(&started, n);
+            let growth = rss_bytes().saturating_sub(before);
+            release.wait();
+            handles.into_iter().for_each(|h| h.join().unwrap());
+            growth
+        }
+        other => panic!("no idle-memory workload for {other}"),
+    };
+    println!("{}", growth as f64 / n as f64);
+    std::process::exit(0);
+}
+
+/// `sleepers` threads (fewer OS threads for std) wait until every one has started, then
+/// sleep until one deadline 100 ms later; the value is the mean lateness of their wake-ups,
+/// in microseconds.
+pub fn sleepers(env: &Env, imp: Impl) -> Sample {
+    const LEAD: Duration = Duration::from_millis(100);
+    let lateness_us = |mut late: Vec<Duration>| {
+        late.sort_unstable();
+        let mean = late.iter().map(Duration::as_secs_f64).sum::<f64>() / late.len() as f64 / US;
+        Sample {
+            value: mean,
+            extra: vec![
+                ("first_us", late[0].as_secs_f64() / US),
+                ("last_us", late[late.len() - 1].as_secs_f64() / US),
+            ],
+        }
+    };
+    let sample = match imp {
+        Impl::Greenring => {
+            let n = env.sizes.sleepers;
+            env.greenring.block_on(move || {
+                let deadline = Arc::new(std::sync::OnceLock::new());
+                let go = Arc::new(greenring::sync::Barrier::new(n + 1));
+                let handles: Vec<_> = (0..n)
+                    .map(|_| {
+                        let (deadline, go) = (Arc::clone(&deadline), Arc::clone(&go));
+                        greenring::spawn(move || {
+                            go.wait();
+                            let deadline: Instant = *deadline.get().unwrap();
+                            greenring::time::sleep_until(deadline);
+                            Instant::now() - deadline
+                        })
+                    })
+                    .collect();
+                deadline.set(Instant::now() + LEAD).unwrap();
+                go.wait();
+                lateness_us(handles.into_iter().map(|h| h.join().unwrap()).collect())
+            })
+        }
+        Impl::Tokio => {
+            let n = env.sizes.sleepers;
+            env.tokio.block_on(async move {
+                let deadline = Arc::new(std::sync::OnceLock::new());
+                let go = Arc::new(tokio::sync::Barrier::new(n + 1));
+                let handles: Vec<_> = (0..n)
+                    .map(|_| {
+                        let (deadline, go) = (Arc::clone(&deadline), Arc::clone(&go));
+                        tokio::spawn(async move {
+                            go.wait().await;
+                            let deadline: Instant = *deadline.get().unwrap();
+                            tokio::time::sleep_until(deadline.into()).await;
+                            Instant::now() - deadline
+                        })
+                    })
+                    .collect();
+                deadline.set(Instant::now() + LEAD).unwrap();
+                go.wait().await;
+                let mut late = Vec::with_capacity(n);
+                for handle in handles {
+                    late.push(handle.await.unwrap());
+                }
+                lateness_us(late)
+            })
+        }
+        Impl::Std => {
+            let n = env.sizes.std_sleepers;
+            let deadline = Arc::new(std::sync::OnceLock::new());
+            let go = Arc::new(Barrier::new(n + 1));
+            let handles: Vec<_> = (0..n)
+                .map(|_| {
+                    let (deadline, go) = (Arc::clone(&deadline), Arc::clone(&go));
+                    std::thread::Builder::new()
+                        .stack_size(64 * 1024)
+                        .spawn(move || {
+                            go.wait();
+                            let deadline: Instant = *deadline.get().unwrap();
+                            let now = Instant::now();
+                            if now < deadline {
+                                std::thread::sleep(deadline - now);
+                            }
+                            Instant::now() - deadline
+                        })
+                        .unwrap()
+                })
+                .collect();
+            deadline.set(Instant::now() + LEAD).unwrap();
+            go.wait();
+            lateness_us(handles.into_iter().map(|h| h.join().unwrap()).collect())
+        }
+        Impl::Corosensei => unreachable!(),
+    };
+    sample
+}
