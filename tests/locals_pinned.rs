@@ -16,8 +16,17 @@ greenring::green_local! {
 #[test]
 fn green_locals_are_per_thread_and_survive_migration() {
     let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    // Threads woken from a plain OS thread go through the injector, where either worker
+    // may take them: that is what moves them between workers here.
+    let (to_waker, wake_requests) = std::sync::mpsc::channel::<greenring::thread::Thread>();
+    let waker = std::thread::spawn(move || {
+        for thread in wake_requests {
+            thread.unpark();
+        }
+    });
     let handles: Vec<_> = (0..200)
         .map(|id| {
+            let to_waker = to_waker.clone();
             rt.spawn(move || {
                 assert_eq!(
                     ID.get(),
@@ -29,10 +38,13 @@ fn green_locals_are_per_thread_and_survive_migration() {
                 for round in 0..300 {
                     workers.insert(greenring::runtime::worker_index().unwrap());
                     HISTORY.with_borrow_mut(|h| h.push(round));
-                    if round % 3 == 0 {
-                        greenring::time::sleep(Duration::from_micros(50));
-                    } else {
-                        greenring::yield_now();
+                    match round % 3 {
+                        0 => greenring::time::sleep(Duration::from_micros(50)),
+                        1 => {
+                            to_waker.send(greenring::thread::current()).unwrap();
+                            greenring::park();
+                        }
+                        _ => greenring::yield_now(),
                     }
                     assert_eq!(ID.get(), id, "thread {id} saw another thread's value");
                 }
@@ -41,11 +53,13 @@ fn green_locals_are_per_thread_and_survive_migration() {
             })
         })
         .collect();
+    drop(to_waker);
     let migrated = handles
         .into_iter()
         .map(|h| h.join().unwrap())
         .filter(|&workers| workers > 1)
         .count();
+    waker.join().unwrap();
     assert!(
         migrated > 0,
         "no thread changed worker: the test proved nothing"
@@ -99,21 +113,30 @@ fn a_panicking_local_destructor_is_the_threads_panic() {
 #[test]
 fn pinned_threads_never_change_worker() {
     let rt = Runtime::builder().worker_threads(2).build().unwrap();
-    // Busy unpinned neighbours keep both workers stealing.
+    // Unpinned neighbours, woken from a plain OS thread through the injector (which
+    // either worker takes from), move between workers; the pinned threads must not.
     let stop = Arc::new(AtomicUsize::new(0));
+    let (to_waker, wake_requests) = std::sync::mpsc::channel::<greenring::thread::Thread>();
+    let waker = std::thread::spawn(move || {
+        for thread in wake_requests {
+            thread.unpark();
+        }
+    });
     let neighbours: Vec<_> = (0..20)
         .map(|_| {
-            let stop = Arc::clone(&stop);
+            let (stop, to_waker) = (Arc::clone(&stop), to_waker.clone());
             rt.spawn(move || {
                 let mut workers = HashSet::new();
                 while stop.load(Ordering::Relaxed) == 0 {
                     workers.insert(greenring::runtime::worker_index().unwrap());
-                    greenring::yield_now();
+                    to_waker.send(greenring::thread::current()).unwrap();
+                    greenring::park();
                 }
                 workers.len()
             })
         })
         .collect();
+    drop(to_waker);
     let pinned: Vec<_> = (0..40)
         .map(|i| {
             greenring::thread::Builder::new()
@@ -146,7 +169,8 @@ fn pinned_threads_never_change_worker() {
         .map(|h| h.join().unwrap())
         .filter(|&w| w > 1)
         .count();
-    assert!(moved > 0, "nothing was stolen: the test proved nothing");
+    waker.join().unwrap();
+    assert!(moved > 0, "no neighbour moved: the test proved nothing");
 }
 
 #[test]
