@@ -243,3 +243,44 @@ fn nonblocking_mode_returns_would_block() {
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
     });
 }
+
+/// Connections waiting in the accept queue of the listening socket on `port` (for LISTEN
+/// sockets, the rx_queue column of /proc/net/tcp).
+fn accept_queue(port: u16) -> Option<u32> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let local_port = u16::from_str_radix(fields[1].split(':').nth(1)?, 16).ok()?;
+        if local_port != port || fields[3] != "0A" {
+            return None;
+        }
+        u32::from_str_radix(fields[4].split(':').nth(1)?, 16).ok()
+    })
+}
+
+#[test]
+fn listeners_queue_a_burst_of_connections() {
+    // With std's backlog of 128, a burst of green clients overflowed the accept queue and
+    // the extra connections waited a second for the kernel's SYN-ACK retry.
+    let listener = greenring::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let clients: Vec<_> = (0..300)
+        .map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))
+                .expect("connect to a listener that is not accepting yet")
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let queued = accept_queue(addr.port());
+        if queued == Some(300) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "accept queue holds {queued:?} of 300 connections"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(clients);
+}

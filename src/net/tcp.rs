@@ -143,13 +143,16 @@ pub struct TcpListener {
 socket_common!(TcpListener, std::net::TcpListener);
 
 impl TcpListener {
-    /// Binds a listener to `addr` (the first address that works).
+    /// Binds a listener to `addr` (the first address that works), with an accept backlog
+    /// of [`LISTEN_BACKLOG`](super::LISTEN_BACKLOG) rather than std's 128.
     ///
     /// # Errors
     ///
     /// As std's.
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
-        std::net::TcpListener::bind(addr).map(TcpListener::from)
+        let listener = std::net::TcpListener::bind(addr)?;
+        super::raise_backlog(std::os::fd::AsRawFd::as_raw_fd(&listener))?;
+        Ok(TcpListener::from(listener))
     }
 
     /// Waits for a connection and returns it with the peer's address.

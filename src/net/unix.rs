@@ -114,13 +114,16 @@ pub struct UnixListener {
 socket_common!(UnixListener, std::os::unix::net::UnixListener);
 
 impl UnixListener {
-    /// Binds a listener at `path`.
+    /// Binds a listener at `path`, with an accept backlog of
+    /// [`LISTEN_BACKLOG`](super::LISTEN_BACKLOG).
     ///
     /// # Errors
     ///
     /// As std's (`AddrInUse` if the path exists, ...).
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
-        std::os::unix::net::UnixListener::bind(path).map(UnixListener::from)
+        let listener = std::os::unix::net::UnixListener::bind(path)?;
+        super::raise_backlog(std::os::fd::AsRawFd::as_raw_fd(&listener))?;
+        Ok(UnixListener::from(listener))
     }
 
     /// Waits for a connection and returns it with the peer's address.
