@@ -83,7 +83,7 @@ pub const WORKLOADS: &[Workload] = &[
         unit: "us/msg",
         impls: ALL,
         run: workloads::tcp_echo,
-        favours: "io_uring batching (greenring) and readiness batching (tokio) over one thread per connection",
+        favours: "batching runtimes (io_uring for greenring, epoll for tokio) over a thread per connection, though with few CPUs std's threads keep up",
     },
     Workload {
         name: "file_read",
@@ -91,7 +91,7 @@ pub const WORKLOADS: &[Workload] = &[
         unit: "us/read",
         impls: ALL,
         run: workloads::file_reads,
-        favours: "greenring and std: a cached pread is a copy; tokio::fs sends every read to its blocking pool",
+        favours: "greenring and std: a cached pread is a copy (io_uring serves it inline, no extra thread); tokio::fs hands every read to its blocking pool",
     },
     Workload {
         name: "idle_memory",

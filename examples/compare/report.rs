@@ -264,7 +264,7 @@ pub fn svg(outcomes: &[Outcome], machine: &Machine) -> String {
     let decades = 4.0; // 1x .. 10,000x
     let plot = WIDTH - LEFT - 150.0;
     let rows: usize = outcomes.iter().map(|o| o.series.len()).sum();
-    let height = TOP + rows as f64 * BAR + outcomes.len() as f64 * GAP + 60.0;
+    let height = TOP + rows as f64 * BAR + outcomes.len() as f64 * (GAP + BAR) + 60.0;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -310,6 +310,7 @@ pub fn svg(outcomes: &[Outcome], machine: &Machine) -> String {
             y + BAR * 0.8,
             escape(outcome.workload.title)
         );
+        y += BAR;
         for series in &outcome.series {
             let median = series.median();
             let ratio = if best.is_finite() && median > 0.0 {

@@ -390,20 +390,24 @@ pub fn contended_mutex(env: &Env, imp: Impl) -> Sample {
     let elapsed = match imp {
         Impl::Greenring => env.greenring.block_on(move || {
             let counter = Arc::new(greenring::sync::Mutex::new(0u64));
-            let go = Arc::new(greenring::sync::Barrier::new(CONTENDERS + 1));
+            let go = Arc::new((
+                greenring::sync::Barrier::new(CONTENDERS + 1),
+                std::sync::OnceLock::new(),
+            ));
             let handles: Vec<_> = (0..CONTENDERS)
                 .map(|_| {
                     let (counter, go) = (Arc::clone(&counter), Arc::clone(&go));
                     greenring::spawn(move || {
-                        go.wait();
+                        go.0.wait();
+                        go.1.get_or_init(Instant::now);
                         for _ in 0..per {
                             *counter.lock().unwrap() += 1;
                         }
                     })
                 })
                 .collect();
-            go.wait();
-            let start = Instant::now();
+            go.0.wait();
+            let start = *go.1.get_or_init(Instant::now);
             handles.into_iter().for_each(|h| h.join().unwrap());
             let elapsed = start.elapsed();
             assert_eq!(*counter.lock().unwrap(), total);
@@ -411,20 +415,24 @@ pub fn contended_mutex(env: &Env, imp: Impl) -> Sample {
         }),
         Impl::Tokio => env.tokio.block_on(async move {
             let counter = Arc::new(tokio::sync::Mutex::new(0u64));
-            let go = Arc::new(tokio::sync::Barrier::new(CONTENDERS + 1));
+            let go = Arc::new((
+                tokio::sync::Barrier::new(CONTENDERS + 1),
+                std::sync::OnceLock::new(),
+            ));
             let handles: Vec<_> = (0..CONTENDERS)
                 .map(|_| {
                     let (counter, go) = (Arc::clone(&counter), Arc::clone(&go));
                     tokio::spawn(async move {
-                        go.wait().await;
+                        go.0.wait().await;
+                        go.1.get_or_init(Instant::now);
                         for _ in 0..per {
                             *counter.lock().await += 1;
                         }
                     })
                 })
                 .collect();
-            go.wait().await;
-            let start = Instant::now();
+            go.0.wait().await;
+            let start = *go.1.get_or_init(Instant::now);
             for handle in handles {
                 handle.await.unwrap();
             }
@@ -434,20 +442,21 @@ pub fn contended_mutex(env: &Env, imp: Impl) -> Sample {
         }),
         Impl::Std => {
             let counter = Arc::new(std::sync::Mutex::new(0u64));
-            let go = Arc::new(Barrier::new(CONTENDERS + 1));
+            let go = Arc::new((Barrier::new(CONTENDERS + 1), std::sync::OnceLock::new()));
             let handles: Vec<_> = (0..CONTENDERS)
                 .map(|_| {
                     let (counter, go) = (Arc::clone(&counter), Arc::clone(&go));
                     std::thread::spawn(move || {
-                        go.wait();
+                        go.0.wait();
+                        go.1.get_or_init(Instant::now);
                         for _ in 0..per {
                             *counter.lock().unwrap() += 1;
                         }
                     })
                 })
                 .collect();
-            go.wait();
-            let start = Instant::now();
+            go.0.wait();
+            let start = *go.1.get_or_init(Instant::now);
             handles.into_iter().for_each(|h| h.join().unwrap());
             let elapsed = start.elapsed();
             assert_eq!(*counter.lock().unwrap(), total);
@@ -513,13 +522,17 @@ pub fn tcp_echo(env: &Env, imp: Impl) -> Sample {
                 })
                 .collect();
             all_accepted.recv().unwrap();
-            let go = Arc::new(greenring::sync::Barrier::new(conns + 1));
+            let go = Arc::new((
+                greenring::sync::Barrier::new(conns + 1),
+                std::sync::OnceLock::new(),
+            ));
             let clients: Vec<_> = streams
                 .into_iter()
                 .map(|mut stream| {
                     let go = Arc::clone(&go);
                     greenring::spawn(move || {
-                        go.wait();
+                        go.0.wait();
+                        go.1.get_or_init(Instant::now);
                         let mut buf = [7u8; MESSAGE];
                         let mut latencies = Vec::with_capacity(rounds);
                         for _ in 0..rounds {
@@ -532,8 +545,8 @@ pub fn tcp_echo(env: &Env, imp: Impl) -> Sample {
                     })
                 })
                 .collect();
-            go.wait();
-            let start = Instant::now();
+            go.0.wait();
+            let start = *go.1.get_or_init(Instant::now);
             let latencies: Vec<Duration> = clients
                 .into_iter()
                 .flat_map(|c| c.join().unwrap())
@@ -570,13 +583,17 @@ pub fn tcp_echo(env: &Env, imp: Impl) -> Sample {
                 streams.push(stream);
             }
             all_accepted.await.unwrap();
-            let go = Arc::new(tokio::sync::Barrier::new(conns + 1));
+            let go = Arc::new((
+                tokio::sync::Barrier::new(conns + 1),
+                std::sync::OnceLock::new(),
+            ));
             let clients: Vec<_> = streams
                 .into_iter()
                 .map(|mut stream| {
                     let go = Arc::clone(&go);
                     tokio::spawn(async move {
-                        go.wait().await;
+                        go.0.wait().await;
+                        go.1.get_or_init(Instant::now);
                         let mut buf = [7u8; MESSAGE];
                         let mut latencies = Vec::with_capacity(rounds);
                         for _ in 0..rounds {
@@ -589,8 +606,8 @@ pub fn tcp_echo(env: &Env, imp: Impl) -> Sample {
                     })
                 })
                 .collect();
-            go.wait().await;
-            let start = Instant::now();
+            go.0.wait().await;
+            let start = *go.1.get_or_init(Instant::now);
             let mut latencies = Vec::new();
             for client in clients {
                 latencies.extend(client.await.unwrap());
@@ -626,13 +643,14 @@ pub fn tcp_echo(env: &Env, imp: Impl) -> Sample {
                 })
                 .collect();
             all_accepted.recv().unwrap();
-            let go = Arc::new(Barrier::new(conns + 1));
+            let go = Arc::new((Barrier::new(conns + 1), std::sync::OnceLock::new()));
             let clients: Vec<_> = streams
                 .into_iter()
                 .map(|mut stream| {
                     let go = Arc::clone(&go);
                     std::thread::spawn(move || {
-                        go.wait();
+                        go.0.wait();
+                        go.1.get_or_init(Instant::now);
                         let mut buf = [7u8; MESSAGE];
                         let mut latencies = Vec::with_capacity(rounds);
                         for _ in 0..rounds {
@@ -645,8 +663,8 @@ pub fn tcp_echo(env: &Env, imp: Impl) -> Sample {
                     })
                 })
                 .collect();
-            go.wait();
-            let start = Instant::now();
+            go.0.wait();
+            let start = *go.1.get_or_init(Instant::now);
             let latencies: Vec<Duration> = clients
                 .into_iter()
                 .flat_map(|c| c.join().unwrap())
@@ -677,12 +695,16 @@ pub fn file_reads(env: &Env, imp: Impl) -> Sample {
     let elapsed = match imp {
         Impl::Greenring => env.greenring.block_on(move || {
             let file = Arc::new(greenring::fs::File::open(&path).unwrap());
-            let go = Arc::new(greenring::sync::Barrier::new(readers + 1));
+            let go = Arc::new((
+                greenring::sync::Barrier::new(readers + 1),
+                std::sync::OnceLock::new(),
+            ));
             let handles: Vec<_> = (0..readers)
                 .map(|r| {
                     let (file, go) = (Arc::clone(&file), Arc::clone(&go));
                     greenring::spawn(move || {
-                        go.wait();
+                        go.0.wait();
+                        go.1.get_or_init(Instant::now);
                         let mut state = 0x9E37_79B9_7F4A_7C15 ^ r as u64;
                         let mut buf = vec![0u8; 4096];
                         for _ in 0..per {
@@ -692,21 +714,25 @@ pub fn file_reads(env: &Env, imp: Impl) -> Sample {
                     })
                 })
                 .collect();
-            go.wait();
-            let start = Instant::now();
+            go.0.wait();
+            let start = *go.1.get_or_init(Instant::now);
             handles.into_iter().for_each(|h| h.join().unwrap());
             start.elapsed()
         }),
         Impl::Tokio => env.tokio.block_on(async move {
             use tokio::io::AsyncReadExt;
-            let go = Arc::new(tokio::sync::Barrier::new(readers + 1));
+            let go = Arc::new((
+                tokio::sync::Barrier::new(readers + 1),
+                std::sync::OnceLock::new(),
+            ));
             let handles: Vec<_> = (0..readers)
                 .map(|r| {
                     let (path, go) = (path.clone(), Arc::clone(&go));
                     tokio::spawn(async move {
                         // tokio::fs has no positional read: each reader seeks its own file.
                         let mut file = tokio::fs::File::open(&path).await.unwrap();
-                        go.wait().await;
+                        go.0.wait().await;
+                        go.1.get_or_init(Instant::now);
                         let mut state = 0x9E37_79B9_7F4A_7C15 ^ r as u64;
                         let mut buf = vec![0u8; 4096];
                         for _ in 0..per {
@@ -717,8 +743,8 @@ pub fn file_reads(env: &Env, imp: Impl) -> Sample {
                     })
                 })
                 .collect();
-            go.wait().await;
-            let start = Instant::now();
+            go.0.wait().await;
+            let start = *go.1.get_or_init(Instant::now);
             for handle in handles {
                 handle.await.unwrap();
             }
@@ -726,12 +752,13 @@ pub fn file_reads(env: &Env, imp: Impl) -> Sample {
         }),
         Impl::Std => {
             let file = Arc::new(std::fs::File::open(&path).unwrap());
-            let go = Arc::new(Barrier::new(readers + 1));
+            let go = Arc::new((Barrier::new(readers + 1), std::sync::OnceLock::new()));
             let handles: Vec<_> = (0..readers)
                 .map(|r| {
                     let (file, go) = (Arc::clone(&file), Arc::clone(&go));
                     std::thread::spawn(move || {
-                        go.wait();
+                        go.0.wait();
+                        go.1.get_or_init(Instant::now);
                         let mut state = 0x9E37_79B9_7F4A_7C15 ^ r as u64;
                         let mut buf = vec![0u8; 4096];
                         for _ in 0..per {
@@ -741,8 +768,8 @@ pub fn file_reads(env: &Env, imp: Impl) -> Sample {
                     })
                 })
                 .collect();
-            go.wait();
-            let start = Instant::now();
+            go.0.wait();
+            let start = *go.1.get_or_init(Instant::now);
             handles.into_iter().for_each(|h| h.join().unwrap());
             start.elapsed()
         }
@@ -913,12 +940,16 @@ pub fn sleepers(env: &Env, imp: Impl) -> Sample {
             let n = env.sizes.sleepers;
             env.greenring.block_on(move || {
                 let deadline = Arc::new(std::sync::OnceLock::new());
-                let go = Arc::new(greenring::sync::Barrier::new(n + 1));
+                let go = Arc::new((
+                    greenring::sync::Barrier::new(n + 1),
+                    std::sync::OnceLock::new(),
+                ));
                 let handles: Vec<_> = (0..n)
                     .map(|_| {
                         let (deadline, go) = (Arc::clone(&deadline), Arc::clone(&go));
                         greenring::spawn(move || {
-                            go.wait();
+                            go.0.wait();
+                            go.1.get_or_init(Instant::now);
                             let deadline: Instant = *deadline.get().unwrap();
                             greenring::time::sleep_until(deadline);
                             Instant::now() - deadline
@@ -926,7 +957,8 @@ pub fn sleepers(env: &Env, imp: Impl) -> Sample {
                     })
                     .collect();
                 deadline.set(Instant::now() + LEAD).unwrap();
-                go.wait();
+                go.0.wait();
+                go.1.get_or_init(Instant::now);
                 lateness_us(handles.into_iter().map(|h| h.join().unwrap()).collect())
             })
         }
@@ -934,12 +966,13 @@ pub fn sleepers(env: &Env, imp: Impl) -> Sample {
             let n = env.sizes.sleepers;
             env.tokio.block_on(async move {
                 let deadline = Arc::new(std::sync::OnceLock::new());
-                let go = Arc::new(tokio::sync::Barrier::new(n + 1));
+                let go = Arc::new((tokio::sync::Barrier::new(n + 1), std::sync::OnceLock::new()));
                 let handles: Vec<_> = (0..n)
                     .map(|_| {
                         let (deadline, go) = (Arc::clone(&deadline), Arc::clone(&go));
                         tokio::spawn(async move {
-                            go.wait().await;
+                            go.0.wait().await;
+                            go.1.get_or_init(Instant::now);
                             let deadline: Instant = *deadline.get().unwrap();
                             tokio::time::sleep_until(deadline.into()).await;
                             Instant::now() - deadline
@@ -947,7 +980,8 @@ pub fn sleepers(env: &Env, imp: Impl) -> Sample {
                     })
                     .collect();
                 deadline.set(Instant::now() + LEAD).unwrap();
-                go.wait().await;
+                go.0.wait().await;
+                go.1.get_or_init(Instant::now);
                 let mut late = Vec::with_capacity(n);
                 for handle in handles {
                     late.push(handle.await.unwrap());
@@ -958,14 +992,15 @@ pub fn sleepers(env: &Env, imp: Impl) -> Sample {
         Impl::Std => {
             let n = env.sizes.std_sleepers;
             let deadline = Arc::new(std::sync::OnceLock::new());
-            let go = Arc::new(Barrier::new(n + 1));
+            let go = Arc::new((Barrier::new(n + 1), std::sync::OnceLock::new()));
             let handles: Vec<_> = (0..n)
                 .map(|_| {
                     let (deadline, go) = (Arc::clone(&deadline), Arc::clone(&go));
                     std::thread::Builder::new()
                         .stack_size(64 * 1024)
                         .spawn(move || {
-                            go.wait();
+                            go.0.wait();
+                            go.1.get_or_init(Instant::now);
                             let deadline: Instant = *deadline.get().unwrap();
                             let now = Instant::now();
                             if now < deadline {
@@ -977,7 +1012,8 @@ pub fn sleepers(env: &Env, imp: Impl) -> Sample {
                 })
                 .collect();
             deadline.set(Instant::now() + LEAD).unwrap();
-            go.wait();
+            go.0.wait();
+            go.1.get_or_init(Instant::now);
             lateness_us(handles.into_iter().map(|h| h.join().unwrap()).collect())
         }
         Impl::Corosensei => unreachable!(),
