@@ -14,6 +14,7 @@
 //! into the output directory (default `target/compare`). See the README for the fairness
 //! rules.
 
+mod blocking;
 mod check;
 mod report;
 mod workloads;

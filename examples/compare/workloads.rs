@@ -1,11 +1,12 @@
 //! The workloads, each written once per design with identical work per item.
 
-use std::io::{Read, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
+
+use crate::blocking;
 
 /// One design under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -311,24 +312,9 @@ pub fn ping_pong(env: &Env, imp: Impl) -> Sample {
     match imp {
         Impl::Greenring => {
             let n = s.ping_pongs;
-            let elapsed = env.greenring.block_on(move || {
-                let (to_echo, echo_rx) = greenring::sync::mpsc::channel::<u64>();
-                let (to_main, main_rx) = greenring::sync::mpsc::channel::<u64>();
-                let echo = greenring::spawn(move || {
-                    for value in echo_rx {
-                        to_main.send(value).unwrap();
-                    }
-                });
-                let start = Instant::now();
-                for i in 0..n {
-                    to_echo.send(i).unwrap();
-                    assert_eq!(main_rx.recv().unwrap(), i);
-                }
-                let elapsed = start.elapsed();
-                drop(to_echo);
-                echo.join().unwrap();
-                elapsed
-            });
+            let elapsed = env
+                .greenring
+                .block_on(move || blocking::green::ping_pong(n));
             Sample::of(per_item(elapsed, n, NS))
         }
         Impl::Tokio => {
@@ -359,60 +345,23 @@ pub fn ping_pong(env: &Env, imp: Impl) -> Sample {
         }
         Impl::Std => {
             let n = s.std_ping_pongs;
-            let (to_echo, echo_rx) = std::sync::mpsc::channel::<u64>();
-            let (to_main, main_rx) = std::sync::mpsc::channel::<u64>();
-            let echo = std::thread::spawn(move || {
-                for value in echo_rx {
-                    to_main.send(value).unwrap();
-                }
-            });
-            let start = Instant::now();
-            for i in 0..n {
-                to_echo.send(i).unwrap();
-                assert_eq!(main_rx.recv().unwrap(), i);
-            }
-            let elapsed = start.elapsed();
-            drop(to_echo);
-            echo.join().unwrap();
-            Sample::of(per_item(elapsed, n, NS))
+            Sample::of(per_item(blocking::os::ping_pong(n), n, NS))
         }
         Impl::Corosensei => unreachable!(),
     }
 }
 
 /// Contenders for one mutex-protected counter.
-const CONTENDERS: usize = 64;
+pub const CONTENDERS: usize = 64;
 
 /// 64 threads each lock, increment and unlock one counter `mutex_ops` times.
 pub fn contended_mutex(env: &Env, imp: Impl) -> Sample {
     let per = env.sizes.mutex_ops;
     let total = per * CONTENDERS as u64;
     let elapsed = match imp {
-        Impl::Greenring => env.greenring.block_on(move || {
-            let counter = Arc::new(greenring::sync::Mutex::new(0u64));
-            let go = Arc::new((
-                greenring::sync::Barrier::new(CONTENDERS + 1),
-                std::sync::OnceLock::new(),
-            ));
-            let handles: Vec<_> = (0..CONTENDERS)
-                .map(|_| {
-                    let (counter, go) = (Arc::clone(&counter), Arc::clone(&go));
-                    greenring::spawn(move || {
-                        go.0.wait();
-                        go.1.get_or_init(Instant::now);
-                        for _ in 0..per {
-                            *counter.lock().unwrap() += 1;
-                        }
-                    })
-                })
-                .collect();
-            go.0.wait();
-            let start = *go.1.get_or_init(Instant::now);
-            handles.into_iter().for_each(|h| h.join().unwrap());
-            let elapsed = start.elapsed();
-            assert_eq!(*counter.lock().unwrap(), total);
-            elapsed
-        }),
+        Impl::Greenring => env
+            .greenring
+            .block_on(move || blocking::green::contended_mutex(per)),
         Impl::Tokio => env.tokio.block_on(async move {
             let counter = Arc::new(tokio::sync::Mutex::new(0u64));
             let go = Arc::new((
@@ -440,35 +389,14 @@ pub fn contended_mutex(env: &Env, imp: Impl) -> Sample {
             assert_eq!(*counter.lock().await, total);
             elapsed
         }),
-        Impl::Std => {
-            let counter = Arc::new(std::sync::Mutex::new(0u64));
-            let go = Arc::new((Barrier::new(CONTENDERS + 1), std::sync::OnceLock::new()));
-            let handles: Vec<_> = (0..CONTENDERS)
-                .map(|_| {
-                    let (counter, go) = (Arc::clone(&counter), Arc::clone(&go));
-                    std::thread::spawn(move || {
-                        go.0.wait();
-                        go.1.get_or_init(Instant::now);
-                        for _ in 0..per {
-                            *counter.lock().unwrap() += 1;
-                        }
-                    })
-                })
-                .collect();
-            go.0.wait();
-            let start = *go.1.get_or_init(Instant::now);
-            handles.into_iter().for_each(|h| h.join().unwrap());
-            let elapsed = start.elapsed();
-            assert_eq!(*counter.lock().unwrap(), total);
-            elapsed
-        }
+        Impl::Std => blocking::os::contended_mutex(per),
         Impl::Corosensei => unreachable!(),
     };
     Sample::of(per_item(elapsed, total, NS))
 }
 
 /// Bytes per echoed message.
-const MESSAGE: usize = 64;
+pub const MESSAGE: usize = 64;
 
 /// Throughput and latency percentiles of an echo run: the headline is microseconds per
 /// message (all connections concurrent), the extras messages/s and p50/p99 round trips.
@@ -495,66 +423,12 @@ pub fn tcp_echo(env: &Env, imp: Impl) -> Sample {
     let conns = env.sizes.connections;
     let rounds = env.sizes.echo_rounds;
     match imp {
-        Impl::Greenring => env.greenring.block_on(move || {
-            let listener = greenring::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            let (accepted, all_accepted) = greenring::sync::mpsc::channel();
-            let server = greenring::spawn(move || {
-                let handlers: Vec<_> = (0..conns)
-                    .map(|_| {
-                        let (mut stream, _) = listener.accept().unwrap();
-                        greenring::spawn(move || {
-                            let mut buf = [0u8; MESSAGE];
-                            while stream.read_exact(&mut buf).is_ok() {
-                                stream.write_all(&buf).unwrap();
-                            }
-                        })
-                    })
-                    .collect();
-                accepted.send(()).unwrap();
-                handlers.into_iter().for_each(|h| h.join().unwrap());
-            });
-            let streams: Vec<_> = (0..conns)
-                .map(|_| {
-                    let stream = greenring::net::TcpStream::connect(addr).unwrap();
-                    stream.set_nodelay(true).unwrap();
-                    stream
-                })
-                .collect();
-            all_accepted.recv().unwrap();
-            let go = Arc::new((
-                greenring::sync::Barrier::new(conns + 1),
-                std::sync::OnceLock::new(),
-            ));
-            let clients: Vec<_> = streams
-                .into_iter()
-                .map(|mut stream| {
-                    let go = Arc::clone(&go);
-                    greenring::spawn(move || {
-                        go.0.wait();
-                        go.1.get_or_init(Instant::now);
-                        let mut buf = [7u8; MESSAGE];
-                        let mut latencies = Vec::with_capacity(rounds);
-                        for _ in 0..rounds {
-                            let sent = Instant::now();
-                            stream.write_all(&buf).unwrap();
-                            stream.read_exact(&mut buf).unwrap();
-                            latencies.push(sent.elapsed());
-                        }
-                        latencies
-                    })
-                })
-                .collect();
-            go.0.wait();
-            let start = *go.1.get_or_init(Instant::now);
-            let latencies: Vec<Duration> = clients
-                .into_iter()
-                .flat_map(|c| c.join().unwrap())
-                .collect();
-            let elapsed = start.elapsed();
-            server.join().unwrap();
+        Impl::Greenring => {
+            let (elapsed, latencies) = env
+                .greenring
+                .block_on(move || blocking::green::tcp_echo(conns, rounds));
             echo_sample(elapsed, latencies)
-        }),
+        }
         Impl::Tokio => env.tokio.block_on(async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -617,60 +491,7 @@ pub fn tcp_echo(env: &Env, imp: Impl) -> Sample {
             echo_sample(elapsed, latencies)
         }),
         Impl::Std => {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            let (accepted, all_accepted) = std::sync::mpsc::channel();
-            let server = std::thread::spawn(move || {
-                let handlers: Vec<_> = (0..conns)
-                    .map(|_| {
-                        let (mut stream, _) = listener.accept().unwrap();
-                        std::thread::spawn(move || {
-                            let mut buf = [0u8; MESSAGE];
-                            while stream.read_exact(&mut buf).is_ok() {
-                                stream.write_all(&buf).unwrap();
-                            }
-                        })
-                    })
-                    .collect();
-                accepted.send(()).unwrap();
-                handlers.into_iter().for_each(|h| h.join().unwrap());
-            });
-            let streams: Vec<_> = (0..conns)
-                .map(|_| {
-                    let stream = std::net::TcpStream::connect(addr).unwrap();
-                    stream.set_nodelay(true).unwrap();
-                    stream
-                })
-                .collect();
-            all_accepted.recv().unwrap();
-            let go = Arc::new((Barrier::new(conns + 1), std::sync::OnceLock::new()));
-            let clients: Vec<_> = streams
-                .into_iter()
-                .map(|mut stream| {
-                    let go = Arc::clone(&go);
-                    std::thread::spawn(move || {
-                        go.0.wait();
-                        go.1.get_or_init(Instant::now);
-                        let mut buf = [7u8; MESSAGE];
-                        let mut latencies = Vec::with_capacity(rounds);
-                        for _ in 0..rounds {
-                            let sent = Instant::now();
-                            stream.write_all(&buf).unwrap();
-                            stream.read_exact(&mut buf).unwrap();
-                            latencies.push(sent.elapsed());
-                        }
-                        latencies
-                    })
-                })
-                .collect();
-            go.0.wait();
-            let start = *go.1.get_or_init(Instant::now);
-            let latencies: Vec<Duration> = clients
-                .into_iter()
-                .flat_map(|c| c.join().unwrap())
-                .collect();
-            let elapsed = start.elapsed();
-            server.join().unwrap();
+            let (elapsed, latencies) = blocking::os::tcp_echo(conns, rounds);
             echo_sample(elapsed, latencies)
         }
         Impl::Corosensei => unreachable!(),
@@ -678,7 +499,7 @@ pub fn tcp_echo(env: &Env, imp: Impl) -> Sample {
 }
 
 /// A small deterministic generator for read offsets.
-fn next_offset(state: &mut u64, blocks: u64) -> u64 {
+pub fn next_offset(state: &mut u64, blocks: u64) -> u64 {
     *state ^= *state << 13;
     *state ^= *state >> 7;
     *state ^= *state << 17;
@@ -693,32 +514,9 @@ pub fn file_reads(env: &Env, imp: Impl) -> Sample {
     let path = env.file.clone();
     let total = (readers * per) as u64;
     let elapsed = match imp {
-        Impl::Greenring => env.greenring.block_on(move || {
-            let file = Arc::new(greenring::fs::File::open(&path).unwrap());
-            let go = Arc::new((
-                greenring::sync::Barrier::new(readers + 1),
-                std::sync::OnceLock::new(),
-            ));
-            let handles: Vec<_> = (0..readers)
-                .map(|r| {
-                    let (file, go) = (Arc::clone(&file), Arc::clone(&go));
-                    greenring::spawn(move || {
-                        go.0.wait();
-                        go.1.get_or_init(Instant::now);
-                        let mut state = 0x9E37_79B9_7F4A_7C15 ^ r as u64;
-                        let mut buf = vec![0u8; 4096];
-                        for _ in 0..per {
-                            let offset = next_offset(&mut state, blocks);
-                            assert_eq!(file.read_at(&mut buf, offset).unwrap(), 4096);
-                        }
-                    })
-                })
-                .collect();
-            go.0.wait();
-            let start = *go.1.get_or_init(Instant::now);
-            handles.into_iter().for_each(|h| h.join().unwrap());
-            start.elapsed()
-        }),
+        Impl::Greenring => env
+            .greenring
+            .block_on(move || blocking::green::file_reads(&path, readers, per, blocks)),
         Impl::Tokio => env.tokio.block_on(async move {
             use tokio::io::AsyncReadExt;
             let go = Arc::new((
@@ -750,29 +548,7 @@ pub fn file_reads(env: &Env, imp: Impl) -> Sample {
             }
             start.elapsed()
         }),
-        Impl::Std => {
-            let file = Arc::new(std::fs::File::open(&path).unwrap());
-            let go = Arc::new((Barrier::new(readers + 1), std::sync::OnceLock::new()));
-            let handles: Vec<_> = (0..readers)
-                .map(|r| {
-                    let (file, go) = (Arc::clone(&file), Arc::clone(&go));
-                    std::thread::spawn(move || {
-                        go.0.wait();
-                        go.1.get_or_init(Instant::now);
-                        let mut state = 0x9E37_79B9_7F4A_7C15 ^ r as u64;
-                        let mut buf = vec![0u8; 4096];
-                        for _ in 0..per {
-                            let offset = next_offset(&mut state, blocks);
-                            assert_eq!(file.read_at(&mut buf, offset).unwrap(), 4096);
-                        }
-                    })
-                })
-                .collect();
-            go.0.wait();
-            let start = *go.1.get_or_init(Instant::now);
-            handles.into_iter().for_each(|h| h.join().unwrap());
-            start.elapsed()
-        }
+        Impl::Std => blocking::os::file_reads(&path, readers, per, blocks),
         Impl::Corosensei => unreachable!(),
     };
     Sample::of(per_item(elapsed, total, US))
