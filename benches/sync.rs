@@ -5,92 +5,45 @@
 //!   `std::sync::mpsc` between two OS threads.
 //! - `contended_mutex`: 64 threads each locking, incrementing and unlocking one counter;
 //!   one iteration is one lock/unlock: greenring `Mutex` (64 green threads) vs tokio's
-//!   `Mutex` (64 tasks) vs std's `Mutex` (64 OS threads).
+//!   `Mutex` (64 tasks) vs std's `Mutex` (64 OS threads). The time runs from the release of
+//!   a start barrier, so thread start-up is not counted.
+//!
+//! Every variant is the comparison command's (`examples/compare/shared_work.rs`); the
+//! greenring and std ones are one body, run as green threads or as OS threads.
 //!
 //! Run: `cargo bench --bench sync`. 2 workers for greenring and tokio.
 
 mod common;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+// Only its ping-pong and mutex bodies are used here.
+#[allow(dead_code)]
+#[path = "../examples/compare/shared_work.rs"]
+mod shared_work;
+
+use std::time::Duration;
 
 use common::{greenring_rt, tokio_rt};
 use criterion::{criterion_group, criterion_main, Criterion};
 
-const CONTENDERS: u64 = 64;
+const CONTENDERS: u64 = shared_work::CONTENDERS as u64;
 
 fn channel_ping_pong(c: &mut Criterion) {
     let mut group = c.benchmark_group("channel_ping_pong");
     let rt = greenring_rt();
     group.bench_function("greenring", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(move || {
-                let (ping_tx, ping_rx) = greenring::sync::mpsc::channel::<u64>();
-                let (pong_tx, pong_rx) = greenring::sync::mpsc::channel::<u64>();
-                let echo = greenring::spawn(move || {
-                    for n in ping_rx.iter() {
-                        pong_tx.send(n).unwrap();
-                    }
-                });
-                let start = Instant::now();
-                for n in 0..iters {
-                    ping_tx.send(n).unwrap();
-                    pong_rx.recv().unwrap();
-                }
-                let elapsed = start.elapsed();
-                drop(ping_tx);
-                echo.join().unwrap();
-                elapsed
-            })
-        })
+        b.iter_custom(|iters| rt.block_on(move || shared_work::green::ping_pong(iters)))
     });
     let tokio = tokio_rt();
     group.bench_function("tokio", |b| {
         b.iter_custom(|iters| {
             tokio.block_on(async move {
-                tokio::spawn(async move {
-                    let (ping_tx, mut ping_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
-                    let (pong_tx, mut pong_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
-                    let echo = tokio::spawn(async move {
-                        while let Some(n) = ping_rx.recv().await {
-                            pong_tx.send(n).unwrap();
-                        }
-                    });
-                    let start = Instant::now();
-                    for n in 0..iters {
-                        ping_tx.send(n).unwrap();
-                        pong_rx.recv().await.unwrap();
-                    }
-                    let elapsed = start.elapsed();
-                    drop(ping_tx);
-                    echo.await.unwrap();
-                    elapsed
-                })
-                .await
-                .unwrap()
+                tokio::spawn(shared_work::tasks::ping_pong(iters))
+                    .await
+                    .unwrap()
             })
         })
     });
-    group.bench_function("std_threads", |b| {
-        b.iter_custom(|iters| {
-            let (ping_tx, ping_rx) = std::sync::mpsc::channel::<u64>();
-            let (pong_tx, pong_rx) = std::sync::mpsc::channel::<u64>();
-            let echo = std::thread::spawn(move || {
-                for n in ping_rx.iter() {
-                    pong_tx.send(n).unwrap();
-                }
-            });
-            let start = Instant::now();
-            for n in 0..iters {
-                ping_tx.send(n).unwrap();
-                pong_rx.recv().unwrap();
-            }
-            let elapsed = start.elapsed();
-            drop(ping_tx);
-            echo.join().unwrap();
-            elapsed
-        })
-    });
+    group.bench_function("std_threads", |b| b.iter_custom(shared_work::os::ping_pong));
     group.finish();
 }
 
@@ -100,63 +53,22 @@ fn contended_mutex(c: &mut Criterion) {
     group.bench_function("greenring", |b| {
         b.iter_custom(|iters| {
             let per = iters.div_ceil(CONTENDERS).max(1);
-            let counter = Arc::new(greenring::sync::Mutex::new(0u64));
-            let start = Instant::now();
-            let handles: Vec<_> = (0..CONTENDERS)
-                .map(|_| {
-                    let counter = Arc::clone(&counter);
-                    rt.spawn(move || {
-                        for _ in 0..per {
-                            *counter.lock().unwrap() += 1;
-                        }
-                    })
-                })
-                .collect();
-            handles.into_iter().for_each(|h| h.join().unwrap());
-            start.elapsed() * iters as u32 / (per * CONTENDERS) as u32
+            let elapsed = rt.block_on(move || shared_work::green::contended_mutex(per));
+            elapsed * iters as u32 / (per * CONTENDERS) as u32
         })
     });
     let tokio = tokio_rt();
     group.bench_function("tokio", |b| {
         b.iter_custom(|iters| {
             let per = iters.div_ceil(CONTENDERS).max(1);
-            tokio.block_on(async move {
-                let counter = Arc::new(tokio::sync::Mutex::new(0u64));
-                let start = Instant::now();
-                let handles: Vec<_> = (0..CONTENDERS)
-                    .map(|_| {
-                        let counter = Arc::clone(&counter);
-                        tokio::spawn(async move {
-                            for _ in 0..per {
-                                *counter.lock().await += 1;
-                            }
-                        })
-                    })
-                    .collect();
-                for handle in handles {
-                    handle.await.unwrap();
-                }
-                start.elapsed() * iters as u32 / (per * CONTENDERS) as u32
-            })
+            let elapsed = tokio.block_on(shared_work::tasks::contended_mutex(per));
+            elapsed * iters as u32 / (per * CONTENDERS) as u32
         })
     });
     group.bench_function("std_threads", |b| {
         b.iter_custom(|iters| {
             let per = iters.div_ceil(CONTENDERS).max(1);
-            let counter = Arc::new(std::sync::Mutex::new(0u64));
-            let start = Instant::now();
-            let handles: Vec<_> = (0..CONTENDERS)
-                .map(|_| {
-                    let counter = Arc::clone(&counter);
-                    std::thread::spawn(move || {
-                        for _ in 0..per {
-                            *counter.lock().unwrap() += 1;
-                        }
-                    })
-                })
-                .collect();
-            handles.into_iter().for_each(|h| h.join().unwrap());
-            start.elapsed() * iters as u32 / (per * CONTENDERS) as u32
+            shared_work::os::contended_mutex(per) * iters as u32 / (per * CONTENDERS) as u32
         })
     });
     group.finish();

@@ -432,5 +432,5 @@ pub(crate) fn current_shared() -> io::Result<Arc<Shared>> {
 /// threads. A green thread may move to another worker at any blocking point, unless it was
 /// spawned [`pinned`](crate::thread::Builder::pinned).
 pub fn worker_index() -> Option<usize> {
-    sched::worker_index()
+    sched::current::worker_index()
 }

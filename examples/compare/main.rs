@@ -14,9 +14,9 @@
 //! into the output directory (default `target/compare`). See the README for the fairness
 //! rules.
 
-mod blocking;
 mod check;
 mod report;
+mod shared_work;
 mod workloads;
 
 use std::path::PathBuf;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use crate::blocking;
+use crate::shared_work::{self, next_offset, CONTENDERS, MESSAGE};
 
 /// One design under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -314,45 +314,25 @@ pub fn ping_pong(env: &Env, imp: Impl) -> Sample {
             let n = s.ping_pongs;
             let elapsed = env
                 .greenring
-                .block_on(move || blocking::green::ping_pong(n));
+                .block_on(move || shared_work::green::ping_pong(n));
             Sample::of(per_item(elapsed, n, NS))
         }
         Impl::Tokio => {
             let n = s.ping_pongs;
             let elapsed = env.tokio.block_on(async move {
-                tokio::spawn(async move {
-                    let (to_echo, mut echo_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
-                    let (to_main, mut main_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
-                    let echo = tokio::spawn(async move {
-                        while let Some(value) = echo_rx.recv().await {
-                            to_main.send(value).unwrap();
-                        }
-                    });
-                    let start = Instant::now();
-                    for i in 0..n {
-                        to_echo.send(i).unwrap();
-                        assert_eq!(main_rx.recv().await.unwrap(), i);
-                    }
-                    let elapsed = start.elapsed();
-                    drop(to_echo);
-                    echo.await.unwrap();
-                    elapsed
-                })
-                .await
-                .unwrap()
+                tokio::spawn(shared_work::tasks::ping_pong(n))
+                    .await
+                    .unwrap()
             });
             Sample::of(per_item(elapsed, n, NS))
         }
         Impl::Std => {
             let n = s.std_ping_pongs;
-            Sample::of(per_item(blocking::os::ping_pong(n), n, NS))
+            Sample::of(per_item(shared_work::os::ping_pong(n), n, NS))
         }
         Impl::Corosensei => unreachable!(),
     }
 }
-
-/// Contenders for one mutex-protected counter.
-pub const CONTENDERS: usize = 64;
 
 /// 64 threads each lock, increment and unlock one counter `mutex_ops` times.
 pub fn contended_mutex(env: &Env, imp: Impl) -> Sample {
@@ -361,42 +341,13 @@ pub fn contended_mutex(env: &Env, imp: Impl) -> Sample {
     let elapsed = match imp {
         Impl::Greenring => env
             .greenring
-            .block_on(move || blocking::green::contended_mutex(per)),
-        Impl::Tokio => env.tokio.block_on(async move {
-            let counter = Arc::new(tokio::sync::Mutex::new(0u64));
-            let go = Arc::new((
-                tokio::sync::Barrier::new(CONTENDERS + 1),
-                std::sync::OnceLock::new(),
-            ));
-            let handles: Vec<_> = (0..CONTENDERS)
-                .map(|_| {
-                    let (counter, go) = (Arc::clone(&counter), Arc::clone(&go));
-                    tokio::spawn(async move {
-                        go.0.wait().await;
-                        go.1.get_or_init(Instant::now);
-                        for _ in 0..per {
-                            *counter.lock().await += 1;
-                        }
-                    })
-                })
-                .collect();
-            go.0.wait().await;
-            let start = *go.1.get_or_init(Instant::now);
-            for handle in handles {
-                handle.await.unwrap();
-            }
-            let elapsed = start.elapsed();
-            assert_eq!(*counter.lock().await, total);
-            elapsed
-        }),
-        Impl::Std => blocking::os::contended_mutex(per),
+            .block_on(move || shared_work::green::contended_mutex(per)),
+        Impl::Tokio => env.tokio.block_on(shared_work::tasks::contended_mutex(per)),
+        Impl::Std => shared_work::os::contended_mutex(per),
         Impl::Corosensei => unreachable!(),
     };
     Sample::of(per_item(elapsed, total, NS))
 }
-
-/// Bytes per echoed message.
-pub const MESSAGE: usize = 64;
 
 /// Throughput and latency percentiles of an echo run: the headline is microseconds per
 /// message (all connections concurrent), the extras messages/s and p50/p99 round trips.
@@ -426,7 +377,7 @@ pub fn tcp_echo(env: &Env, imp: Impl) -> Sample {
         Impl::Greenring => {
             let (elapsed, latencies) = env
                 .greenring
-                .block_on(move || blocking::green::tcp_echo(conns, rounds));
+                .block_on(move || shared_work::green::tcp_echo(conns, rounds));
             echo_sample(elapsed, latencies)
         }
         Impl::Tokio => env.tokio.block_on(async move {
@@ -491,19 +442,11 @@ pub fn tcp_echo(env: &Env, imp: Impl) -> Sample {
             echo_sample(elapsed, latencies)
         }),
         Impl::Std => {
-            let (elapsed, latencies) = blocking::os::tcp_echo(conns, rounds);
+            let (elapsed, latencies) = shared_work::os::tcp_echo(conns, rounds);
             echo_sample(elapsed, latencies)
         }
         Impl::Corosensei => unreachable!(),
     }
-}
-
-/// A small deterministic generator for read offsets.
-pub fn next_offset(state: &mut u64, blocks: u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    (*state % blocks) * 4096
 }
 
 /// `readers` threads each read `reads_per_reader` random 4 KiB blocks of a cached file.
@@ -516,7 +459,7 @@ pub fn file_reads(env: &Env, imp: Impl) -> Sample {
     let elapsed = match imp {
         Impl::Greenring => env
             .greenring
-            .block_on(move || blocking::green::file_reads(&path, readers, per, blocks)),
+            .block_on(move || shared_work::green::file_reads(&path, readers, per, blocks)),
         Impl::Tokio => env.tokio.block_on(async move {
             use tokio::io::AsyncReadExt;
             let go = Arc::new((
@@ -548,7 +491,7 @@ pub fn file_reads(env: &Env, imp: Impl) -> Sample {
             }
             start.elapsed()
         }),
-        Impl::Std => blocking::os::file_reads(&path, readers, per, blocks),
+        Impl::Std => shared_work::os::file_reads(&path, readers, per, blocks),
         Impl::Corosensei => unreachable!(),
     };
     Sample::of(per_item(elapsed, total, US))

@@ -40,23 +40,22 @@ pub(crate) fn park_timeout(timeout: Duration) {
         std::sync::Arc::increment_strong_count(task);
         std::sync::Arc::from_raw(task)
     };
-    let timer = Box::into_raw(Box::new(Timer {
-        timespec: Timespec::from(timeout),
-        task,
-    }));
-    // SAFETY: the timer is leaked until `fired` frees it, so the timespec outlives the op.
-    let entry = opcode::Timeout::new(unsafe { &(*timer).timespec })
-        .build()
-        .user_data(timer as u64 | TAG_TIMER);
     let worker = crate::sched::current::worker_moving().expect("checked: on a green thread");
     match worker.reactor() {
-        // SAFETY: as above.
-        super::Reactor::Uring(ring) => unsafe { ring.push(&[entry]) },
-        super::Reactor::Epoll(epoll) => {
-            // SAFETY: the timer was leaked above and is ours again.
-            let timer = unsafe { Box::from_raw(timer) };
-            epoll.add_park_timer(timeout, timer.task);
+        super::Reactor::Uring(ring) => {
+            let timer = Box::into_raw(Box::new(Timer {
+                timespec: Timespec::from(timeout),
+                task,
+            }));
+            // SAFETY: the timer is leaked until `fired` frees it, so the timespec outlives
+            // the op.
+            let entry = opcode::Timeout::new(unsafe { &(*timer).timespec })
+                .build()
+                .user_data(timer as u64 | TAG_TIMER);
+            // SAFETY: as above.
+            unsafe { ring.push(&[entry]) };
         }
+        super::Reactor::Epoll(epoll) => epoll.add_park_timer(timeout, task),
     }
     drop(worker);
     crate::thread::park();

@@ -12,30 +12,27 @@ use super::carrier::Carrier;
 use super::worker::WorkerCtx;
 use crate::task::{Suspend, Task};
 
+/// The worker an OS thread carries and that thread's carrier record.
+type Carried = (*const WorkerCtx, *const Carrier);
+
 thread_local! {
-    static WORKER: Cell<*const WorkerCtx> = const { Cell::new(ptr::null()) };
-    static CARRIER: Cell<*const Carrier> = const { Cell::new(ptr::null()) };
+    static CARRIED: Cell<Carried> = const { Cell::new((ptr::null(), ptr::null())) };
     static TASK: Cell<*const Task> = const { Cell::new(ptr::null()) };
 }
 
-/// The worker carried by this OS thread, or null. Green threads go through [`worker`]
-/// instead: their carrier may lose its worker to the hand-off monitor while they run.
+/// The worker carried by this OS thread and its carrier record, or nulls. Green threads go
+/// through [`worker`] instead: their carrier may lose its worker to the hand-off monitor
+/// while they run.
 #[inline(never)]
-fn worker_ptr() -> *const WorkerCtx {
-    WORKER.with(Cell::get)
-}
-
-#[inline(never)]
-fn carrier_ptr() -> *const Carrier {
-    CARRIER.with(Cell::get)
+fn carried() -> Carried {
+    CARRIED.with(Cell::get)
 }
 
 /// Records the worker this OS thread carries and its carrier record (both null when it
 /// stops carrying one).
 #[inline(never)]
 pub(crate) fn set_worker(worker: *const WorkerCtx, carrier: *const Carrier) {
-    WORKER.with(|w| w.set(worker));
-    CARRIER.with(|c| c.set(carrier));
+    CARRIED.with(|c| c.set((worker, carrier)));
 }
 
 /// Access to the worker that carries the calling green thread. While it exists the
@@ -81,8 +78,7 @@ pub(crate) fn worker() -> Option<WorkerRef> {
     if task().is_null() {
         return None;
     }
-    let carrier = carrier_ptr();
-    let worker = worker_ptr();
+    let (worker, carrier) = carried();
     if carrier.is_null() || worker.is_null() {
         return None;
     }
@@ -102,7 +98,7 @@ pub(crate) fn worker_index() -> Option<usize> {
     // SAFETY: on a green thread the worker pointer is set and the worker is alive (its
     // runtime outlives its green threads); `index` is immutable, so reading it while another
     // carrier owns the worker is no data race.
-    unsafe { worker_ptr().as_ref() }.map(|worker| worker.index)
+    unsafe { carried().0.as_ref() }.map(|worker| worker.index)
 }
 
 /// As [`worker`], but a green thread whose carrier was exiled first switches back to it,

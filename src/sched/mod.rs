@@ -379,8 +379,3 @@ pub(crate) fn schedule(task: TaskRef) {
     let runtime = Arc::clone(&task.runtime);
     runtime.requeue(task);
 }
-
-/// The index of the worker running the calling green thread (`None` off green threads).
-pub(crate) fn worker_index() -> Option<usize> {
-    current::worker_index()
-}

@@ -1,6 +1,23 @@
-//! The workloads of the two blocking-style designs, written once: greenring's API mirrors
-//! std's, so the same code runs as green threads (`green`) and as OS threads (`os`), with
-//! only the imports changed, as in `examples/port_blocking.rs`.
+//! Workload bodies shared by the comparison command and `benches/sync.rs` (which includes
+//! this file), so both measure the same work.
+//!
+//! The two blocking-style designs are written once: greenring's API mirrors std's, so the
+//! same code runs as green threads (`green`) and as OS threads (`os`), with only the
+//! imports changed, as in `examples/port_blocking.rs`. `tasks` has the tokio versions of
+//! the ones the bench uses.
+
+/// Threads contending for one mutex.
+pub const CONTENDERS: usize = 64;
+/// Bytes per echoed message.
+pub const MESSAGE: usize = 64;
+
+/// A small deterministic generator of 4 KiB-aligned read offsets below `blocks` blocks.
+pub fn next_offset(state: &mut u64, blocks: u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    (*state % blocks) * 4096
+}
 
 macro_rules! blocking_workloads {
     ($name:ident, $api:ident) => {
@@ -14,7 +31,7 @@ macro_rules! blocking_workloads {
             use std::time::{Duration, Instant};
 
             use super::$api::{mpsc, spawn, Barrier, File, Mutex, TcpListener, TcpStream};
-            use crate::workloads::{next_offset, CONTENDERS, MESSAGE};
+            use super::{next_offset, CONTENDERS, MESSAGE};
 
             /// A start line: a barrier, and the instant the first participant crossed it.
             type Start = Arc<(Barrier, OnceLock<Instant>)>;
@@ -172,3 +189,58 @@ mod os_api {
 
 blocking_workloads!(green, green_api);
 blocking_workloads!(os, os_api);
+
+/// The same ping-pong and mutex work as tokio tasks; call from inside a tokio runtime.
+pub mod tasks {
+    use std::sync::{Arc, OnceLock};
+    use std::time::{Duration, Instant};
+
+    use super::CONTENDERS;
+
+    /// `n` round trips of a number through two channels.
+    pub async fn ping_pong(n: u64) -> Duration {
+        let (to_echo, mut echo_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let (to_main, mut main_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let echo = tokio::spawn(async move {
+            while let Some(value) = echo_rx.recv().await {
+                to_main.send(value).unwrap();
+            }
+        });
+        let start = Instant::now();
+        for i in 0..n {
+            to_echo.send(i).unwrap();
+            assert_eq!(main_rx.recv().await.unwrap(), i);
+        }
+        let elapsed = start.elapsed();
+        drop(to_echo);
+        echo.await.unwrap();
+        elapsed
+    }
+
+    /// [`CONTENDERS`] tasks each lock and increment one counter `per` times, timed from the
+    /// first of them past a start barrier.
+    pub async fn contended_mutex(per: u64) -> Duration {
+        let counter = Arc::new(tokio::sync::Mutex::new(0u64));
+        let go = Arc::new((tokio::sync::Barrier::new(CONTENDERS + 1), OnceLock::new()));
+        let handles: Vec<_> = (0..CONTENDERS)
+            .map(|_| {
+                let (counter, go) = (Arc::clone(&counter), Arc::clone(&go));
+                tokio::spawn(async move {
+                    go.0.wait().await;
+                    go.1.get_or_init(Instant::now);
+                    for _ in 0..per {
+                        *counter.lock().await += 1;
+                    }
+                })
+            })
+            .collect();
+        go.0.wait().await;
+        let start = *go.1.get_or_init(Instant::now);
+        for handle in handles {
+            handle.await.unwrap();
+        }
+        let elapsed = start.elapsed();
+        assert_eq!(*counter.lock().await, per * CONTENDERS as u64);
+        elapsed
+    }
+}
