@@ -182,13 +182,9 @@ pub(crate) fn offload<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
     pool().execute(job);
     while !done.done.load(Ordering::Acquire) {
-        // SAFETY: we are the green thread `task`, on its own stack. A spurious wake-up (a
-        // user's unpark) just goes round the loop.
-        unsafe {
-            if !(*task).take_token() {
-                (*task).suspend(crate::task::Suspend::Park);
-            }
-        }
+        // A spurious wake-up (a user's unpark) just goes round the loop.
+        // SAFETY: the running task is alive while it runs, and `task` is the caller.
+        crate::thread::park_uncancellable(unsafe { &*task });
     }
     let result = done
         .result

@@ -28,6 +28,7 @@ mod bridge;
 mod context;
 pub mod fs;
 pub mod local;
+mod loom;
 mod metrics;
 pub mod net;
 mod overflow;

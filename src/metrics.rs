@@ -20,10 +20,16 @@ pub struct Metrics {
     pub stacks_mapped: usize,
     /// Mapped stacks waiting for reuse (the shared pool plus the workers' caches).
     pub stacks_pooled: usize,
-    /// Times the hand-off monitor moved a stuck worker to a new OS thread.
+    /// Times the monitor moved a stuck worker to a new OS thread (only in a runtime that
+    /// migrates started threads).
     pub handoffs: u64,
     /// The I/O backend the workers use.
     pub io_backend: Option<crate::IoBackend>,
+    /// How the workers' io_uring rings are set up (`None` on the epoll backend).
+    pub io_uring_setup: Option<crate::runtime::UringSetup>,
+    /// Whether started green threads may change OS thread (see
+    /// [`Builder::migrate_started_threads`](crate::runtime::Builder::migrate_started_threads)).
+    pub migrates_started_threads: bool,
 }
 
 /// One worker's part of [`Metrics`].
@@ -65,6 +71,8 @@ impl Metrics {
             stacks_pooled: shared.stacks.pooled() + cached as usize,
             handoffs: shared.handoff.count(),
             io_backend: Some(shared.io_backend()),
+            io_uring_setup: shared.uring_setup(),
+            migrates_started_threads: shared.migrates(),
         }
     }
 

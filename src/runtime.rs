@@ -29,12 +29,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use crate::metrics::{Metrics, WorkerMetrics};
-pub use crate::reactor::IoBackend;
+pub use crate::reactor::{IoBackend, UringSetup};
 pub use crate::sched::handoff::DEFAULT_THRESHOLD as DEFAULT_HANDOFF_THRESHOLD;
 
 use crate::context::SwitchBackend;
 use crate::overflow;
-use crate::reactor::Reactor;
+use crate::reactor::{Reactor, RingOwner};
 use crate::sched::{self, Shared};
 use crate::stack::{checked_stack_size, StackGuard, DEFAULT_STACK_SIZE};
 use crate::thread::{self, JoinHandle};
@@ -87,6 +87,7 @@ pub struct Builder {
     thread_name: String,
     handoff_threshold: Option<Duration>,
     io_backend: Option<IoBackend>,
+    migrate: bool,
 }
 
 impl Default for Builder {
@@ -97,6 +98,10 @@ impl Default for Builder {
             thread_name: "greenring-worker".to_owned(),
             handoff_threshold: Some(DEFAULT_HANDOFF_THRESHOLD),
             io_backend: None,
+            // Building greenring with `--cfg greenring_migrate` makes every runtime migrate
+            // started threads, so the test suite can run in both modes. Whoever sets that
+            // flag accepts `migrate_started_threads`'s contract for the whole program.
+            migrate: cfg!(greenring_migrate),
         }
     }
 }
@@ -127,21 +132,76 @@ impl Builder {
     }
 
     /// Sets how long a green thread may keep its worker's OS thread without switching (a
-    /// blocking call greenring does not own, a long computation) before the hand-off
-    /// monitor moves the worker's other green threads to a new OS thread. The default is
-    /// [`DEFAULT_HANDOFF_THRESHOLD`] (10 ms); `None` disables the monitor. Must be at least
-    /// 1 ms.
+    /// blocking call greenring does not own, a std lock, a long computation) before the
+    /// monitor treats the worker as stalled. The default is [`DEFAULT_HANDOFF_THRESHOLD`]
+    /// (10 ms); `None` disables the monitor. Must be at least 1 ms.
     ///
-    /// The monitor does not preempt the stuck thread; it keeps the others running, and logs
-    /// a warning (through the `log` crate) once per green thread that caused a hand-off.
+    /// # A blocked worker
     ///
-    /// Disabling it suits programs that never block a worker: io_uring can then defer
-    /// completion work to the worker's next system call (`IORING_SETUP_COOP_TASKRUN`)
-    /// instead of interrupting it, which measured 15-25% faster on a TCP echo. With
-    /// hand-offs that is unsafe (an OS thread that lost its worker would hold the completion
-    /// work of the ops it submitted).
+    /// Started green threads never change OS thread (see the crate's "Soundness"
+    /// section), so a green thread that blocks its worker's OS thread holds up the started
+    /// threads of that worker until it returns, as it would hold up the rest of an OS
+    /// thread. What the monitor does about a stall:
+    /// - threads of that worker that have not started yet move to other workers at once,
+    ///   and new spawns avoid the stalled worker;
+    /// - a warning names the stuck green thread and how long it blocked (once per thread,
+    ///   through the `log` crate);
+    /// - if the stall goes on (ten thresholds, at least 100 ms) while other started threads
+    ///   are anchored to the worker, an error names them: if the stuck thread waits for one
+    ///   of them (a `std::sync::Mutex` held across a greenring blocking call), it is a
+    ///   deadlock.
+    ///
+    /// The remedy is to not block the worker: greenring's I/O and `greenring::sync` park
+    /// only the green thread; [`spawn_blocking`](crate::spawn_blocking) runs a call you
+    /// cannot change on a pool of OS threads. The monitor never preempts a thread.
+    ///
+    /// In a runtime built with [`Builder::migrate_started_threads`] the monitor instead
+    /// hands the stalled worker, with its other green threads, to a new OS thread.
     pub fn handoff_threshold(mut self, threshold: Option<Duration>) -> Builder {
         self.handoff_threshold = threshold;
+        self
+    }
+
+    /// Lets started green threads change worker and OS thread: idle workers steal started
+    /// threads too, wake-ups resume a thread wherever there is room, and the monitor hands
+    /// a stalled worker, with its green threads, to a new OS thread (so a green thread that
+    /// blocks its OS thread never holds up its neighbours). This was greenring's behaviour
+    /// before threads were anchored. It costs the faster io_uring setups: a ring that may
+    /// change OS thread is created plain (see [`UringSetup`]).
+    ///
+    /// Building greenring with `RUSTFLAGS="--cfg greenring_migrate"` turns this on for
+    /// every runtime (the test suite runs both ways).
+    ///
+    /// # Safety
+    ///
+    /// After any blocking call (I/O, `sleep`, `park`, `yield_now`, a lock, a channel, a
+    /// join) a green thread of this runtime may continue on another OS thread. The caller
+    /// promises that no green thread of this runtime holds, across such a call, anything
+    /// bound to the OS thread it runs on, which the compiler cannot check:
+    /// - a `!Send` value obtained from the OS thread: `rand::thread_rng()` (an `Rc` to that
+    ///   thread's generator: after a move two OS threads mutate it at once), an `Rc` cloned
+    ///   out of a `thread_local!`, a `std::io::StdoutLock` or any other guard of a
+    ///   reentrant lock;
+    /// - a borrow of a `thread_local!` (`with`, `RefCell` borrows of its value);
+    /// - a `std::sync` guard (unlocking from another OS thread is undefined behaviour for
+    ///   some lock implementations);
+    /// - code that caches a thread-local's address across the call (the compiler may do so
+    ///   inside one function; greenring's own code does not).
+    ///
+    /// Green-thread locals ([`green_local!`](crate::green_local)) follow their thread and
+    /// stay usable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // SAFETY: the green threads of this runtime hold no OS-thread-bound state across
+    /// // blocking calls: they only use owned, Send data.
+    /// let rt = unsafe { greenring::Runtime::builder().migrate_started_threads() }.build()?;
+    /// assert_eq!(rt.block_on(|| 6 * 7), 42);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub unsafe fn migrate_started_threads(mut self) -> Builder {
+        self.migrate = true;
         self
     }
 
@@ -182,7 +242,13 @@ impl Builder {
             ));
         }
         overflow::install_handler();
-        let (shared, locals) = Shared::new(workers, stack_size, self.handoff_threshold)?;
+        let (shared, locals) =
+            Shared::new(workers, stack_size, self.handoff_threshold, self.migrate)?;
+        let owner = match (self.migrate, self.handoff_threshold) {
+            (false, _) => RingOwner::OneThread,
+            (true, Some(_)) => RingOwner::Carried,
+            (true, None) => RingOwner::CarriedUnmonitored,
+        };
         // Set every reactor up before starting any worker, so a refusal is reported here.
         let reactors_of = |backend| {
             (0..workers)
@@ -191,7 +257,7 @@ impl Builder {
                         backend,
                         shared.waker(index),
                         Arc::clone(&shared.stats[index]),
-                        self.handoff_threshold.is_some(),
+                        owner,
                     )
                 })
                 .collect::<io::Result<Vec<_>>>()
@@ -211,6 +277,7 @@ impl Builder {
             },
         };
         shared.set_io_backend(backend);
+        shared.set_uring_setup(reactors.first().and_then(Reactor::uring_setup));
         let boxes: Vec<Arc<sched::WorkerBox>> = locals
             .into_iter()
             .zip(reactors)
@@ -232,14 +299,35 @@ impl Builder {
             workers: Vec::with_capacity(workers),
             monitor: None,
         };
+        // Each worker binds its ring to its own OS thread before it runs anything; wait for
+        // all of them so a refusal is reported here too.
+        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
         for (index, (worker, carrier)) in boxes.iter().zip(&carriers).enumerate() {
             let job = (Arc::clone(worker), Arc::clone(carrier));
             let shared = Arc::clone(&shared);
+            let bound_tx = bound_tx.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("{}-{index}", self.thread_name))
-                .spawn(move || sched::carry(&shared, Some(job)))?;
+                .spawn(move || {
+                    let bound = job.0.bind_to_this_thread();
+                    let ok = bound.is_ok();
+                    let _ = bound_tx.send(bound);
+                    drop(bound_tx);
+                    if ok {
+                        sched::carry(&shared, Some(job));
+                    }
+                })?;
             // On an error above, dropping `runtime` shuts down the workers started so far.
             runtime.workers.push(handle);
+        }
+        drop(bound_tx);
+        for bound in bound_rx {
+            bound.map_err(|err| {
+                io::Error::new(
+                    err.kind(),
+                    format!("greenring: cannot enable a worker's io_uring: {err}"),
+                )
+            })?;
         }
         if self.handoff_threshold.is_some() {
             let prefix = self.thread_name.clone();
@@ -330,6 +418,25 @@ impl Runtime {
     /// The I/O backend this runtime's workers use (see [`IoBackend`]).
     pub fn io_backend(&self) -> IoBackend {
         self.shared.io_backend()
+    }
+
+    /// How this runtime's io_uring rings are set up (`None` on the epoll backend).
+    ///
+    /// ```
+    /// let rt = greenring::Runtime::builder().worker_threads(1).build()?;
+    /// if let Some(setup) = rt.io_uring_setup() {
+    ///     println!("io_uring setup flags: {}", setup.flags());
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn io_uring_setup(&self) -> Option<UringSetup> {
+        self.shared.uring_setup()
+    }
+
+    /// `true` when started green threads of this runtime may change OS thread (see
+    /// [`Builder::migrate_started_threads`]).
+    pub fn migrates_started_threads(&self) -> bool {
+        self.shared.migrates()
     }
 
     /// Which implementation switches between green threads.
@@ -429,8 +536,9 @@ pub(crate) fn current_shared() -> io::Result<Arc<Shared>> {
 }
 
 /// The index (from 0) of the worker running the calling green thread; `None` off green
-/// threads. A green thread may move to another worker at any blocking point, unless it was
-/// spawned [`pinned`](crate::thread::Builder::pinned).
+/// threads. A started green thread stays on its worker for life, unless its runtime was
+/// built with [`Builder::migrate_started_threads`] (and then it may move at any blocking
+/// point, unless it was spawned [`pinned`](crate::thread::Builder::pinned)).
 pub fn worker_index() -> Option<usize> {
     sched::current::worker_index()
 }

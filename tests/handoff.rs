@@ -1,11 +1,21 @@
-//! The hand-off monitor: a green thread blocking its worker's OS thread in code greenring
-//! does not own must not stop the worker's other green threads.
+//! The hand-off monitor of a runtime that migrates started threads: a green thread
+//! blocking its worker's OS thread in code greenring does not own must not stop the
+//! worker's other green threads. (Anchored runtimes, the default, are covered by
+//! `tests/anchoring.rs`.)
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use greenring::runtime::Builder;
 use greenring::Runtime;
+
+/// A builder for a runtime that migrates started threads.
+fn migrating() -> Builder {
+    // SAFETY: the green threads of these tests hold no OS-thread-bound state across
+    // blocking calls (only owned, Send data).
+    unsafe { Runtime::builder().migrate_started_threads() }
+}
 
 /// Records warnings, to check the monitor's report.
 struct Recorder(Mutex<Vec<String>>);
@@ -43,7 +53,7 @@ fn warnings_about(name: &str) -> usize {
 /// must make progress inside that window.
 fn others_progress_while_one_blocks(workers: usize, name: &str) {
     install_recorder();
-    let rt = Runtime::builder().worker_threads(workers).build().unwrap();
+    let rt = migrating().worker_threads(workers).build().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let counters: Arc<Vec<AtomicU64>> = Arc::new((0..100).map(|_| AtomicU64::new(0)).collect());
     let mut others = Vec::new();
@@ -123,7 +133,7 @@ fn two_workers_keep_running_others_while_a_thread_blocks() {
 #[test]
 fn a_thread_blocking_twice_is_reported_once() {
     install_recorder();
-    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let rt = migrating().worker_threads(1).build().unwrap();
     let handle = greenring::thread::Builder::new()
         .name("twice".to_owned())
         .spawn_on(&rt, || {
@@ -149,7 +159,7 @@ fn threads_named(prefix: &str) -> usize {
 
 #[test]
 fn os_threads_grow_only_with_simultaneous_stalls() {
-    let rt = Runtime::builder()
+    let rt = migrating()
         .worker_threads(1)
         .thread_name("hoshrink")
         .build()
@@ -199,7 +209,7 @@ fn wait_for_threads(prefix: &str, count: usize) {
 
 #[test]
 fn a_cpu_bound_loop_is_handed_off_too() {
-    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let rt = migrating().worker_threads(1).build().unwrap();
     let ticks = Arc::new(AtomicU64::new(0));
     let ticker = {
         let ticks = Arc::clone(&ticks);
@@ -229,13 +239,13 @@ fn a_cpu_bound_loop_is_handed_off_too() {
 
 #[test]
 fn handoff_can_be_disabled_and_rejects_tiny_thresholds() {
-    let err = Runtime::builder()
+    let err = migrating()
         .handoff_threshold(Some(Duration::from_micros(10)))
         .build()
         .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("hand-off threshold"), "{err}");
-    let rt = Runtime::builder()
+    let rt = migrating()
         .worker_threads(1)
         .handoff_threshold(None)
         .build()
@@ -246,7 +256,7 @@ fn handoff_can_be_disabled_and_rejects_tiny_thresholds() {
 
 #[test]
 fn shutdown_with_a_blocked_thread_waits_for_it_and_finishes() {
-    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let rt = migrating().worker_threads(1).build().unwrap();
     let blocked = rt.spawn(|| {
         std::thread::sleep(Duration::from_millis(100));
         // Its next blocking point unwinds with Cancelled.

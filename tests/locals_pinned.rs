@@ -1,4 +1,5 @@
-//! Green-thread locals follow their thread across workers; pinned threads never move.
+//! Green-thread locals follow their thread across workers; pinned threads never move, not
+//! even in a runtime that migrates started threads.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -6,7 +7,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use greenring::runtime::Builder;
 use greenring::Runtime;
+
+/// A builder for a runtime that migrates started threads (so threads do move here).
+fn migrating() -> Builder {
+    // SAFETY: the green threads of these tests keep their per-thread state in green-thread
+    // locals, which follow them, and hold nothing bound to an OS thread across a blocking
+    // call.
+    unsafe { Runtime::builder().migrate_started_threads() }
+}
 
 greenring::green_local! {
     static ID: Cell<usize> = const { Cell::new(usize::MAX) };
@@ -15,7 +25,7 @@ greenring::green_local! {
 
 #[test]
 fn green_locals_are_per_thread_and_survive_migration() {
-    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    let rt = migrating().worker_threads(2).build().unwrap();
     // Threads woken from a plain OS thread go through the injector, where either worker
     // may take them: that is what moves them between workers here.
     let (to_waker, wake_requests) = std::sync::mpsc::channel::<greenring::thread::Thread>();
@@ -112,7 +122,7 @@ fn a_panicking_local_destructor_is_the_threads_panic() {
 
 #[test]
 fn pinned_threads_never_change_worker() {
-    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    let rt = migrating().worker_threads(2).build().unwrap();
     // Unpinned neighbours, woken from a plain OS thread through the injector (which
     // either worker takes from), move between workers; the pinned threads must not.
     let stop = Arc::new(AtomicUsize::new(0));

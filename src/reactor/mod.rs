@@ -124,6 +124,45 @@ impl fmt::Display for IoBackend {
     }
 }
 
+/// How a worker's io_uring was set up: how the kernel runs the completion work of its ops
+/// (see [`Metrics::io_uring_setup`](crate::runtime::Metrics::io_uring_setup)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UringSetup {
+    /// `SINGLE_ISSUER | DEFER_TASKRUN` (Linux 6.1+): completion work runs only when the
+    /// worker waits for completions, batched, on its own OS thread. The fastest; needs the
+    /// ring to stay with one OS thread.
+    DeferTaskrun,
+    /// `COOP_TASKRUN | TASKRUN_FLAG` (Linux 5.19+): completion work waits for the worker's
+    /// next entry into the kernel instead of interrupting it.
+    CoopTaskrun,
+    /// A plain ring: the kernel interrupts the worker to run completion work at once. Used
+    /// on older kernels, and by runtimes whose workers may change OS thread.
+    Plain,
+}
+
+impl UringSetup {
+    /// The setup flags, as the kernel names them.
+    pub fn flags(self) -> &'static str {
+        match self {
+            UringSetup::DeferTaskrun => "SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG",
+            UringSetup::CoopTaskrun => "COOP_TASKRUN|TASKRUN_FLAG",
+            UringSetup::Plain => "none",
+        }
+    }
+}
+
+/// Which OS threads will use a worker's ring, which limits how it can be set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RingOwner {
+    /// One OS thread for the ring's whole life (an anchored runtime).
+    OneThread,
+    /// The worker may move to another OS thread (a migrating runtime with a monitor).
+    Carried,
+    /// A migrating runtime without a monitor: the worker never actually moves, but its
+    /// ring was not created on its thread.
+    CarriedUnmonitored,
+}
+
 /// One worker's reactor, of either backend.
 pub(crate) enum Reactor {
     Uring(Ring),
@@ -131,8 +170,7 @@ pub(crate) enum Reactor {
 }
 
 impl Reactor {
-    /// A reactor of `backend` for the worker woken through `waker`; `handoffs` when the
-    /// worker may change OS thread (the hand-off monitor runs).
+    /// A reactor of `backend` for the worker woken through `waker`, used by `owner`.
     ///
     /// # Errors
     ///
@@ -142,11 +180,31 @@ impl Reactor {
         backend: IoBackend,
         waker: &Waker,
         stats: Arc<WorkerStats>,
-        handoffs: bool,
+        owner: RingOwner,
     ) -> io::Result<Reactor> {
         match backend {
-            IoBackend::IoUring => Ring::new(waker, stats, !handoffs).map(Reactor::Uring),
+            IoBackend::IoUring => Ring::new(waker, stats, owner).map(Reactor::Uring),
             IoBackend::Epoll => Epoll::new(waker.fd(), stats).map(Reactor::Epoll),
+        }
+    }
+
+    /// Called once by the worker on its OS thread before it uses the reactor.
+    ///
+    /// # Errors
+    ///
+    /// When the kernel refuses to enable a ring created disabled.
+    pub(crate) fn bind_to_this_thread(&self) -> io::Result<()> {
+        match self {
+            Reactor::Uring(ring) => ring.bind_to_this_thread(),
+            Reactor::Epoll(_) => Ok(()),
+        }
+    }
+
+    /// The io_uring setup, for an io_uring reactor.
+    pub(crate) fn uring_setup(&self) -> Option<UringSetup> {
+        match self {
+            Reactor::Uring(ring) => Some(ring.setup()),
+            Reactor::Epoll(_) => None,
         }
     }
 
@@ -175,6 +233,15 @@ impl Reactor {
         match self {
             Reactor::Uring(ring) => ring.cancel_all(),
             Reactor::Epoll(epoll) => epoll.cancel_all(schedule),
+        }
+    }
+
+    /// `true` when the worker should enter the kernel: ops are queued but not handed to
+    /// it yet, or deferred completion work waits.
+    pub(crate) fn needs_enter(&self) -> bool {
+        match self {
+            Reactor::Uring(ring) => ring.needs_enter(),
+            Reactor::Epoll(_) => false,
         }
     }
 

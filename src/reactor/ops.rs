@@ -35,11 +35,19 @@ impl TimeoutKind {
     }
 }
 
-/// The backend of the calling green thread's runtime; `None` off green threads.
+/// The backend of the calling green thread's runtime; `None` off green threads, and on a
+/// green thread that unwinds (outside its runtime's shutdown): switching away would show
+/// the panic to the worker's other green threads (std's panic count belongs to the OS
+/// thread), so its I/O blocks the OS thread with the ordinary system call instead. During
+/// a shutdown the backend fails such a call with `ECANCELED` rather than block.
 fn backend() -> Option<IoBackend> {
     let task = crate::sched::current::task();
     // SAFETY: the running task is alive while it runs.
-    unsafe { task.as_ref() }.map(|task| task.runtime.io_backend())
+    let task = unsafe { task.as_ref() }?;
+    if std::thread::panicking() && !task.runtime.is_shutting_down() {
+        return None;
+    }
+    Some(task.runtime.io_backend())
 }
 
 /// `recv(2)` into `buf`.

@@ -13,6 +13,7 @@ use io_uring::{opcode, types, IoUring};
 
 use super::completion::{self, IGNORED, TAG_LINK_TIMEOUT, TAG_MASK, TAG_OP, TAG_TIMER, WAKE};
 use super::timer;
+use super::{RingOwner, UringSetup};
 use crate::sched::WorkerStats;
 use crate::task::TaskRef;
 use std::sync::Arc;
@@ -65,6 +66,11 @@ impl Waker {
 /// by the green threads it runs.
 pub(crate) struct Ring {
     ring: RefCell<IoUring>,
+    /// How the ring was set up.
+    setup: UringSetup,
+    /// Created disabled (`R_DISABLED`): its worker enables it on its own OS thread, which
+    /// makes that thread the ring's single issuer.
+    disabled: Cell<bool>,
     /// Ops queued in the submission ring but not yet submitted.
     queued: Cell<u32>,
     /// Ops of green threads (and their timers) whose CQE has not been reaped yet.
@@ -80,8 +86,17 @@ pub(crate) struct Ring {
 }
 
 impl Ring {
-    /// Sets up a ring whose worker is woken through `waker`; `coop_taskrun` only when no
-    /// other OS thread will ever carry this worker (see below).
+    /// Sets up a ring whose worker is woken through `waker`, as fast as `owner` allows
+    /// and the kernel supports (see [`UringSetup`]).
+    ///
+    /// io_uring runs an op's completion work (and the retry of a socket read once data
+    /// arrives) as task work of the OS thread that submitted it. A plain ring interrupts
+    /// that thread for it at once, signal-style, and the retry then spins on the socket
+    /// lock still held by the softirq that delivered the data (measured: ~12% of worker
+    /// time under wrk). `COOP_TASKRUN` (5.19) leaves the work for the thread's next kernel
+    /// entry; `SINGLE_ISSUER + DEFER_TASKRUN` (6.1) runs it only when the thread waits with
+    /// `GETEVENTS`, batched. Both need the ring to stay with one OS thread: a thread that
+    /// lost its worker to a hand-off would never run the work of the ops it submitted.
     ///
     /// # Errors
     ///
@@ -90,37 +105,81 @@ impl Ring {
     pub(crate) fn new(
         waker: &Waker,
         stats: Arc<WorkerStats>,
-        coop_taskrun: bool,
+        owner: RingOwner,
     ) -> io::Result<Ring> {
-        // COOP_TASKRUN (5.19) lets completions wait until the worker next enters the kernel
-        // instead of interrupting it (measured: TCP echo 11-13 us/msg with it, 15-17
-        // without). But io_uring runs an op's completion work (and the retry of a socket
-        // read once data arrives) on the OS thread that submitted it, and with
-        // COOP_TASKRUN a thread parked in a futex never does: after a hand-off moves the
-        // worker to another OS thread, the ops the old carrier submitted would never
-        // complete. So it is used only when the hand-off monitor is disabled.
-        let mut builder = IoUring::builder();
-        builder.setup_cqsize(CQ_ENTRIES).setup_submit_all();
-        if coop_taskrun {
-            builder.setup_coop_taskrun();
+        let attempts: &[UringSetup] = match owner {
+            RingOwner::OneThread => &[
+                UringSetup::DeferTaskrun,
+                UringSetup::CoopTaskrun,
+                UringSetup::Plain,
+            ],
+            RingOwner::CarriedUnmonitored => &[UringSetup::CoopTaskrun, UringSetup::Plain],
+            RingOwner::Carried => &[UringSetup::Plain],
+        };
+        let mut refusal = None;
+        for &setup in attempts {
+            let mut builder = IoUring::builder();
+            builder.setup_cqsize(CQ_ENTRIES).setup_submit_all();
+            match setup {
+                UringSetup::DeferTaskrun => {
+                    builder
+                        .setup_single_issuer()
+                        .setup_defer_taskrun()
+                        .setup_taskrun_flag()
+                        .setup_r_disabled();
+                }
+                UringSetup::CoopTaskrun => {
+                    builder.setup_coop_taskrun().setup_taskrun_flag();
+                }
+                UringSetup::Plain => {}
+            }
+            match builder.build(SQ_ENTRIES) {
+                Ok(ring) => {
+                    return Ok(Ring {
+                        ring: RefCell::new(ring),
+                        setup,
+                        disabled: Cell::new(setup == UringSetup::DeferTaskrun),
+                        queued: Cell::new(0),
+                        inflight: Cell::new(0),
+                        wake_fd: waker.fd.as_raw_fd(),
+                        wake_armed: Cell::new(false),
+                        wake_buf: Box::new(UnsafeCell::new(0)),
+                        stats,
+                    })
+                }
+                // An older kernel rejects flags it does not know with EINVAL: try the next.
+                Err(err) if err.raw_os_error() == Some(libc::EINVAL) => refusal = Some(err),
+                Err(err) => return Err(refused(err)),
+            }
         }
-        let ring = builder
-            .build(SQ_ENTRIES)
-            .or_else(|_| {
-                IoUring::builder()
-                    .setup_cqsize(CQ_ENTRIES)
-                    .build(SQ_ENTRIES)
-            })
-            .map_err(refused)?;
-        Ok(Ring {
-            ring: RefCell::new(ring),
-            queued: Cell::new(0),
-            inflight: Cell::new(0),
-            wake_fd: waker.fd.as_raw_fd(),
-            wake_armed: Cell::new(false),
-            wake_buf: Box::new(UnsafeCell::new(0)),
-            stats,
-        })
+        Err(refused(refusal.unwrap_or_else(|| {
+            io::Error::from_raw_os_error(libc::EINVAL)
+        })))
+    }
+
+    /// How the ring was set up.
+    pub(crate) fn setup(&self) -> UringSetup {
+        self.setup
+    }
+
+    /// Called by the worker on the OS thread that will own the ring, before its first
+    /// submission: enables a ring created disabled, making this thread its single issuer.
+    ///
+    /// # Errors
+    ///
+    /// When the kernel refuses to enable it.
+    pub(crate) fn bind_to_this_thread(&self) -> io::Result<()> {
+        if self.disabled.replace(false) {
+            self.ring.borrow().submitter().register_enable_rings()?;
+        }
+        Ok(())
+    }
+
+    /// `true` when the worker should enter the kernel: ops are queued, or deferred
+    /// completion work waits (the kernel's `IORING_SQ_TASKRUN` flag).
+    pub(crate) fn needs_enter(&self) -> bool {
+        self.queued.get() > 0
+            || (self.setup != UringSetup::Plain && self.ring.borrow_mut().submission().taskrun())
     }
 
     /// Queues SQEs, all in the same batch, submitting first if the ring has no room.

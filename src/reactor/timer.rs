@@ -32,7 +32,13 @@ pub(crate) fn park_timeout(timeout: Duration) {
         return;
     }
     // SAFETY: on a green thread the running task is alive (its worker holds a reference).
-    if unsafe { &*task }.take_token() {
+    let running = unsafe { &*task };
+    if running.take_token() {
+        return;
+    }
+    if std::thread::panicking() {
+        // Unwinding: wait on the OS thread, never switch (see `crate::thread::park`).
+        running.block_os(Some(timeout));
         return;
     }
     // SAFETY: as above; we add a reference of our own for the timer.

@@ -1,12 +1,17 @@
 //! Carriers: the OS threads that carry workers, and how a worker changes carrier.
 //!
-//! A worker (its queues, ring, timers: a `WorkerCtx`) is carried by one OS thread at a time.
-//! When a green thread blocks its carrier in code greenring does not own (a blocking
-//! system call, a long computation), the hand-off monitor (`handoff`) *exiles* that
-//! carrier and gives the worker to a fresh OS thread, so the worker's other green threads
-//! keep running. The exiled carrier finishes with the stuck green thread alone: when that
-//! thread next switches back (or ends), the carrier puts it in the runtime's injector and
-//! exits.
+//! A worker (its queues, ring, timers: a `WorkerCtx`) is carried by one OS thread. Every
+//! carrier publishes a status word that tells the monitor (`handoff`) whether it is
+//! running a green thread and which run it is in, and the id of the green thread it runs,
+//! so the monitor can see a worker whose OS thread is stuck in one green thread.
+//!
+//! Only in a runtime that migrates started threads can a worker change carrier: when a
+//! green thread blocks its carrier in code greenring does not own (a blocking system call,
+//! a long computation), the monitor *exiles* that carrier and gives the worker to a fresh
+//! OS thread, so the worker's other green threads keep running. The exiled carrier
+//! finishes with the stuck green thread alone: when that thread next switches back (or
+//! ends), the carrier puts it in the runtime's injector and exits. Anchored runtimes never
+//! exile: a started thread must keep its OS thread.
 //!
 //! # The status word
 //!
@@ -25,9 +30,11 @@
 //! again, and everything they did to it before happens-before the monitor's CAS (their
 //! updates of the word release, the CAS acquires).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::PoisonError;
 use std::time::Instant;
+
+use crate::loom::sync::atomic::{AtomicU64, Ordering};
+use crate::loom::sync::Mutex;
 
 const RUNNING: u64 = 1;
 const EXILED: u64 = 2;
@@ -38,6 +45,9 @@ const SEQ_SHIFT: u32 = 32;
 /// One OS thread that carries a worker.
 pub(crate) struct Carrier {
     status: AtomicU64,
+    /// The id of the green thread of the current (or last) run, written before the run's
+    /// status.
+    running: AtomicU64,
     /// When the green thread that got this carrier exiled started running (set by the
     /// monitor before the exile is visible to the carrier).
     stuck_since: Mutex<Option<Instant>>,
@@ -63,12 +73,15 @@ impl Carrier {
     pub(crate) fn new() -> Carrier {
         Carrier {
             status: AtomicU64::new(0),
+            running: AtomicU64::new(0),
             stuck_since: Mutex::new(None),
         }
     }
 
-    /// Called by the carrier's worker loop right before it resumes a green thread.
-    pub(crate) fn start_run(&self) {
+    /// Called by the carrier's worker loop right before it resumes the green thread whose
+    /// id is `thread`.
+    pub(crate) fn start_run(&self, thread: u64) {
+        self.running.store(thread, Ordering::Relaxed);
         let seq = (self.status.load(Ordering::Relaxed) >> SEQ_SHIFT).wrapping_add(1);
         // A plain store is enough: while nothing runs, neither the monitor (it needs
         // RUNNING) nor a green thread (none runs) writes the word.
@@ -109,6 +122,12 @@ impl Carrier {
         Status(self.status.load(Ordering::Acquire))
     }
 
+    /// The id of the green thread of the run a [`Carrier::status`] sample saw (or of a
+    /// later run, if the carrier moved on since: the monitor then sees a new sequence).
+    pub(crate) fn running_id(&self) -> u64 {
+        self.running.load(Ordering::Relaxed)
+    }
+
     /// The monitor takes the worker away if the carrier is still in the run it sampled as
     /// `seen` (and its green thread is not touching the worker). `since` is when that run
     /// was first seen.
@@ -134,7 +153,7 @@ impl Carrier {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -143,11 +162,11 @@ mod tests {
         let carrier = Carrier::new();
         let idle = carrier.status();
         assert!(!carrier.try_exile(idle, Instant::now()), "nothing runs");
-        carrier.start_run();
+        carrier.start_run(1);
         let seen = carrier.status();
         assert!(seen.running());
         assert!(carrier.end_run());
-        carrier.start_run();
+        carrier.start_run(1);
         assert_ne!(carrier.status().run_seq(), seen.run_seq());
         assert!(!carrier.try_exile(seen, Instant::now()), "a later run");
         let seen = carrier.status();
@@ -166,7 +185,7 @@ mod tests {
     fn racing_exile_and_end_run_agree() {
         for _ in 0..1000 {
             let carrier = std::sync::Arc::new(Carrier::new());
-            carrier.start_run();
+            carrier.start_run(1);
             let seen = carrier.status();
             let monitor = {
                 let carrier = std::sync::Arc::clone(&carrier);
@@ -176,5 +195,61 @@ mod tests {
             let exiled = monitor.join().unwrap();
             assert_ne!(kept, exiled, "exactly one side owns the worker");
         }
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! The exile protocol of a migrating runtime: the carrier's end of a run, the running
+    //! thread's accesses to its worker and the monitor's exile, in every order.
+    use super::*;
+    use crate::loom::sync::Arc;
+
+    /// The run ends while the monitor exiles: exactly one side keeps the worker.
+    #[test]
+    fn exile_and_end_of_run_agree() {
+        loom::model(|| {
+            let carrier = Arc::new(Carrier::new());
+            carrier.start_run(7);
+            let seen = carrier.status();
+            let monitor = {
+                let carrier = Arc::clone(&carrier);
+                loom::thread::spawn(move || carrier.try_exile(seen, Instant::now()))
+            };
+            let kept = carrier.end_run();
+            let exiled = monitor.join().unwrap();
+            assert_ne!(kept, exiled, "exactly one side owns the worker");
+        });
+    }
+
+    /// The running thread touches its worker while the monitor exiles: the exile never
+    /// succeeds while an access is in progress, and the loop learns of the outcome.
+    #[test]
+    fn an_access_in_progress_blocks_the_exile() {
+        use crate::loom::sync::atomic::AtomicBool;
+        loom::model(|| {
+            let carrier = Arc::new(Carrier::new());
+            let inside = Arc::new(AtomicBool::new(false));
+            carrier.start_run(7);
+            let seen = carrier.status();
+            let monitor = {
+                let (carrier, inside) = (Arc::clone(&carrier), Arc::clone(&inside));
+                loom::thread::spawn(move || {
+                    let exiled = carrier.try_exile(seen, Instant::now());
+                    assert!(
+                        !(exiled && inside.load(Ordering::SeqCst)),
+                        "exiled mid-access"
+                    );
+                    exiled
+                })
+            };
+            if carrier.enter() {
+                inside.store(true, Ordering::SeqCst);
+                inside.store(false, Ordering::SeqCst);
+                carrier.leave();
+            }
+            let exiled = monitor.join().unwrap();
+            assert_eq!(carrier.end_run(), !exiled);
+        });
     }
 }

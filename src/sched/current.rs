@@ -1,9 +1,10 @@
 //! What the current OS thread is running: its worker (if it is one) and green thread.
 //!
-//! Every access goes through an `#[inline(never)]` function. A green thread may resume on a
-//! different OS thread after any switch, and the compiler would otherwise be free to compute
-//! a thread-local's address once and reuse it across the switch (it assumes a function never
-//! changes OS threads), reading the old worker's values.
+//! Every access goes through an `#[inline(never)]` function. In a runtime that migrates
+//! started threads a green thread may resume on a different OS thread after a switch, and
+//! the compiler would otherwise be free to compute a thread-local's address once and reuse
+//! it across the switch (it assumes a function never changes OS threads), reading the old
+//! worker's values.
 
 use std::cell::Cell;
 use std::ptr;
@@ -35,11 +36,13 @@ pub(crate) fn set_worker(worker: *const WorkerCtx, carrier: *const Carrier) {
     CARRIED.with(|c| c.set((worker, carrier)));
 }
 
-/// Access to the worker that carries the calling green thread. While it exists the
-/// hand-off monitor cannot move the worker to another OS thread, so it must not be held
-/// across a switch (a suspend): drop it first.
+/// Access to the worker that carries the calling green thread. In a migrating runtime,
+/// while it exists the hand-off monitor cannot move the worker to another OS thread, so it
+/// must not be held across a switch (a suspend): drop it first.
 pub(crate) struct WorkerRef {
     worker: *const WorkerCtx,
+    /// The carrier whose access count this holds; null in an anchored runtime, whose
+    /// workers never change carrier.
     carrier: *const Carrier,
 }
 
@@ -68,7 +71,9 @@ impl WorkerRef {
 impl Drop for WorkerRef {
     fn drop(&mut self) {
         // SAFETY: set by `worker()` from this OS thread's carrier, which outlives it.
-        unsafe { (*self.carrier).leave() };
+        if let Some(carrier) = unsafe { self.carrier.as_ref() } {
+            carrier.leave();
+        }
     }
 }
 
@@ -81,6 +86,14 @@ pub(crate) fn worker() -> Option<WorkerRef> {
     let (worker, carrier) = carried();
     if carrier.is_null() || worker.is_null() {
         return None;
+    }
+    // SAFETY: the worker lives (in its runtime's `Arc`) as long as any green thread it
+    // runs, and `shared` is immutable.
+    if !unsafe { &*worker }.shared.migrates() {
+        return Some(WorkerRef {
+            worker,
+            carrier: std::ptr::null(),
+        });
     }
     // SAFETY: a carrier record lives as long as its OS thread carries anything.
     if !unsafe { (*carrier).enter() } {

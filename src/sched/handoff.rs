@@ -1,13 +1,33 @@
-//! The hand-off monitor: one OS thread per runtime that notices a worker stuck in one green
-//! thread and gives the worker to a fresh OS thread.
+//! The monitor: one OS thread per runtime that notices a worker stuck in one green thread.
 //!
 //! A green thread that calls something greenring does not own (`std::thread::sleep`, a C
-//! library's `read`, a long computation) blocks the OS thread carrying its worker, and with
-//! it every green thread queued there, sleeping there or waiting for that worker's I/O. The
-//! monitor samples every carrier's status (see `carrier`) every half threshold; a carrier
-//! seen running the same green thread for longer than the threshold (default
-//! [`DEFAULT_THRESHOLD`]) is exiled and the worker starts on a new OS thread, as Go's
-//! `sysmon` retakes a P from an M blocked in a system call. The stuck green thread keeps the
+//! library's `read`, a std lock, a long computation) blocks the OS thread carrying its
+//! worker, and with it every green thread queued there, sleeping there or waiting for that
+//! worker's I/O. The monitor samples every carrier's status (see `carrier`) every half
+//! threshold; a carrier seen running the same green thread for longer than the threshold
+//! (default [`DEFAULT_THRESHOLD`]) is *stalled*.
+//!
+//! # Anchored runtimes (the default)
+//!
+//! Started threads must stay on their OS thread, so the monitor cannot move them. It:
+//! - marks the worker stalled, so threads spawned there go to the injector;
+//! - takes the thread waiting in the worker's LIFO slot (one spawned right before the
+//!   block) and requeues it: a thread that has not started goes to the injector, where
+//!   other workers take it;
+//! - wakes a sleeping worker, which steals the stalled worker's threads that have not
+//!   started (stealing never takes started ones);
+//! - logs a warning naming the stuck thread, once per thread;
+//! - if the stall lasts [`DEADLOCK_FACTOR`] times the threshold (at least
+//!   [`DEADLOCK_MIN`]) while other started threads are anchored to the worker, logs an
+//!   error naming them: they cannot run until the OS thread returns, and if the stuck
+//!   thread waits for one of them (a std lock held across a greenring blocking call) it
+//!   never will.
+//!
+//! # Migrating runtimes
+//!
+//! With `migrate_started_threads`, a stalled carrier is exiled and the worker starts on a
+//! new OS thread, as Go's `sysmon` retakes a P from an M blocked in a system call. The
+//! stuck green thread keeps the
 //! old OS thread until it next switches back; then that OS thread parks as a *spare*, and
 //! the next hand-off reuses it, so the number of running OS threads shrinks back to the
 //! worker count, and the number of OS threads only grows with the largest number of green
@@ -42,6 +62,13 @@ use crate::overflow::AltStack;
 pub const DEFAULT_THRESHOLD: Duration = Duration::from_millis(10);
 /// Samples with no green thread running before the monitor sleeps until a worker wakes.
 const IDLE_ROUNDS: u32 = 20;
+/// A stall this many thresholds long, with other started threads anchored to the worker,
+/// is reported as a suspected deadlock.
+pub(crate) const DEADLOCK_FACTOR: u32 = 10;
+/// The shortest stall reported as a suspected deadlock.
+pub(crate) const DEADLOCK_MIN: Duration = Duration::from_millis(100);
+/// At most this many of the threads stuck behind a stalled worker are named.
+const NAMED_MAX: usize = 8;
 
 /// The monitor's shared state, part of the runtime's `Shared`.
 pub(crate) struct Handoff {
@@ -171,12 +198,15 @@ pub(crate) fn run_monitor(
         return;
     };
     let interval = (threshold / 2).max(Duration::from_millis(1));
+    let stalls = vec![Stall::default(); carriers.len()];
     let mut monitor = Monitor {
         shared: &shared,
         workers,
         carriers,
         thread_name,
         spawn_failure_reported: false,
+        stalls,
+        deadlock_after: (threshold * DEADLOCK_FACTOR).max(DEADLOCK_MIN),
     };
     let now = Instant::now();
     let mut seen: Vec<(Status, Instant)> = monitor
@@ -226,7 +256,12 @@ pub(crate) fn run_monitor(
                 continue;
             }
             any_running = true;
-            if now.duration_since(since) >= threshold && monitor.hand_off(index, status, since) {
+            if now.duration_since(since) < threshold {
+                continue;
+            }
+            if !shared.migrates() {
+                monitor.stalled(index, status, now.duration_since(since));
+            } else if monitor.hand_off(index, status, since) {
                 *seen = (monitor.carriers[index].status(), now);
             }
         }
@@ -240,9 +275,69 @@ struct Monitor<'a> {
     carriers: Vec<Arc<Carrier>>,
     thread_name: String,
     spawn_failure_reported: bool,
+    /// Per worker: what was done about its current stall.
+    stalls: Vec<Stall>,
+    deadlock_after: Duration,
+}
+
+/// What the monitor did about one worker's stall.
+#[derive(Clone, Copy, Default)]
+struct Stall {
+    /// The run found stuck and rescued, if any.
+    run: Option<u64>,
+    /// Whether the suspected deadlock of that run was reported.
+    deadlock_reported: bool,
 }
 
 impl Monitor<'_> {
+    /// Deals with worker `index` of an anchored runtime, whose carrier has been in the run
+    /// `status` for `stuck_for` (past the threshold): see the module documentation.
+    fn stalled(&mut self, index: usize, status: Status, stuck_for: Duration) {
+        let stall = &mut self.stalls[index];
+        let registry = &self.shared.registries[index];
+        let running = self.carriers[index].running_id();
+        if stall.run != Some(status.run_seq()) {
+            *stall = Stall {
+                run: Some(status.run_seq()),
+                deadlock_reported: false,
+            };
+            self.shared.begin_stall(index);
+            if let Some(task) = self.workers[index].lifo().take() {
+                // Not started: to the injector; started (bound here): to this worker's
+                // inbox, where it waits for the worker as it would have in the slot.
+                self.shared.requeue(task);
+            }
+            self.shared.wake_one();
+            let (stuck, _) = registry.snapshot(running, 0);
+            if let Some(stuck) = stuck.filter(|task| !task.stall_reported()) {
+                log::warn!(
+                    "greenring: green thread {} has blocked worker {index}'s OS thread for {}                      ms without yielding (a blocking call greenring does not own, a std lock,                      or a long computation). Threads of this worker that have not started                      move to other workers; started ones wait for it. Use greenring's I/O                      and `greenring::sync`, `spawn_blocking` or `yield_now` instead.",
+                    stuck.describe(),
+                    stuck_for.as_millis(),
+                );
+            }
+        }
+        if stall.deadlock_reported || stuck_for < self.deadlock_after {
+            return;
+        }
+        stall.deadlock_reported = true;
+        let (stuck, behind) = registry.snapshot(running, NAMED_MAX);
+        if behind.is_empty() {
+            return;
+        }
+        let waiting = registry.len().saturating_sub(1);
+        let mut names: Vec<String> = behind.iter().map(|task| task.describe()).collect();
+        if waiting > names.len() {
+            names.push(format!("and {} more", waiting - names.len()));
+        }
+        log::error!(
+            "greenring: worker {index}'s OS thread has been blocked for {} ms in green thread              {}, and {waiting} started green thread(s) anchored to it cannot run until it              returns: {}. If the blocked thread waits for one of them (a std::sync or              parking_lot lock held across a greenring blocking call), this is a deadlock: use              greenring::sync's locks, which park the green thread instead of blocking the              worker.",
+            stuck_for.as_millis(),
+            stuck.map_or_else(|| format!("ThreadId({running})"), |t| t.describe()),
+            names.join(", "),
+        );
+    }
+
     /// Moves worker `index`, whose carrier was seen in the run `status` since `since`, to a
     /// new OS thread; `false` if the carrier moved on meanwhile or no thread could start.
     fn hand_off(&mut self, index: usize, status: Status, since: Instant) -> bool {

@@ -20,9 +20,18 @@
 //!
 //! A woken worker starts out as a searcher: the waker counts it as such, so that further
 //! producers do not wake a second worker for the same work.
+//!
+//! A thread bound to one worker (anchored or pinned) is queued in that worker's inbox, and
+//! only that worker can run it, so its waker wakes exactly that worker: it pushes, fences,
+//! and takes the worker's `asleep` flag ([`Idle::must_wake`]); the worker sets the flag
+//! before its fence and last look at its inbox. Either the waker sees the flag (and the one
+//! waker that takes it writes the worker's eventfd), or the worker's last look finds the
+//! thread. `loom_tests` checks both handshakes.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::PoisonError;
+
+use crate::loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::SeqCst};
+use crate::loom::sync::{Mutex, MutexGuard};
 
 /// Search and sleep bookkeeping for one runtime.
 pub(crate) struct Idle {
@@ -47,11 +56,12 @@ impl Idle {
         }
     }
 
-    /// After queueing a thread pinned to `worker`: `true` if that worker may be asleep and
-    /// must be woken (it registered before its last look at its inbox, or will see it).
-    pub(crate) fn must_wake_for_pinned(&self, worker: usize) -> bool {
+    /// After queueing a thread in `worker`'s inbox: `true` if that worker may be asleep
+    /// and the caller must wake it. Only the first caller per sleep gets `true`, so a burst
+    /// of wake-ups costs the sleeper one eventfd write.
+    pub(crate) fn must_wake(&self, worker: usize) -> bool {
         fence(SeqCst);
-        self.asleep[worker].load(SeqCst)
+        self.asleep[worker].load(SeqCst) && self.asleep[worker].swap(false, SeqCst)
     }
 
     /// After pushing work: the worker to wake for it, if any (now counted as searching).
@@ -135,7 +145,7 @@ impl Idle {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -170,5 +180,71 @@ mod tests {
         idle.register_sleeper(0, false);
         assert!(idle.unregister(0));
         assert_eq!(idle.worker_to_wake(), None);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! The two handshakes of the module documentation, with the queues modelled by one
+    //! atomic flag each (a push is a store of `true`, a look is a load).
+    use super::*;
+    use crate::loom::sync::Arc;
+
+    /// A worker going to sleep while a producer queues stealable work: the worker either
+    /// sees the work in its last look, or is woken (taken out of the sleepers).
+    #[test]
+    fn shared_work_never_waits_for_a_sleeping_worker() {
+        loom::model(|| {
+            let idle = Arc::new(Idle::new(2));
+            let work = Arc::new(AtomicBool::new(false));
+            let producer = {
+                let (idle, work) = (Arc::clone(&idle), Arc::clone(&work));
+                loom::thread::spawn(move || {
+                    work.store(true, SeqCst);
+                    idle.worker_to_wake()
+                })
+            };
+            // Worker 1 (not searching) finds nothing and goes to sleep.
+            idle.register_sleeper(1, false);
+            let saw_work = work.load(SeqCst);
+            let woken = producer.join().unwrap();
+            let taken_out = !idle.unregister(1);
+            assert!(
+                saw_work || (woken == Some(1) && taken_out),
+                "the work was queued, the worker slept and nobody woke it"
+            );
+        });
+    }
+
+    /// A worker going to sleep while a thread bound to it is queued in its inbox: the
+    /// worker sees the thread in its last look, or exactly one of two wakers wakes it.
+    #[test]
+    fn an_inbox_wake_is_never_lost_and_never_doubled() {
+        loom::model(|| {
+            let idle = Arc::new(Idle::new(2));
+            let inbox = Arc::new(AtomicUsize::new(0));
+            let wakers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (idle, inbox) = (Arc::clone(&idle), Arc::clone(&inbox));
+                    loom::thread::spawn(move || {
+                        inbox.fetch_add(1, SeqCst);
+                        idle.must_wake(0)
+                    })
+                })
+                .collect();
+            idle.register_sleeper(0, false);
+            let seen = inbox.load(SeqCst);
+            let wakes = wakers
+                .into_iter()
+                .map(|w| w.join().unwrap())
+                .filter(|&woke| woke)
+                .count();
+            idle.unregister(0);
+            assert!(wakes <= 1, "two eventfd writes for one sleep");
+            assert!(
+                seen == 2 || wakes == 1,
+                "a thread was queued for a sleeping worker and nobody woke it"
+            );
+        });
     }
 }

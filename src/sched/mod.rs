@@ -4,8 +4,12 @@
 //! - [`idle`]: who searches, who sleeps, whom to wake;
 //! - [`worker`]: the loop each worker OS thread runs;
 //! - [`current`]: which worker and green thread this OS thread runs;
-//! - [`carrier`]: the OS threads carrying workers, and how a worker changes carrier;
-//! - [`handoff`]: the monitor that moves a stuck worker to a new OS thread;
+//! - [`carrier`]: the OS threads carrying workers, and how a worker changes carrier (only
+//!   in a runtime that migrates started threads);
+//! - [`handoff`]: the monitor that notices a worker whose OS thread is blocked, rescues its
+//!   threads that have not started and reports the stall (and, in a migrating runtime,
+//!   moves the worker to a new OS thread);
+//! - [`registry`]: each worker's started threads, for the monitor's reports;
 //! - [`stats`]: the counters behind `Runtime::metrics`.
 //!
 //! [`Shared`] is the part of a runtime every worker and every handle sees.
@@ -15,6 +19,7 @@ pub(crate) mod current;
 pub(crate) mod handoff;
 mod idle;
 mod queue;
+pub(crate) mod registry;
 mod stats;
 mod timers;
 mod worker;
@@ -32,7 +37,8 @@ pub(crate) use self::worker::WorkerBox;
 
 use self::idle::Idle;
 use self::queue::GlobalQueues;
-use crate::reactor::{IoBackend, Waker};
+use self::registry::Registry;
+use crate::reactor::{IoBackend, UringSetup, Waker};
 use crate::stack::{checked_stack_size, StackPool};
 use crate::task::{Task, TaskRef};
 use crate::thread::ThreadId;
@@ -74,6 +80,18 @@ pub(crate) struct Shared {
     /// The I/O backend (`IoBackend::to_u8`), set by `Runtime::build` before any worker
     /// starts.
     io_backend: AtomicU8,
+    /// Started threads may change worker (and OS thread): the `unsafe` opt-in of
+    /// `runtime::Builder::migrate_started_threads`. Otherwise every started thread stays
+    /// on the worker that first ran it.
+    migrate: bool,
+    /// Per worker: its OS thread has been stuck in one green thread past the monitor's
+    /// threshold (set by the monitor, cleared by the worker when that run ends). New
+    /// threads spawned there go to the injector instead.
+    stalled: Box<[AtomicBool]>,
+    /// Per worker: the started threads anchored to it.
+    pub(crate) registries: Box<[Registry]>,
+    /// How the workers' rings are set up (io_uring backend), set by `Runtime::build`.
+    uring_setup: std::sync::OnceLock<UringSetup>,
 }
 
 impl Shared {
@@ -87,6 +105,7 @@ impl Shared {
         workers: usize,
         stack_size: usize,
         handoff_threshold: Option<Duration>,
+        migrate: bool,
     ) -> io::Result<(Arc<Shared>, Vec<LocalQueue>)> {
         let (locals, queues) = queue::new(workers);
         let wakers = (0..workers)
@@ -105,6 +124,10 @@ impl Shared {
             stats: (0..workers).map(|_| Arc::default()).collect(),
             handoff: Handoff::new(handoff_threshold),
             io_backend: AtomicU8::new(IoBackend::IoUring.to_u8()),
+            migrate,
+            stalled: (0..workers).map(|_| AtomicBool::new(false)).collect(),
+            registries: (0..workers).map(|_| Registry::default()).collect(),
+            uring_setup: std::sync::OnceLock::new(),
         });
         Ok((shared, locals))
     }
@@ -112,7 +135,7 @@ impl Shared {
     /// A runtime without workers, for unit tests of the pieces around it.
     #[cfg(test)]
     pub(crate) fn for_tests() -> Arc<Shared> {
-        Shared::new(1, crate::stack::DEFAULT_STACK_SIZE, None)
+        Shared::new(1, crate::stack::DEFAULT_STACK_SIZE, None, false)
             .unwrap()
             .0
     }
@@ -127,18 +150,52 @@ impl Shared {
         self.io_backend.store(backend.to_u8(), Ordering::Relaxed);
     }
 
+    /// How the workers' rings are set up, on the io_uring backend.
+    pub(crate) fn uring_setup(&self) -> Option<UringSetup> {
+        self.uring_setup.get().copied()
+    }
+
+    /// Records how the workers' rings are set up (during `Runtime::build`).
+    pub(crate) fn set_uring_setup(&self, setup: Option<UringSetup>) {
+        if let Some(setup) = setup {
+            let _ = self.uring_setup.set(setup);
+        }
+    }
+
     /// Number of worker threads.
     pub(crate) fn workers(&self) -> usize {
         self.wakers.len()
     }
 
-    /// Queues a runnable green thread from outside this runtime's workers: in the
-    /// injector, or in its worker's inbox if it is pinned to one.
-    fn requeue(&self, task: TaskRef) {
+    /// `true` when started threads may change worker (see `migrate`).
+    pub(crate) fn migrates(&self) -> bool {
+        self.migrate
+    }
+
+    /// Marks worker `index` as stuck in one green thread (the monitor).
+    pub(crate) fn begin_stall(&self, index: usize) {
+        self.stalled[index].store(true, Ordering::Relaxed);
+    }
+
+    /// Called by worker `index` after every run: a stall, if any, is over.
+    fn end_stall(&self, index: usize) {
+        if self.stalled[index].load(Ordering::Relaxed) {
+            self.stalled[index].store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// `true` while the monitor sees worker `index` stuck in one green thread.
+    fn is_stalled(&self, index: usize) -> bool {
+        self.stalled[index].load(Ordering::Relaxed)
+    }
+
+    /// Queues a runnable green thread from outside its worker: in its home worker's inbox
+    /// if it is bound to one (started, or pinned), in the injector otherwise.
+    pub(crate) fn requeue(&self, task: TaskRef) {
         match task.home() {
             Some(home) => {
-                self.queues.push_pinned(home, task);
-                if self.idle.must_wake_for_pinned(home) {
+                self.queues.push_inbox(home, task);
+                if self.idle.must_wake(home) {
                     self.unpark_worker(home);
                 }
             }
@@ -171,8 +228,13 @@ impl Shared {
         &self.wakers[index]
     }
 
-    /// Counts a finished green thread; the last one out during shutdown lets workers exit.
-    fn retired(&self) {
+    /// Forgets a finished green thread (its stack already recycled); the last one out
+    /// during shutdown lets workers exit.
+    fn retired(&self, task: TaskRef) {
+        if let Some(home) = task.first_worker() {
+            self.registries[home].remove(&task);
+        }
+        drop(task);
         if self.live.fetch_sub(1, Ordering::SeqCst) == 1 && self.shutdown.load(Ordering::SeqCst) {
             self.wake_all();
             self.notify_drained();
@@ -300,10 +362,12 @@ pub(crate) fn cancel_point(task: &Task) -> bool {
 }
 
 /// Suspends the calling green thread until `deadline` on its worker's timer heap; `false`
-/// when the caller is not a green thread (it should sleep the std way).
+/// when the caller is not a green thread or is unwinding (it should sleep the std way).
 pub(crate) fn sleep_until(deadline: std::time::Instant) -> bool {
     let task = current::task();
-    if task.is_null() {
+    if task.is_null() || std::thread::panicking() {
+        // Off green threads, and while unwinding (switching away would show the panic to
+        // the worker's other green threads), sleep the std way.
         return false;
     }
     // SAFETY: the running task is alive while it runs.
@@ -365,15 +429,20 @@ pub(crate) fn spawn(
 
 /// Makes a green thread runnable: next on the current worker (its LIFO slot: a freshly
 /// spawned or woken thread whose data is hot in this CPU's cache) if that worker belongs to
-/// the thread's runtime (and is the thread's home if it is pinned), through the runtime's
-/// injector (or the home worker's inbox) otherwise.
+/// the thread's runtime and is the thread's home (or the thread has none yet, and the
+/// worker is not stalled); through the home worker's inbox (or the runtime's injector)
+/// otherwise. A started thread is thus only ever resumed on its own worker.
 pub(crate) fn schedule(task: TaskRef) {
     if let Some(worker) = current::worker() {
-        if Arc::ptr_eq(&worker.shared, &task.runtime)
-            && task.home().is_none_or(|home| home == worker.index)
-        {
-            worker.push_next(task);
-            return;
+        if Arc::ptr_eq(&worker.shared, &task.runtime) {
+            let here = match task.home() {
+                Some(home) => home == worker.index,
+                None => !worker.shared.is_stalled(worker.index),
+            };
+            if here {
+                worker.push_next(task);
+                return;
+            }
         }
     }
     let runtime = Arc::clone(&task.runtime);

@@ -1,22 +1,29 @@
 //! Run queues; the only module that uses `crossbeam_deque`.
 //!
-//! Each worker owns a FIFO [`LocalQueue`]; other workers steal half of it at a time through
-//! its stealer. Green threads made runnable from outside any worker go to the shared
-//! injector in [`GlobalQueues`]. Threads pinned to a worker go to that worker's inbox, which
-//! nobody else takes from.
+//! Each worker owns a FIFO [`LocalQueue`] of threads that may run anywhere (threads that
+//! have not started yet, or every thread when the runtime migrates started threads); other
+//! workers steal half of it at a time through its stealer. Green threads made runnable from
+//! outside any worker go to the shared injector in [`GlobalQueues`] if they may run
+//! anywhere, and to their home worker's *inbox* if they are bound to one (started threads
+//! are anchored to the worker that first ran them; pinned threads too). Nobody but its
+//! worker takes from an inbox. A worker's own anchored threads wait in a plain queue that
+//! only it sees (`worker`), and the thread to run next in its [`LifoSlot`].
+
+use std::ptr;
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
-use crate::task::TaskRef;
+use crate::loom::sync::atomic::{AtomicPtr, Ordering};
+use crate::task::{Task, TaskRef};
 
 /// A worker's own queue. Not `Sync`: only its worker's OS thread pushes and pops.
 pub(crate) struct LocalQueue(Worker<TaskRef>);
 
-/// The injector, every worker's stealer and every worker's inbox of pinned threads.
+/// The injector, every worker's stealer and every worker's inbox.
 pub(crate) struct GlobalQueues {
     injector: Injector<TaskRef>,
     stealers: Box<[Stealer<TaskRef>]>,
-    pinned: Box<[Injector<TaskRef>]>,
+    inbox: Box<[Injector<TaskRef>]>,
 }
 
 /// Creates `workers` local queues and the global side that sees them all.
@@ -28,7 +35,7 @@ pub(crate) fn new(workers: usize) -> (Vec<LocalQueue>, GlobalQueues) {
     let global = GlobalQueues {
         injector: Injector::new(),
         stealers,
-        pinned: (0..workers).map(|_| Injector::new()).collect(),
+        inbox: (0..workers).map(|_| Injector::new()).collect(),
     };
     (locals, global)
 }
@@ -80,19 +87,19 @@ impl GlobalQueues {
             .or_else(|| self.take_injected(local))
     }
 
-    /// Queues a thread pinned to `worker`.
-    pub(crate) fn push_pinned(&self, worker: usize, task: TaskRef) {
-        self.pinned[worker].push(task);
+    /// Queues a thread bound to `worker` (woken elsewhere) in that worker's inbox.
+    pub(crate) fn push_inbox(&self, worker: usize, task: TaskRef) {
+        self.inbox[worker].push(task);
     }
 
-    /// The next thread pinned to `worker`.
-    pub(crate) fn take_pinned(&self, worker: usize) -> Option<TaskRef> {
-        settle(|| self.pinned[worker].steal())
+    /// The next thread in `worker`'s inbox.
+    pub(crate) fn take_inbox(&self, worker: usize) -> Option<TaskRef> {
+        settle(|| self.inbox[worker].steal())
     }
 
-    /// `true` when threads pinned to `worker` wait to run.
-    pub(crate) fn has_pinned(&self, worker: usize) -> bool {
-        !self.pinned[worker].is_empty()
+    /// `true` when threads wait in `worker`'s inbox.
+    pub(crate) fn has_inbox(&self, worker: usize) -> bool {
+        !self.inbox[worker].is_empty()
     }
 
     /// Runnable threads in the injector, a snapshot.
@@ -100,13 +107,57 @@ impl GlobalQueues {
         self.injector.len()
     }
 
-    /// Runnable threads queued on `worker` (stealable and pinned), a snapshot.
+    /// Runnable threads in `worker`'s stealable queue and inbox, a snapshot.
     pub(crate) fn depth(&self, worker: usize) -> usize {
-        self.stealers[worker].len() + self.pinned[worker].len()
+        self.stealers[worker].len() + self.inbox[worker].len()
     }
 
     /// `true` when any queue holds a task (a snapshot: used to avoid sleeping on work).
     pub(crate) fn has_work(&self) -> bool {
         !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+    }
+}
+
+/// The thread a worker runs next: one slot, written by its worker (a freshly spawned or
+/// woken thread whose data is hot in this CPU's cache) and emptied by its worker, or by the
+/// stall monitor when the worker's OS thread is blocked (so a thread spawned right before
+/// the block does not wait for it). The swap makes each thread leave the slot exactly once;
+/// its acquire/release pairs hand over the thread's run with it.
+pub(crate) struct LifoSlot(AtomicPtr<Task>);
+
+impl LifoSlot {
+    pub(crate) fn new() -> LifoSlot {
+        LifoSlot(AtomicPtr::new(ptr::null_mut()))
+    }
+
+    /// Puts `task` in the slot; returns the thread it displaced.
+    pub(crate) fn replace(&self, task: TaskRef) -> Option<TaskRef> {
+        let old = self
+            .0
+            .swap(TaskRef::into_raw(task).cast_mut(), Ordering::AcqRel);
+        // SAFETY: a non-null slot value is a reference leaked by an earlier `replace`, and
+        // the swap gave it to us alone.
+        (!old.is_null()).then(|| unsafe { TaskRef::from_raw(old) })
+    }
+
+    /// Empties the slot.
+    pub(crate) fn take(&self) -> Option<TaskRef> {
+        if self.0.load(Ordering::Relaxed).is_null() {
+            return None;
+        }
+        let old = self.0.swap(ptr::null_mut(), Ordering::AcqRel);
+        // SAFETY: as in `replace`.
+        (!old.is_null()).then(|| unsafe { TaskRef::from_raw(old) })
+    }
+
+    /// `true` when the slot is empty (a snapshot).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.load(Ordering::Relaxed).is_null()
+    }
+}
+
+impl Drop for LifoSlot {
+    fn drop(&mut self) {
+        drop(self.take());
     }
 }

@@ -1,23 +1,34 @@
-//! The loop of one worker, run by whichever OS thread carries it.
+//! The loop of one worker, run by the OS thread that carries it.
 //!
 //! Each round a worker reaps its ring's completions (shared memory, no system call), picks
-//! the next green thread (see [`WorkerCtx::next_task`]: its LIFO slot, its own queue, its
-//! pinned threads, the injector every [`INJECTOR_INTERVAL`] ticks), steals when it has
-//! none, and sleeps in `io_uring_enter` when nobody has any. Queued I/O is submitted in one
-//! batch when the local queue runs dry, and every [`SUBMIT_INTERVAL`] ticks while it does
-//! not. After a green thread switches back, the worker acts on why, on its carrier's stack:
-//! requeue after a yield, publish the park, hand the thread to its in-flight op, or recycle
-//! the stack of a finished thread. If the hand-off monitor took the worker away meanwhile
-//! (see `carrier`), the carrier deals with that one thread without the worker and exits.
+//! the next green thread (see [`WorkerCtx::next_task`]: its LIFO slot, its queue of
+//! anchored threads, its stealable queue, its inbox, the injector every
+//! [`INJECTOR_INTERVAL`] ticks), steals when it has none, and sleeps in `io_uring_enter`
+//! when nobody has any. Queued I/O is submitted in one batch when the local queue runs dry,
+//! and every [`SUBMIT_INTERVAL`] ticks while it does not. After a green thread switches
+//! back, the worker acts on why, on its carrier's stack: requeue after a yield, publish the
+//! park, hand the thread to its in-flight op, or recycle the stack of a finished thread.
+//!
+//! # Anchoring
+//!
+//! A thread runs on the worker that first runs it for the rest of its life (see
+//! `Task::home`): once started it only ever enters this worker's LIFO slot, its `anchored`
+//! queue or its inbox, none of which anyone else takes from. Only threads that have not
+//! started yet wait in the stealable local queue. A runtime built with
+//! `migrate_started_threads` instead queues every thread in the stealable queue, and its
+//! hand-off monitor may give the whole worker to another OS thread: if that happened
+//! while a thread ran (see `carrier`), the old carrier deals with that one thread without
+//! the worker and exits.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::carrier::Carrier;
-use super::queue::LocalQueue;
+use super::queue::{LifoSlot, LocalQueue};
 use super::timers::Timers;
 use super::{current, Shared};
 use crate::reactor::Reactor;
@@ -35,12 +46,16 @@ const SUBMIT_INTERVAL: u32 = 16;
 const LIFO_STREAK_MAX: u8 = 3;
 
 /// One worker's state. Touched only by the OS thread carrying it and the green thread that
-/// carrier runs (through `current::worker()`), so everything is behind `&self`.
+/// carrier runs (through `current::worker()`), so everything is behind `&self`; the one
+/// exception is `lifo`, which the stall monitor may empty.
 pub(crate) struct WorkerCtx {
     pub(crate) index: usize,
     pub(crate) shared: Arc<Shared>,
+    /// Threads that may run anywhere; other workers steal from it.
     local: LocalQueue,
-    lifo: Cell<Option<TaskRef>>,
+    /// Runnable threads bound to this worker (started, or pinned), woken here.
+    anchored: RefCell<VecDeque<TaskRef>>,
+    pub(crate) lifo: LifoSlot,
     lifo_streak: Cell<u8>,
     tick: Cell<u32>,
     searching: Cell<bool>,
@@ -57,14 +72,32 @@ pub(crate) struct WorkerCtx {
 pub(crate) struct WorkerBox(WorkerCtx);
 
 // SAFETY: a WorkerCtx is used by one OS thread at a time: its carrier (and the green thread
-// that carrier runs). It changes carrier only through the hand-off protocol of `carrier`,
-// where the old carrier's last access happens-before the monitor's exile CAS, which
-// happens-before the new carrier starts. Its contents (queues, ring, Arcs) may move between
-// OS threads.
+// that carrier runs). It changes carrier only in a runtime that migrates started threads,
+// through the hand-off protocol of `carrier`, where the old carrier's last access
+// happens-before the monitor's exile CAS, which happens-before the new carrier starts. Its
+// contents (queues, ring, Arcs) may move between OS threads.
 unsafe impl Send for WorkerBox {}
 // SAFETY: as above: shared references exist on several threads (the monitor keeps one to
-// hand the worker over) but only the current carrier dereferences one.
+// hand the worker over or to empty its LIFO slot) but only the current carrier dereferences
+// one for anything else, and the LIFO slot is atomic.
 unsafe impl Sync for WorkerBox {}
+
+impl WorkerBox {
+    /// Binds the worker's reactor to the calling OS thread, which will carry the worker;
+    /// called once, before the worker first runs.
+    ///
+    /// # Errors
+    ///
+    /// When the kernel refuses to enable the worker's ring.
+    pub(crate) fn bind_to_this_thread(&self) -> io::Result<()> {
+        self.0.reactor.bind_to_this_thread()
+    }
+
+    /// The worker's LIFO slot, for the stall monitor.
+    pub(crate) fn lifo(&self) -> &LifoSlot {
+        &self.0.lifo
+    }
+}
 
 impl WorkerBox {
     /// Worker `index` of `shared`, with its local queue and ring.
@@ -78,7 +111,8 @@ impl WorkerBox {
             index,
             shared,
             local,
-            lifo: Cell::new(None),
+            anchored: RefCell::new(VecDeque::new()),
+            lifo: LifoSlot::new(),
             lifo_streak: Cell::new(0),
             tick: Cell::new(0),
             searching: Cell::new(false),
@@ -137,7 +171,7 @@ impl WorkerCtx {
                     return true;
                 }
                 let tick = self.tick.get();
-                if self.reactor.has_queued() && (tick % SUBMIT_INTERVAL == 0 || self.is_idle()) {
+                if (tick % SUBMIT_INTERVAL == 0 || self.is_idle()) && self.reactor.needs_enter() {
                     self.reactor.submit();
                 }
                 continue;
@@ -146,6 +180,8 @@ impl WorkerCtx {
                 self.reactor.submit();
                 continue;
             }
+            // Deferred completion work alone is no reason to spin: the sleep below waits
+            // with GETEVENTS, which runs it (and returns at once if it completes anything).
             if self.shared.should_exit() {
                 return false;
             }
@@ -168,10 +204,21 @@ impl WorkerCtx {
     fn next_task(&self) -> Option<TaskRef> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
-        if tick % INJECTOR_INTERVAL == 0 {
-            if let Some(task) = self.shared.queues.take_injected(&self.local) {
-                return Some(task);
+        let queues = &self.shared.queues;
+        // Every INJECTOR_INTERVAL ticks the shared queues go first, so threads woken from
+        // outside are not starved by a busy worker.
+        match tick % INJECTOR_INTERVAL {
+            0 => {
+                if let Some(task) = queues.take_injected(&self.local) {
+                    return Some(task);
+                }
             }
+            1 => {
+                if let Some(task) = queues.take_inbox(self.index) {
+                    return Some(task);
+                }
+            }
+            _ => {}
         }
         if let Some(task) = self.lifo.take() {
             if self.lifo_streak.get() < LIFO_STREAK_MAX {
@@ -181,22 +228,24 @@ impl WorkerCtx {
             self.enqueue(task);
         }
         self.lifo_streak.set(0);
-        if tick % INJECTOR_INTERVAL == 1 {
-            if let Some(task) = self.shared.queues.take_pinned(self.index) {
-                return Some(task);
-            }
-        }
-        self.local
-            .pop()
-            .or_else(|| self.shared.queues.take_pinned(self.index))
-            .or_else(|| self.shared.queues.take_injected(&self.local))
+        // Anchored threads and not-yet-started ones take turns, so neither kind starves
+        // the other when both are plentiful.
+        let anchored = || self.anchored.borrow_mut().pop_front();
+        let fresh = || self.local.pop();
+        let mine = if tick % 2 == 0 {
+            anchored().or_else(fresh)
+        } else {
+            fresh().or_else(anchored)
+        };
+        mine.or_else(|| queues.take_inbox(self.index))
+            .or_else(|| queues.take_injected(&self.local))
     }
 
-    /// Queues a runnable thread on this worker: its pinned inbox for a thread pinned here,
-    /// the local (stealable) queue otherwise.
+    /// Queues a runnable thread on this worker: bound to it (started, or pinned) in its
+    /// own queue, which nobody steals from; the stealable local queue otherwise.
     fn enqueue(&self, task: TaskRef) {
-        if task.is_pinned() {
-            self.shared.queues.push_pinned(self.index, task);
+        if task.is_pinned() || task.home().is_some() {
+            self.anchored.borrow_mut().push_back(task);
         } else {
             self.local.push(task);
         }
@@ -220,12 +269,10 @@ impl WorkerCtx {
 
     /// `true` when nothing is runnable on this worker right now.
     fn is_idle(&self) -> bool {
-        self.local.is_empty() && !self.shared.queues.has_pinned(self.index) && {
-            let lifo = self.lifo.take();
-            let empty = lifo.is_none();
-            self.lifo.set(lifo);
-            empty
-        }
+        self.local.is_empty()
+            && self.lifo.is_empty()
+            && self.anchored.borrow().is_empty()
+            && !self.shared.queues.has_inbox(self.index)
     }
 
     /// Makes the threads whose I/O completed runnable here; with more than one, wakes a
@@ -246,7 +293,7 @@ impl WorkerCtx {
         let pending = self.reactor.inflight() + self.timers.len();
         self.shared.going_to_sleep(self.index, pending);
         if !self.shared.queues.has_work()
-            && !self.shared.queues.has_pinned(self.index)
+            && !self.shared.queues.has_inbox(self.index)
             && !self.shared.should_exit()
         {
             let timeout = self
@@ -265,16 +312,17 @@ impl WorkerCtx {
     }
 
     fn run_task(&self, task: TaskRef, carrier: &Carrier) -> Ran {
-        if task.is_pinned() {
-            task.pin_home(self.index);
+        if task.start_on(self.index) {
+            self.shared.registries[self.index].add(&task);
         }
         current::set_task(Arc::as_ptr(&task));
-        carrier.start_run();
+        carrier.start_run(task.id.as_u64().get());
         // SAFETY: `task` came from a queue or a park hand-off, so this worker owns its run,
         // and finished threads are never queued again.
         let finished = unsafe { task.resume() };
         let kept = carrier.end_run();
         current::set_task(std::ptr::null());
+        self.shared.end_stall(self.index);
         if !kept {
             exiled(task, finished, carrier);
             return Ran::Exiled;
@@ -308,16 +356,15 @@ impl WorkerCtx {
                 .cached_stacks
                 .set(cache.len() as u64);
         }
-        drop(task);
-        self.shared.retired();
+        self.shared.retired(task);
     }
 
     /// Makes `task` the next to run on this worker (its LIFO slot, not stealable); the
-    /// thread it displaces goes to the local queue, where idle workers may steal it.
-    /// Called on this worker's OS thread only.
+    /// thread it displaces goes to this worker's queues, and if it may run anywhere, an
+    /// idle worker is woken to take it. Called on this worker's OS thread only.
     pub(crate) fn push_next(&self, task: TaskRef) {
-        if let Some(task) = self.lifo.replace(Some(task)) {
-            let stealable = !task.is_pinned();
+        if let Some(task) = self.lifo.replace(task) {
+            let stealable = !task.is_pinned() && task.home().is_none();
             self.enqueue(task);
             if stealable {
                 self.shared.wake_one();
@@ -368,9 +415,7 @@ fn exiled(task: TaskRef, finished: bool, carrier: &Carrier) {
              yielding (a blocking call or a long computation); the worker's other green \
              threads were handed to another OS thread meanwhile. Use greenring's I/O, \
              `spawn_blocking` or `yield_now` to avoid this.",
-            task.name
-                .as_deref()
-                .map_or_else(|| format!("{:?}", task.id), |n| format!("'{n}'")),
+            task.describe(),
             stalled.map_or(0, |d| d.as_millis()),
         );
     }
@@ -379,8 +424,7 @@ fn exiled(task: TaskRef, finished: bool, carrier: &Carrier) {
         if let Some(stack) = unsafe { task.take_stack() } {
             shared.stacks.free(stack, None);
         }
-        drop(task);
-        shared.retired();
+        shared.retired(task);
     } else {
         match task.suspended_for() {
             Suspend::Yield => shared.requeue(task),

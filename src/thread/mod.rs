@@ -205,6 +205,11 @@ fn os_thread_id() -> ThreadId {
 ///
 /// On a green thread only the green thread waits; its worker runs others meanwhile. As with
 /// std, callers must be ready for a spurious return and re-check their condition.
+///
+/// A green thread that parks while unwinding (in a destructor run by a panic) blocks its
+/// worker's OS thread instead of switching away: std's panic count belongs to the OS
+/// thread, and every green thread run there meanwhile would see
+/// [`std::thread::panicking`] return `true` (and poison the locks it holds).
 pub fn park() {
     let task = current::task();
     if task.is_null() {
@@ -213,10 +218,33 @@ pub fn park() {
     }
     // SAFETY: the running task is alive while it runs (see `current_task`).
     let task = unsafe { &*task };
-    if task.take_token() || sched::cancel_point(task) {
+    if task.take_token() {
+        return;
+    }
+    if std::thread::panicking() {
+        task.block_os(None);
+        return;
+    }
+    if sched::cancel_point(task) {
         return;
     }
     // SAFETY: we are that green thread, on its own stack.
+    unsafe { task.suspend(Suspend::Park) };
+}
+
+/// Parks the running green thread `task` until its unpark token is available, without a
+/// cancellation point (for waits that must not unwind); blocks the OS thread instead of
+/// switching while the thread unwinds, as [`park`] does.
+pub(crate) fn park_uncancellable(task: &crate::task::Task) {
+    if task.take_token() {
+        return;
+    }
+    if std::thread::panicking() {
+        task.block_os(None);
+        return;
+    }
+    // SAFETY: `task` is the running green thread (the caller's contract), and we are on its
+    // stack.
     unsafe { task.suspend(Suspend::Park) };
 }
 
@@ -239,6 +267,11 @@ pub fn sleep(duration: std::time::Duration) {
 pub fn yield_now() {
     let task = current::task();
     if task.is_null() {
+        std::thread::yield_now();
+        return;
+    }
+    if std::thread::panicking() {
+        // Unwinding: switching away would show the panic to other green threads.
         std::thread::yield_now();
         return;
     }

@@ -1,45 +1,32 @@
-//! The runtime's record of one green thread, and its park/unpark state machine.
+//! The runtime's record of one green thread.
 //!
 //! # Who may touch what
 //!
-//! - `id`, `name`, `guard`, `runtime`: immutable after creation, read by anyone.
-//! - `park`: atomic, see below.
+//! - `id`, `name`, `guard`, `runtime`, `pinned`: immutable after creation, read by anyone.
+//! - `park`: the park word, atomic; see [`park`].
+//! - `home`: written once, by the worker that first runs the thread, before anyone else can
+//!   see it started; read by whoever schedules the thread.
 //! - `context`, `stack`, `main`, `suspended_for`: only by the one party that currently owns
 //!   the *run* of the thread: the worker running it (and the thread itself, on that worker),
 //!   or the spawner before the first schedule. Ownership passes through the run queues and
-//!   through the `park` word, both of which synchronise (release/acquire).
-//!
-//! # Park state
-//!
-//! `park` holds one of three values:
-//! - [`EMPTY`]: no unpark token;
-//! - [`NOTIFIED`]: an unpark token is waiting to be consumed;
-//! - [`PARKED`]: the thread is suspended in `park` and its run reference is held by this
-//!   word (an `Arc` leaked into it). Whoever moves it out of `PARKED` takes that reference
-//!   and must schedule the thread.
-//!
-//! Parking publishes `PARKED` only after the switch away has finished: the thread switches
-//! to its worker with `suspended_for = Park`, and the worker, on its own stack, moves
-//! `EMPTY -> PARKED` ([`Task::finish_park`]). An unpark racing with that switch finds
-//! `EMPTY` or `NOTIFIED`, leaves a token, and the worker then sees the token and reschedules
-//! the thread at once; so a thread is never resumed while still on its old stack, and no
-//! wake-up is lost.
+//!   through the park word, both of which synchronise (release/acquire).
+//! - `registry_slot`: under the lock of the registry of the thread's home worker.
+
+mod park;
+
+pub(crate) use self::park::Unparked;
 
 use std::cell::{Cell, UnsafeCell};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+use self::park::ParkWord;
 
 use crate::context::Context;
 use crate::sched::Shared;
 use crate::stack::Stack;
 use crate::thread::ThreadId;
-
-/// No unpark token.
-const EMPTY: u8 = 0;
-/// An unpark token waits.
-const NOTIFIED: u8 = 1;
-/// Suspended in `park`; the word owns the run reference.
-const PARKED: u8 = 2;
 
 /// A shared reference to a task; the run queues hold these.
 pub(crate) type TaskRef = Arc<Task>;
@@ -66,17 +53,20 @@ pub(crate) struct Task {
     pub(crate) guard: (usize, usize),
     /// The runtime the thread belongs to (and is scheduled on when woken from outside).
     pub(crate) runtime: Arc<Shared>,
-    park: AtomicU8,
+    park: ParkWord,
     context: Context,
     stack: UnsafeCell<Option<Stack>>,
     main: Cell<Option<Box<dyn FnOnce() + Send>>>,
     suspended_for: Cell<Suspend>,
-    /// Never stolen: runs only on the worker that first ran it ([`Task::home`]).
+    /// Never stolen, not even before it first runs.
     pinned: bool,
-    /// The worker a pinned thread belongs to, [`NO_HOME`] until it first runs.
+    /// The worker that first ran the thread, [`NO_HOME`] until then. The thread is anchored
+    /// there for life (unless its runtime migrates started threads, see [`Task::home`]).
     home: AtomicUsize,
-    /// Whether the hand-off monitor's report about this thread was logged (run owner only).
-    stall_reported: Cell<bool>,
+    /// Whether the monitor's stall report about this thread was logged.
+    stall_reported: AtomicBool,
+    /// Index of this thread in its home worker's registry (see `sched::registry`).
+    pub(crate) registry_slot: AtomicUsize,
     /// The thread's green-thread-local values (`crate::local`); only the thread itself
     /// touches them.
     pub(crate) locals: crate::local::LocalMap,
@@ -109,14 +99,15 @@ impl Task {
             name,
             guard,
             runtime,
-            park: AtomicU8::new(EMPTY),
+            park: ParkWord::new(),
             context: Context::new(),
             stack: UnsafeCell::new(Some(stack)),
             main: Cell::new(Some(main)),
             suspended_for: Cell::new(Suspend::Yield),
             pinned,
             home: AtomicUsize::new(NO_HOME),
-            stall_reported: Cell::new(false),
+            stall_reported: AtomicBool::new(false),
+            registry_slot: AtomicUsize::new(usize::MAX),
             locals: crate::local::LocalMap::default(),
         });
         let arg = Arc::as_ptr(&task).cast_mut().cast::<u8>();
@@ -146,25 +137,49 @@ impl Task {
         self.pinned
     }
 
-    /// The worker a pinned thread is bound to (the first that ran it); `None` for others.
+    /// The worker the thread must run on when woken, if it is bound to one: the worker
+    /// that first ran it, for every started thread (anchoring), or only for pinned ones when
+    /// its runtime migrates started threads. `None` for a thread that may run anywhere.
     pub(crate) fn home(&self) -> Option<usize> {
-        match self.home.load(Ordering::Relaxed) {
+        match self.home.load(Ordering::Acquire) {
+            NO_HOME => None,
+            _ if self.runtime.migrates() && !self.pinned => None,
+            home => Some(home),
+        }
+    }
+
+    /// The worker that first ran the thread, whatever its runtime's policy; `None` before
+    /// its first run.
+    pub(crate) fn first_worker(&self) -> Option<usize> {
+        match self.home.load(Ordering::Acquire) {
             NO_HOME => None,
             home => Some(home),
         }
     }
 
-    /// Binds a pinned thread to `worker` when it first runs there. Called by the owner of
-    /// the run; later calls keep the first worker.
-    pub(crate) fn pin_home(&self, worker: usize) {
-        if self.home.load(Ordering::Relaxed) == NO_HOME {
-            self.home.store(worker, Ordering::Relaxed);
+    /// Records `worker` as the thread's home when it first runs there; `true` on that first
+    /// run. Called by the owner of the run, on `worker`.
+    pub(crate) fn start_on(&self, worker: usize) -> bool {
+        if self.home.load(Ordering::Relaxed) != NO_HOME {
+            return false;
+        }
+        // Release: whoever later reads the home through a wake-up sees it with the rest of
+        // the thread's state.
+        self.home.store(worker, Ordering::Release);
+        true
+    }
+
+    /// The thread's name in quotes, or its id: how reports refer to it.
+    pub(crate) fn describe(&self) -> String {
+        match &self.name {
+            Some(name) => format!("'{name}'"),
+            None => format!("{:?}", self.id),
         }
     }
 
-    /// Marks the hand-off report as logged; `true` if it already was. Run owner only.
+    /// Marks the stall report as logged; `true` if it already was.
     pub(crate) fn stall_reported(&self) -> bool {
-        self.stall_reported.replace(true)
+        self.stall_reported.swap(true, Ordering::Relaxed)
     }
 
     /// Why the thread last suspended. Only meaningful to the owner of its run.
@@ -195,9 +210,13 @@ impl Task {
 
     /// Consumes an unpark token if there is one; `true` if there was.
     pub(crate) fn take_token(&self) -> bool {
-        self.park
-            .compare_exchange(NOTIFIED, EMPTY, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+        self.park.take_token()
+    }
+
+    /// Blocks the OS thread running this (unwinding) green thread until it is unparked or
+    /// `timeout` passes, instead of switching away (see `park`'s `BLOCKED` state).
+    pub(crate) fn block_os(&self, timeout: Option<Duration>) {
+        self.park.block_os(timeout);
     }
 
     /// Called by the worker after the thread switched away with `Suspend::Park`. Either
@@ -205,44 +224,23 @@ impl Task {
     /// an unpark arrived during the switch, consumes the token and gives the reference back
     /// to be scheduled again (`Some`).
     pub(crate) fn finish_park(this: TaskRef) -> Option<TaskRef> {
-        match this
-            .park
-            .compare_exchange(EMPTY, PARKED, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => {
-                // The park word owns the reference now; `unpark` takes it back.
-                std::mem::forget(this);
-                None
-            }
-            Err(_notified) => {
-                this.park.store(EMPTY, Ordering::Relaxed);
-                Some(this)
-            }
+        if this.park.publish_parked() {
+            // The park word owns the reference now; `unpark` takes it back.
+            std::mem::forget(this);
+            None
+        } else {
+            Some(this)
         }
     }
 
     /// Makes an unpark token available, or wakes the thread if it is parked. Returns the
     /// run reference to schedule when the thread was parked.
     pub(crate) fn unpark(this: &TaskRef) -> Option<TaskRef> {
-        let mut state = this.park.load(Ordering::Acquire);
-        loop {
-            let next = match state {
-                NOTIFIED => return None,
-                EMPTY => NOTIFIED,
-                _parked => EMPTY,
-            };
-            match this
-                .park
-                .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(PARKED) => {
-                    // SAFETY: `finish_park` leaked exactly one reference into the PARKED
-                    // word, and only the CAS that leaves PARKED (this one) takes it back.
-                    return Some(unsafe { Arc::from_raw(Arc::as_ptr(this)) });
-                }
-                Ok(_) => return None,
-                Err(actual) => state = actual,
-            }
+        match this.park.unpark() {
+            // SAFETY: `finish_park` leaked exactly one reference into the PARKED word, and
+            // only the unpark that moved the word out of PARKED (this one) takes it back.
+            Unparked::Resume => Some(unsafe { Arc::from_raw(Arc::as_ptr(this)) }),
+            Unparked::Token | Unparked::Woke => None,
         }
     }
 }

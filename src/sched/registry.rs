@@ -1,0 +1,72 @@
+//! Each worker's registry of the started green threads anchored to it.
+//!
+//! A thread is added by its home worker when it first runs there and removed by the same
+//! worker when it finishes, so the lock is taken twice per thread, by one OS thread, and is
+//! uncontended except while the monitor reads it. The monitor reads it only when a worker
+//! stalls: to name the thread that blocks the worker's OS thread (the carrier publishes
+//! just its id) and the threads anchored behind it.
+//!
+//! Entries are weak, so a thread the runtime abandons at shutdown is not kept alive by its
+//! entry.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use crate::task::{Task, TaskRef};
+
+/// Slot of a thread that is in no registry.
+const NO_SLOT: usize = usize::MAX;
+
+/// The started threads anchored to one worker.
+#[derive(Default)]
+pub(crate) struct Registry {
+    threads: Mutex<Vec<Weak<Task>>>,
+}
+
+impl Registry {
+    /// Adds `task`, which just started on this registry's worker.
+    pub(crate) fn add(&self, task: &TaskRef) {
+        let mut threads = self.lock();
+        task.registry_slot.store(threads.len(), Ordering::Relaxed);
+        threads.push(Arc::downgrade(task));
+    }
+
+    /// Removes `task` (finished); a thread never added is ignored.
+    pub(crate) fn remove(&self, task: &Task) {
+        let mut threads = self.lock();
+        let slot = task.registry_slot.swap(NO_SLOT, Ordering::Relaxed);
+        if slot == NO_SLOT || slot >= threads.len() {
+            return;
+        }
+        threads.swap_remove(slot);
+        if let Some(moved) = threads.get(slot).and_then(Weak::upgrade) {
+            moved.registry_slot.store(slot, Ordering::Relaxed);
+        }
+    }
+
+    /// How many threads are registered.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// The registered threads still alive, with the one whose id is `running` first (if it
+    /// is registered), and at most `limit` others.
+    pub(crate) fn snapshot(&self, running: u64, limit: usize) -> (Option<TaskRef>, Vec<TaskRef>) {
+        let threads = self.lock();
+        let mut found = None;
+        let mut others = Vec::new();
+        for task in threads.iter().filter_map(Weak::upgrade) {
+            if task.id.as_u64().get() == running {
+                found = Some(task);
+            } else if others.len() < limit {
+                others.push(task);
+            }
+        }
+        (found, others)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Weak<Task>>> {
+        // Every update is one push or one swap_remove: never left half done.
+        self.threads.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
