@@ -292,8 +292,7 @@ macro_rules! receiver_api {
                 &self,
                 timeout: std::time::Duration,
             ) -> Result<T, RecvTimeoutError> {
-                self.chan
-                    .recv(std::time::Instant::now().checked_add(timeout))
+                self.chan.recv(crate::time::deadline_after(timeout))
             }
 
             pub(super) fn selectable(&self) -> &dyn super::chan::Selectable {
