@@ -11,6 +11,18 @@
 //! worker; past 10 ms the hand-off monitor moves the worker's other green threads away. `metadata`, `set_len` and seeking are
 //! std's calls everywhere (a `stat` or `lseek` does not wait for the device).
 //!
+//! # The file position
+//!
+//! `read(2)` and `write(2)` hold the open file's position lock, so threads sharing a file
+//! each read or write their own bytes. io_uring ops at "the current position" do not take
+//! that lock: two in flight at once would read the same bytes, or write over each other.
+//! So every [`File`] handle, and its `try_clone`s, share a position lock of their own;
+//! reads, writes and seeks at the position take it, look the position up, run the op at
+//! that explicit offset, and move the position past what they transferred. (Files without
+//! a position, such as pipes, run at "the current position" as before.) A handle made
+//! elsewhere for the same open file (a `dup`, an fd passed to a child) does not share the
+//! lock.
+//!
 //! ```
 //! # let dir = std::env::temp_dir().join(format!("greenring-doc-fs-{}", std::process::id()));
 //! # std::fs::create_dir_all(&dir)?;
@@ -31,6 +43,9 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
+
+use crate::sync::Mutex;
 
 pub use std::fs::{Metadata, Permissions};
 
@@ -47,6 +62,9 @@ const AT_POSITION: u64 = u64::MAX;
 #[derive(Debug)]
 pub struct File {
     inner: std::fs::File,
+    /// Held across every read, write and seek at the file position (see the module
+    /// documentation); shared with the handle's clones, which share the position.
+    position: Arc<Mutex<()>>,
 }
 
 impl File {
@@ -148,28 +166,106 @@ impl File {
     ///
     /// As std's.
     pub fn try_clone(&self) -> io::Result<File> {
-        self.inner.try_clone().map(File::from)
+        Ok(File {
+            inner: self.inner.try_clone()?,
+            position: Arc::clone(&self.position),
+        })
+    }
+
+    /// Runs `op` at the file position, holding the position lock, and moves the position
+    /// past the bytes it transferred. `op` gets an explicit offset, or [`AT_POSITION`] for
+    /// a file that has no position (a pipe, a socket). After a write with `O_APPEND`,
+    /// which goes to the end whatever the offset, the position is the end.
+    fn at_position(
+        &self,
+        write: bool,
+        op: impl FnOnce(u64) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let _position = self
+            .position
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fd = self.as_raw_fd();
+        let Some(offset) = lseek(fd, 0, libc::SEEK_CUR)? else {
+            return op(AT_POSITION);
+        };
+        let n = op(offset)?;
+        if n > 0 {
+            if write && self.appends()? {
+                lseek(fd, 0, libc::SEEK_END)?;
+            } else {
+                let next = offset.checked_add(n as u64).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "file position overflow")
+                })?;
+                lseek(
+                    fd,
+                    i64::try_from(next).map_err(io::Error::other)?,
+                    libc::SEEK_SET,
+                )?;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Whether the file was opened with `O_APPEND`.
+    fn appends(&self) -> io::Result<bool> {
+        // SAFETY: F_GETFL only reads the open file's flags; the fd is open while `self` is.
+        let flags = unsafe { libc::fcntl(self.as_raw_fd(), libc::F_GETFL) };
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(flags & libc::O_APPEND != 0)
+    }
+}
+
+/// `lseek(2)`: the new position, or `None` when the file has none (`ESPIPE`).
+fn lseek(fd: RawFd, offset: i64, whence: i32) -> io::Result<Option<u64>> {
+    // SAFETY: lseek reads and moves the position of an open file and touches no memory.
+    let position = unsafe { libc::lseek(fd, offset, whence) };
+    if position >= 0 {
+        return Ok(Some(position as u64));
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::ESPIPE) {
+        Ok(None)
+    } else {
+        Err(err)
     }
 }
 
 impl Read for &File {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match ops::read_at(self.as_raw_fd(), buf, AT_POSITION) {
-            Some(result) => result,
-            None => (&self.inner).read(buf),
+        if !crate::thread::is_green() {
+            let _position = self
+                .position
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            return (&self.inner).read(buf);
         }
+        self.at_position(false, |offset| {
+            ops::read_at(self.as_raw_fd(), buf, offset).unwrap_or_else(|| match offset {
+                AT_POSITION => (&self.inner).read(buf),
+                offset => std::os::unix::fs::FileExt::read_at(&self.inner, buf, offset),
+            })
+        })
     }
 }
 
 impl Write for &File {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if buf.len() <= INLINE_WRITE_MAX {
+        if buf.len() <= INLINE_WRITE_MAX || !crate::thread::is_green() {
+            let _position = self
+                .position
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             return (&self.inner).write(buf);
         }
-        match ops::write_at(self.as_raw_fd(), buf, AT_POSITION) {
-            Some(result) => result,
-            None => (&self.inner).write(buf),
-        }
+        self.at_position(true, |offset| {
+            ops::write_at(self.as_raw_fd(), buf, offset).unwrap_or_else(|| match offset {
+                AT_POSITION => (&self.inner).write(buf),
+                offset => std::os::unix::fs::FileExt::write_at(&self.inner, buf, offset),
+            })
+        })
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -179,6 +275,10 @@ impl Write for &File {
 
 impl Seek for &File {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let _position = self
+            .position
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         (&self.inner).seek(pos)
     }
 }
@@ -207,7 +307,10 @@ impl Seek for File {
 
 impl From<std::fs::File> for File {
     fn from(inner: std::fs::File) -> File {
-        File { inner }
+        File {
+            inner,
+            position: Arc::new(Mutex::new(())),
+        }
     }
 }
 

@@ -194,7 +194,26 @@ impl<T: 'static> fmt::Debug for LocalKey<T> {
 
 std::thread_local! {
     /// Values of green-local keys used from plain OS threads.
-    static OS_THREAD_LOCALS: LocalMap = LocalMap::default();
+    static OS_THREAD_LOCALS: OsThreadLocals = OsThreadLocals::default();
+}
+
+/// The values of an OS thread, dropped when it exits, as `thread_local!` values are (a
+/// destructor that uses a key then panics, as with `thread_local!`).
+#[derive(Default)]
+struct OsThreadLocals(LocalMap);
+
+impl std::ops::Deref for OsThreadLocals {
+    type Target = LocalMap;
+
+    fn deref(&self) -> &LocalMap {
+        &self.0
+    }
+}
+
+impl Drop for OsThreadLocals {
+    fn drop(&mut self) {
+        self.0.destroy();
+    }
 }
 
 /// One thread's values, by key address. Only that thread touches it.
@@ -250,7 +269,9 @@ impl LocalMap {
 impl Drop for LocalMap {
     fn drop(&mut self) {
         // A green thread that never finished (its runtime abandoned it) may still have
-        // references to these values on its leaked stack: leak them with it.
+        // references to these values on its leaked stack: leak them with it. (An OS
+        // thread's map is emptied by `OsThreadLocals` first, and a finished green thread's
+        // by `destroy_current`.)
         std::mem::forget(std::mem::take(self.entries.get_mut()));
     }
 }

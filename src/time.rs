@@ -4,6 +4,10 @@
 //! the worker runs others meanwhile, or sleeps in the kernel until the earliest deadline.
 //! Off green threads these block the OS thread, as std does.
 //!
+//! A duration too long for a timer (`Duration::MAX`, say) means "practically forever", as
+//! in std: waits are capped at about 30 years rather than overflowing `Instant` arithmetic
+//! or a kernel timespec.
+//!
 //! ```
 //! use std::time::{Duration, Instant};
 //!
@@ -17,7 +21,27 @@
 
 pub use std::time::{Duration, Instant};
 
-/// Puts the calling thread to sleep for at least `duration`.
+/// The longest a timer of the runtime is armed for: about 30 years. Every wait is capped at
+/// it, so deadlines and kernel timespecs computed from a wait stay in range; a longer wait
+/// is "practically forever".
+pub(crate) const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
+
+/// `timeout`, capped at [`FAR_FUTURE`]: what a timer (a deadline, a timespec) can hold.
+pub(crate) fn saturate(timeout: Duration) -> Duration {
+    timeout.min(FAR_FUTURE)
+}
+
+/// The deadline `timeout` from now, or `None` for a timeout of [`FAR_FUTURE`] or more:
+/// practically forever, so the caller waits without a timer.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    if timeout >= FAR_FUTURE {
+        return None;
+    }
+    Instant::now().checked_add(timeout)
+}
+
+/// Puts the calling thread to sleep for at least `duration` (a duration of more than about
+/// 30 years sleeps that long: practically forever).
 ///
 /// A zero duration yields instead (see [`crate::yield_now`]).
 pub fn sleep(duration: Duration) {
@@ -25,15 +49,17 @@ pub fn sleep(duration: Duration) {
         crate::yield_now();
         return;
     }
-    sleep_until(Instant::now() + duration);
+    sleep_until(Instant::now() + saturate(duration));
 }
 
-/// Puts the calling thread to sleep until `deadline` (returns at once if it has passed).
+/// Puts the calling thread to sleep until `deadline` (returns at once if it has passed; a
+/// deadline more than about 30 years ahead sleeps that long).
 pub fn sleep_until(deadline: Instant) {
     let now = Instant::now();
     if deadline <= now {
         return;
     }
+    let deadline = deadline.min(now + FAR_FUTURE);
     if !crate::sched::sleep_until(deadline) {
         std::thread::sleep(deadline - now);
     }

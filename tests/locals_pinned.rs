@@ -1,5 +1,6 @@
-//! Green-thread locals follow their thread across workers; pinned threads never move, not
-//! even in a runtime that migrates started threads.
+//! Green-thread locals follow their thread across workers (and are dropped at the end of
+//! green and OS threads alike); pinned threads never move, not even in a runtime that
+//! migrates started threads.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -208,4 +209,27 @@ fn a_pinned_thread_woken_from_elsewhere_returns_home() {
         }
     }
     pinned.join().unwrap();
+}
+
+#[test]
+fn green_locals_used_on_an_os_thread_are_dropped_when_it_exits() {
+    struct SetOnDrop(Arc<AtomicUsize>);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    greenring::green_local! {
+        static GUARD: RefCell<Option<SetOnDrop>> = const { RefCell::new(None) };
+    }
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let flag = Arc::clone(&dropped);
+    std::thread::spawn(move || GUARD.set(Some(SetOnDrop(flag))))
+        .join()
+        .unwrap();
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "dropped at the thread's exit"
+    );
 }

@@ -170,19 +170,24 @@ fn idle_runtime_sleeps() {
     );
 }
 
+/// Captures a backtrace; never inlined, so its name is in the trace in release builds too
+/// (a closure's frame may be inlined away).
+#[inline(never)]
+fn capture_backtrace_on_the_green_thread() -> String {
+    std::hint::black_box(std::backtrace::Backtrace::force_capture()).to_string()
+}
+
 #[test]
 fn backtraces_end_at_the_green_thread_entry() {
     let rt = Runtime::builder().worker_threads(1).build().unwrap();
     let trace = Builder::new()
         .stack_size(1024 * 1024)
-        .spawn_on(&rt, || {
-            std::backtrace::Backtrace::force_capture().to_string()
-        })
+        .spawn_on(&rt, capture_backtrace_on_the_green_thread)
         .unwrap()
         .join()
         .unwrap();
     assert!(
-        trace.contains("backtraces_end_at_the_green_thread_entry"),
+        trace.contains("capture_backtrace_on_the_green_thread"),
         "{trace}"
     );
     if cfg!(feature = "corosensei") {

@@ -4,7 +4,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use greenring::runtime::Cancelled;
+use greenring::sync::{mpmc, mpsc, Condvar, Mutex, Select};
 use greenring::Runtime;
+
+#[path = "support/watchdog.rs"]
+mod watchdog;
 
 #[test]
 fn ten_thousand_sleepers_wake_on_time() {
@@ -96,4 +101,125 @@ fn sleep_and_park_timeout_off_green_threads() {
     greenring::time::sleep(Duration::from_millis(10));
     greenring::thread::park_timeout(Duration::from_millis(10));
     assert!(start.elapsed() >= Duration::from_millis(10));
+}
+
+/// Durations too long for a timer: they mean "practically forever".
+const HUGE: [Duration; 3] = [
+    Duration::MAX,
+    Duration::from_secs(u64::MAX / 2),
+    Duration::from_secs(1 << 62),
+];
+
+#[test]
+fn huge_sleeps_block_until_the_runtime_cancels_them() {
+    watchdog::within(Duration::from_secs(20), || {
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        let sleepers: Vec<_> = HUGE
+            .iter()
+            .map(|&huge| rt.spawn(move || greenring::time::sleep(huge)))
+            .chain([rt.spawn(|| {
+                greenring::time::sleep_until(Instant::now() + Duration::from_secs(1 << 40));
+            })])
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            sleepers.iter().all(|s| !s.is_finished()),
+            "still asleep after 50 ms"
+        );
+        drop(rt);
+        for sleeper in sleepers {
+            let payload = sleeper.join().expect_err("cancelled by the shutdown");
+            assert!(payload.is::<Cancelled>(), "cancelled, not a panic");
+        }
+    });
+}
+
+/// Runs `wait` (which must wait for what `wake` does 50 ms later) on a green thread and
+/// then on an OS thread, under a watchdog.
+fn wakes_after_50_ms<W, K>(name: &str, wait: W, wake: K)
+where
+    W: Fn(Duration) + Send + Sync + 'static,
+    K: Fn() + Send + Sync + 'static,
+{
+    let wait = Arc::new(wait);
+    let wake = Arc::new(wake);
+    for huge in HUGE {
+        for green in [true, false] {
+            let (wait, wake) = (Arc::clone(&wait), Arc::clone(&wake));
+            let name = name.to_owned();
+            watchdog::within(Duration::from_secs(20), move || {
+                let rt = Runtime::builder().worker_threads(1).build().unwrap();
+                let start = Instant::now();
+                let waiter = move || wait(huge);
+                let waiter: Box<dyn FnOnce() -> Result<(), String> + Send> = if green {
+                    let handle = rt.spawn(waiter);
+                    Box::new(move || handle.join().map_err(|_| "panicked".to_owned()))
+                } else {
+                    let handle = std::thread::spawn(waiter);
+                    Box::new(move || handle.join().map_err(|_| "panicked".to_owned()))
+                };
+                std::thread::sleep(Duration::from_millis(50));
+                wake();
+                waiter().unwrap_or_else(|err| panic!("{name} {huge:?}: {err}"));
+                assert!(
+                    start.elapsed() >= Duration::from_millis(50),
+                    "{name} {huge:?} (green: {green}) returned before the wake-up"
+                );
+            });
+        }
+    }
+}
+
+#[test]
+fn recv_timeout_with_a_huge_timeout_waits_for_the_message() {
+    let (tx, rx) = mpsc::channel::<u32>();
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    wakes_after_50_ms(
+        "recv_timeout",
+        move |huge| assert_eq!(rx.lock().unwrap().recv_timeout(huge), Ok(7)),
+        move || tx.send(7).unwrap(),
+    );
+    let (tx, rx) = mpmc::bounded::<u32>(0);
+    wakes_after_50_ms(
+        "mpmc recv_timeout",
+        move |huge| assert_eq!(rx.recv_timeout(huge), Ok(7)),
+        move || tx.send(7).unwrap(),
+    );
+}
+
+#[test]
+fn select_with_a_huge_timeout_waits_for_the_message() {
+    let (tx, rx) = mpsc::channel::<u32>();
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    wakes_after_50_ms(
+        "ready_timeout",
+        move |huge| {
+            let rx = rx.lock().unwrap();
+            let mut select = Select::new();
+            select.recv(&*rx);
+            assert_eq!(select.ready_timeout(huge), Ok(0));
+            assert_eq!(rx.try_recv(), Ok(7));
+        },
+        move || tx.send(7).unwrap(),
+    );
+}
+
+#[test]
+fn wait_timeout_with_a_huge_timeout_waits_for_the_notification() {
+    let pair = Arc::new((Mutex::new(false), Condvar::new()));
+    let notifier = Arc::clone(&pair);
+    wakes_after_50_ms(
+        "wait_timeout_while",
+        move |huge| {
+            let (lock, cvar) = &*pair;
+            let mut ready = lock.lock().unwrap();
+            *ready = false;
+            let (ready, result) = cvar.wait_timeout_while(ready, huge, |r| !*r).unwrap();
+            assert!(*ready && !result.timed_out());
+        },
+        move || {
+            *notifier.0.lock().unwrap() = true;
+            notifier.1.notify_all();
+        },
+    );
 }

@@ -50,7 +50,7 @@ impl TcpStream {
                 "cannot set a 0 duration timeout",
             ));
         }
-        connect_green(addr, Some(timeout))
+        connect_green(addr, Some(crate::time::saturate(timeout)))
     }
 
     /// The address of the remote peer.

@@ -144,11 +144,9 @@ fn too_large(usable: usize) -> io::Error {
     )
 }
 
-/// Wraps a refused mapping in a message that names the limits and how to raise them.
+/// Wraps a refused mapping in a message that names the limit that refused it (as far as
+/// the process can tell) and how to raise it.
 fn limit_error(len: usize, err: io::Error) -> io::Error {
-    let max_map_count = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "unknown".to_owned());
     let kind = match err.raw_os_error() {
         Some(libc::ENOMEM) | Some(libc::EAGAIN) => io::ErrorKind::OutOfMemory,
         _ => err.kind(),
@@ -156,13 +154,61 @@ fn limit_error(len: usize, err: io::Error) -> io::Error {
     io::Error::new(
         kind,
         format!(
-            "greenring: the kernel refused to map {len} bytes of green thread stacks ({err}). \
-             The process has hit a memory limit: raise the address-space limit \
-             (`ulimit -v`, RLIMIT_AS) or vm.max_map_count (now {max_map_count}; \
-             `sysctl -w vm.max_map_count=262144`), or use a smaller stack_size or fewer \
-             live green threads"
+            "greenring: the kernel refused to map {len} bytes of green thread stacks ({err}): \
+             {}; or use a smaller stack_size or fewer live green threads",
+            refusing_limit(len)
         ),
     )
+}
+
+/// Which limit most likely refused a mapping of `len` more bytes, and how to raise it.
+fn refusing_limit(len: usize) -> String {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let number = |text: &str| text.trim().parse::<u64>().ok();
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the value we pass.
+    let has_as_limit = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } == 0
+        && limit.rlim_cur != libc::RLIM_INFINITY;
+    // The first field of statm: the process's address space, in pages.
+    let in_use = read("/proc/self/statm")
+        .split_whitespace()
+        .next()
+        .and_then(number)
+        .map(|pages| pages * page_size() as u64);
+    if has_as_limit && in_use.is_some_and(|used| used + len as u64 > limit.rlim_cur) {
+        return format!(
+            "the address-space limit RLIMIT_AS refused it ({} bytes, {} in use): raise it \
+             (`ulimit -v`)",
+            limit.rlim_cur,
+            in_use.unwrap_or(0)
+        );
+    }
+    let max_map_count = number(&read("/proc/sys/vm/max_map_count"));
+    let maps = read("/proc/self/maps").lines().count() as u64;
+    if let Some(max) = max_map_count.filter(|max| maps + 2 >= *max) {
+        return format!(
+            "vm.max_map_count refused it (the process has {maps} of {max} mappings): raise it \
+             (`sysctl -w vm.max_map_count=262144`)"
+        );
+    }
+    match number(&read("/proc/sys/vm/overcommit_memory")) {
+        Some(2) => "strict overcommit accounting refused it (vm.overcommit_memory=2: the \
+                    mapping counts against CommitLimit in /proc/meminfo): raise \
+                    vm.overcommit_ratio or add swap"
+            .to_owned(),
+        Some(0) => "the kernel's overcommit heuristic refused it (vm.overcommit_memory=0 \
+                    refuses a mapping larger than RAM and swap could back): add memory or \
+                    swap, or set vm.overcommit_memory=1"
+            .to_owned(),
+        _ => format!(
+            "a memory limit refused it: the address-space limit (`ulimit -v`, RLIMIT_AS), \
+             vm.max_map_count (now {}) or the memory available",
+            max_map_count.map_or("unknown".to_owned(), |max| max.to_string())
+        ),
+    }
 }
 
 #[cfg(test)]

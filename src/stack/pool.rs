@@ -21,7 +21,8 @@ use super::{map, page_size, Stack};
 pub(crate) const SLAB_BYTES: usize = 64 * (64 + 4) * 1024;
 /// Stacks a worker keeps for itself.
 pub(crate) const LOCAL_CAP: usize = 64;
-/// Stacks moved between a worker's cache and the shared list at once.
+/// Stacks moved between a worker's cache and the shared list at once; refills take at most
+/// one slab's worth, so stacks of a slab or more each are mapped one at a time.
 const BATCH: usize = LOCAL_CAP / 2;
 /// Stacks the shared free list holds at most, whatever the load.
 pub(crate) const SHARED_CAP: usize = 1 << 16;
@@ -93,8 +94,9 @@ impl StackPool {
                     return Ok(stack);
                 }
                 let mut free = self.lock();
-                self.refill(&mut free, BATCH)?;
-                let keep = free.len() - BATCH.min(free.len());
+                let batch = BATCH.min(self.per_slab());
+                self.refill(&mut free, batch)?;
+                let keep = free.len() - batch.min(free.len());
                 cache.stacks.extend(free.drain(keep..));
                 drop(free);
                 Ok(cache
@@ -169,9 +171,15 @@ impl StackPool {
             .fetch_sub(total - (free.len() - before), Relaxed);
     }
 
+    /// Stacks carved from one slab: fewer for bigger stacks, one for stacks of a slab or
+    /// more.
+    fn per_slab(&self) -> usize {
+        (SLAB_BYTES / (self.usable + page_size())).max(1)
+    }
+
     /// Ensures `free` holds at least `want` stacks, mapping slabs as needed.
     fn refill(&self, free: &mut Vec<Stack>, want: usize) -> io::Result<()> {
-        let per_slab = (SLAB_BYTES / (self.usable + page_size())).max(1);
+        let per_slab = self.per_slab();
         while free.len() < want {
             free.extend(map::map_stacks(per_slab, self.usable)?);
             self.mapped.fetch_add(per_slab, Relaxed);
@@ -235,6 +243,17 @@ mod tests {
         assert!(pool.lock().len() >= SHARED_KEEP + 100);
         pool.trim();
         assert_eq!(pool.lock().len(), SHARED_KEEP);
+    }
+
+    #[test]
+    fn a_cache_refill_of_big_stacks_maps_one_slab() {
+        for usable in [64 * 1024, SLAB_BYTES / 2, 1 << 30] {
+            let pool = StackPool::new(usable);
+            let mut cache = LocalCache::default();
+            let stack = pool.alloc(usable, Some(&mut cache)).unwrap();
+            assert_eq!(pool.mapped(), pool.per_slab(), "{usable}-byte stacks");
+            pool.free(stack, Some(&mut cache));
+        }
     }
 
     #[test]

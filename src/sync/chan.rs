@@ -30,6 +30,21 @@ struct State<T> {
     sending: WaitList,
 }
 
+impl<T> State<T> {
+    fn list(&mut self, side: Side) -> &mut WaitList {
+        match side {
+            Side::Receiving => &mut self.receiving,
+            Side::Sending => &mut self.sending,
+        }
+    }
+
+    /// Takes the value of send `seq` back out of the queue, unless a receiver took it.
+    fn remove_untaken(&mut self, seq: u64) -> Option<T> {
+        let at = self.queue.iter().position(|(s, _)| *s == seq)?;
+        self.queue.remove(at).map(|(_, value)| value)
+    }
+}
+
 /// A channel, shared by its senders and receivers.
 pub(super) struct Chan<T> {
     state: Mutex<State<T>>,
@@ -65,25 +80,33 @@ impl<T> Chan<T> {
 
     /// Queues a waiter for `side`, releases the lock, waits, and re-locks; `true` if it
     /// was notified (`false`: the deadline passed).
+    ///
+    /// If the wait unwinds, the waiter leaves its list, a wake-up it was given passes to
+    /// the next waiter of its side, and the value of rendezvous send `unsent` (if any, and
+    /// not taken yet) leaves the queue: a send that did not return did not happen.
     fn wait<'a>(
         &'a self,
         mut state: MutexGuard<'a, State<T>>,
         side: Side,
         deadline: Option<Instant>,
+        unsent: Option<u64>,
     ) -> (MutexGuard<'a, State<T>>, bool) {
         let waiter = Waiter::new();
-        match side {
-            Side::Receiving => state.receiving.push(waiter.clone()),
-            Side::Sending => state.sending.push(waiter.clone()),
-        }
+        state.list(side).push(waiter.clone());
         drop(state);
-        let notified = waiter.wait(deadline);
+        let notified = waiter.wait(deadline, || {
+            let mut state = self.lock();
+            let list = state.list(side);
+            if list.abandon(&waiter) {
+                list.notify_one();
+            }
+            let value = unsent.and_then(|seq| state.remove_untaken(seq));
+            drop(state);
+            drop(value);
+        });
         let mut state = self.lock();
         if !notified {
-            match side {
-                Side::Receiving => state.receiving.remove(&waiter),
-                Side::Sending => state.sending.remove(&waiter),
-            }
+            state.list(side).remove(&waiter);
         }
         (state, notified)
     }
@@ -103,7 +126,7 @@ impl<T> Chan<T> {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(SendFailure::Timeout(value));
             }
-            state = self.wait(state, Side::Sending, deadline).0;
+            state = self.wait(state, Side::Sending, deadline, None).0;
         }
         let seq = state.next_seq;
         state.next_seq += 1;
@@ -119,19 +142,16 @@ impl<T> Chan<T> {
             }
             let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
             if state.receivers == 0 || timed_out {
-                let at = state
-                    .queue
-                    .iter()
-                    .position(|(s, _)| *s == seq)
+                let value = state
+                    .remove_untaken(seq)
                     .expect("an untaken value is queued");
-                let (_, value) = state.queue.remove(at).expect("position is valid");
                 return Err(if timed_out {
                     SendFailure::Timeout(value)
                 } else {
                     SendFailure::Disconnected(value)
                 });
             }
-            state = self.wait(state, Side::Sending, deadline).0;
+            state = self.wait(state, Side::Sending, deadline, Some(seq)).0;
         }
     }
 
@@ -181,7 +201,7 @@ impl<T> Chan<T> {
             if state.senders == 0 {
                 return Err(RecvTimeoutError::Disconnected);
             }
-            let (next, notified) = self.wait(state, Side::Receiving, deadline);
+            let (next, notified) = self.wait(state, Side::Receiving, deadline, None);
             state = next;
             if !notified {
                 return Chan::take(&mut state).ok_or(if state.senders == 0 {
@@ -292,8 +312,7 @@ macro_rules! receiver_api {
                 &self,
                 timeout: std::time::Duration,
             ) -> Result<T, RecvTimeoutError> {
-                self.chan
-                    .recv(std::time::Instant::now().checked_add(timeout))
+                self.chan.recv(crate::time::deadline_after(timeout))
             }
 
             pub(super) fn selectable(&self) -> &dyn super::chan::Selectable {

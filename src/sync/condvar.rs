@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::mutex::MutexGuard;
 use super::shim::const_fn;
-use super::wait::{WaitList, Waiter};
+use super::wait::{OnUnwind, WaitList, Waiter};
 use super::{list_lock, ListLock};
 
 /// Whether a timed wait on a [`Condvar`] ended by timing out (std's type has no public
@@ -83,7 +83,7 @@ impl Condvar {
         guard: MutexGuard<'a, T>,
         timeout: Duration,
     ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
-        self.wait_until(guard, Instant::now().checked_add(timeout))
+        self.wait_until(guard, crate::time::deadline_after(timeout))
     }
 
     /// Waits while `condition` holds, giving up after `timeout` (the condition's last value
@@ -101,7 +101,7 @@ impl Condvar {
     where
         F: FnMut(&mut T) -> bool,
     {
-        let deadline = Instant::now().checked_add(timeout);
+        let deadline = crate::time::deadline_after(timeout);
         loop {
             if !condition(&mut *guard) {
                 return Ok((guard, WaitTimeoutResult(false)));
@@ -130,12 +130,27 @@ impl Condvar {
         list_lock(&self.waiters).push(waiter.clone());
         let mutex = guard.mutex();
         guard.release();
-        let notified = waiter.wait(deadline);
+        let notified = waiter.wait(deadline, || {
+            let mut waiters = list_lock(&self.waiters);
+            if waiters.abandon(&waiter) {
+                // The notification was meant for some waiter: give it to the next.
+                waiters.notify_one();
+            }
+        });
         if !notified {
             list_lock(&self.waiters).remove(&waiter);
         }
         let result = WaitTimeoutResult(!notified);
-        match mutex.lock() {
+        // A thread that unwinds while it re-locks (cancelled in the mutex's wait) never
+        // acts on its notification: the next waiter gets it.
+        let pass_on = OnUnwind::new(|| {
+            if notified {
+                self.notify_one();
+            }
+        });
+        let relocked = mutex.lock();
+        pass_on.disarm();
+        match relocked {
             Ok(guard) => Ok((guard, result)),
             Err(err) => Err(std::sync::PoisonError::new((err.into_inner(), result))),
         }

@@ -6,7 +6,10 @@
 //!
 //! Loom explores every interleaving of the threads below (with a preemption bound), so a
 //! lost wake-up shows as a deadlock it reports, and a double hand-off as a failed assertion.
+//! The `cancelled_*` models add a thread whose waits unwind, as a green thread's do when its
+//! runtime shuts down: whatever was handed to it must reach the live waiter.
 
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
@@ -14,12 +17,25 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::wait::Waiter;
-use super::{mpsc, Condvar, Mutex, RwLock, Semaphore};
+use super::{mpmc, mpsc, shim, Condvar, Mutex, RwLock, Semaphore};
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(3);
     builder.check(f);
+}
+
+/// A model thread running `wait` on `state` with every park unwinding (a cancelled green
+/// thread); it ends when `wait` unwinds or returns. (`state` is dropped after the unwind:
+/// loom cannot run a destructor that locks while a thread unwinds.)
+fn spawn_cancelled<S: Send + 'static>(
+    state: S,
+    wait: impl Fn(&S) + Send + 'static,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        shim::cancel_current_thread();
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| wait(&state)));
+    })
 }
 
 #[test]
@@ -31,7 +47,7 @@ fn a_notify_racing_a_timeout_has_one_winner() {
             thread::spawn(move || waiter.notify())
         };
         // Under loom a timed wait may give up at any point of the race.
-        let woke = waiter.wait(Some(Instant::now()));
+        let woke = waiter.wait(Some(Instant::now()), || ());
         let notified = notifier.join().unwrap();
         assert_eq!(woke, notified);
     });
@@ -141,5 +157,114 @@ fn rwlock_readers_and_a_writer_all_finish() {
             reader.join().unwrap();
         }
         assert_eq!(*lock.read().unwrap(), 2);
+    });
+}
+
+#[test]
+fn cancelled_mutex_waiter_passes_the_lock_on() {
+    model(|| {
+        let counter = Arc::new(Mutex::new(0));
+        let guard = counter.lock().unwrap();
+        let cancelled = spawn_cancelled(Arc::clone(&counter), |counter| {
+            *counter.lock().unwrap() += 1;
+        });
+        let live = {
+            let counter = Arc::clone(&counter);
+            thread::spawn(move || *counter.lock().unwrap() += 1)
+        };
+        drop(guard);
+        cancelled.join().unwrap();
+        live.join().unwrap();
+        let value = *counter.lock().unwrap();
+        assert!(value == 1 || value == 2);
+    });
+}
+
+#[test]
+fn cancelled_semaphore_waiter_loses_no_permit() {
+    model(|| {
+        let semaphore = Arc::new(Semaphore::new(1));
+        let permit = semaphore.acquire();
+        let cancelled = spawn_cancelled(Arc::clone(&semaphore), |semaphore| {
+            drop(semaphore.acquire());
+        });
+        let live = {
+            let semaphore = Arc::clone(&semaphore);
+            thread::spawn(move || drop(semaphore.acquire()))
+        };
+        drop(permit);
+        cancelled.join().unwrap();
+        live.join().unwrap();
+        assert_eq!(semaphore.available_permits(), 1);
+    });
+}
+
+#[test]
+fn cancelled_condvar_waiter_leaves_the_notification_to_a_live_one() {
+    model(|| {
+        let pair = Arc::new((Mutex::new(false), Condvar::new()));
+        let wait = |pair: &Arc<(Mutex<bool>, Condvar)>| {
+            let (lock, cvar) = &**pair;
+            drop(cvar.wait_while(lock.lock().unwrap(), |ready| !*ready));
+        };
+        let live = {
+            let pair = Arc::clone(&pair);
+            thread::spawn(move || wait(&pair))
+        };
+        // Nothing notifies before it ends, so the cancelled thread can only unwind (from
+        // the condvar's wait, or from the mutex's while the live thread holds it).
+        spawn_cancelled(Arc::clone(&pair), wait).join().unwrap();
+        *pair.0.lock().unwrap() = true;
+        pair.1.notify_one();
+        live.join().unwrap();
+    });
+}
+
+#[test]
+fn cancelled_receiver_leaves_the_value_to_a_live_one() {
+    model(|| {
+        let (tx, rx) = mpmc::unbounded::<u8>();
+        let received = Arc::new(AtomicUsize::new(0));
+        let cancelled = spawn_cancelled((rx.clone(), Arc::clone(&received)), |(rx, received)| {
+            if rx.recv().is_ok() {
+                received.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let live = {
+            let received = Arc::clone(&received);
+            thread::spawn(move || {
+                if rx.recv().is_ok() {
+                    received.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        tx.send(1).unwrap();
+        drop(tx);
+        cancelled.join().unwrap();
+        live.join().unwrap();
+        assert_eq!(
+            received.load(Ordering::SeqCst),
+            1,
+            "one value, received once"
+        );
+    });
+}
+
+#[test]
+fn cancelled_rwlock_waiter_passes_the_lock_on() {
+    model(|| {
+        let lock = Arc::new(RwLock::new(0));
+        let guard = lock.write().unwrap();
+        let cancelled = spawn_cancelled(Arc::clone(&lock), |lock| {
+            *lock.write().unwrap() += 1;
+        });
+        let live = {
+            let lock = Arc::clone(&lock);
+            thread::spawn(move || drop(lock.read().unwrap()))
+        };
+        drop(guard);
+        cancelled.join().unwrap();
+        live.join().unwrap();
+        assert!(lock.try_write().is_ok(), "nobody holds it any more");
     });
 }

@@ -20,7 +20,7 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
 
@@ -83,7 +83,7 @@ impl<T> Sender<T> {
     /// `Full` (carrying the value) after the timeout, or `Disconnected`.
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), TrySendError<T>> {
         self.chan
-            .send(value, Instant::now().checked_add(timeout))
+            .send(value, crate::time::deadline_after(timeout))
             .map_err(|failure| match failure {
                 SendFailure::Disconnected(value) => TrySendError::Disconnected(value),
                 SendFailure::Timeout(value) => TrySendError::Full(value),

@@ -184,7 +184,12 @@ impl<T: ?Sized> Mutex<T> {
                 waiters.push(waiter.clone());
             }
             // Woken by `unlock_slow`, which handed us the lock.
-            waiter.wait(None);
+            waiter.wait(None, || {
+                let handed = list_lock(&self.waiters).abandon(&waiter);
+                if handed {
+                    self.unlock();
+                }
+            });
             return;
         }
     }

@@ -194,8 +194,27 @@ impl<T: ?Sized> RwLock<T> {
                 list.push_back((kind, waiter.clone()));
             }
             // Woken by `release_slow`, which handed us the lock.
-            waiter.wait(None);
+            waiter.wait(None, || self.abandon(kind, &waiter));
             return;
+        }
+    }
+
+    /// Takes a waiter whose wait unwinds out of the queue; if `release_slow` already handed
+    /// it the lock, releases that instead (waking whoever is next).
+    fn abandon(&self, kind: Kind, waiter: &Arc<Waiter>) {
+        let handed = {
+            let mut list = self.list();
+            let handed = waiter.abandon();
+            if !handed {
+                list.retain(|(_, queued)| !Arc::ptr_eq(queued, waiter));
+            }
+            handed
+        };
+        if handed {
+            match kind {
+                Kind::Read => self.read_unlock(),
+                Kind::Write => self.write_unlock(),
+            }
         }
     }
 

@@ -109,7 +109,7 @@ impl<'a> Select<'a> {
     ///
     /// With no receivers added.
     pub fn ready_timeout(&mut self, timeout: Duration) -> Result<usize, SelectTimeoutError> {
-        self.ready_until(Instant::now().checked_add(timeout))
+        self.ready_until(crate::time::deadline_after(timeout))
     }
 
     fn scan(&mut self) -> Option<usize> {
@@ -132,7 +132,22 @@ impl<'a> Select<'a> {
             }
             let waiter = Waiter::new();
             let ready_at_register = self.receivers.iter().any(|r| r.register(&waiter));
-            let notified = ready_at_register || waiter.wait(deadline);
+            let receivers = &self.receivers;
+            let notified = ready_at_register
+                || waiter.wait(deadline, || {
+                    // The lists are locked one by one: leave as `GONE` first, so none of
+                    // them can choose this waiter any more, then pass on a wake-up that
+                    // came before that.
+                    let chosen = waiter.abandon();
+                    for receiver in receivers {
+                        receiver.unregister(&waiter);
+                    }
+                    if chosen {
+                        for receiver in receivers.iter().filter(|r| r.is_ready()) {
+                            receiver.pass_on();
+                        }
+                    }
+                });
             for receiver in &self.receivers {
                 receiver.unregister(&waiter);
             }

@@ -84,7 +84,20 @@ impl Semaphore {
             waiters.push(waiter.clone());
         }
         // `release` handed us a permit.
-        waiter.wait(None);
+        waiter.wait(None, || {
+            let handed = {
+                let mut waiters = list_lock(&self.waiters);
+                let handed = waiters.abandon(&waiter);
+                if !handed {
+                    // Left the list: leave the count too (both change under the lock).
+                    self.state.fetch_sub(WAITER, AcqRel);
+                }
+                handed
+            };
+            if handed {
+                self.release();
+            }
+        });
         SemaphorePermit { semaphore: self }
     }
 

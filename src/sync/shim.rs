@@ -1,6 +1,7 @@
 //! What the wait-queue protocol takes from the platform: atomics, the list lock, and
-//! parking. Under `cfg(loom)` these are loom's models, so the protocol as written here (not
-//! a copy) is model-checked by `loom_tests`; run them with
+//! parking. Under `cfg(loom)` these are loom's models (and a model thread can be cancelled,
+//! so that its parks fail as a green thread's unwind at shutdown), so the protocol as
+//! written in `sync` (not a copy) is model-checked by `loom_tests`; run them with
 //! `RUSTFLAGS="--cfg loom" cargo test --release --lib sync::loom_tests`.
 
 #[cfg(not(loom))]
@@ -17,12 +18,16 @@ mod imp {
         crate::thread::current()
     }
 
-    pub(crate) fn park() {
+    /// Parks; a cancelled green thread unwinds from inside (so this never returns `Err`).
+    pub(crate) fn park() -> Result<(), super::Cancelled> {
         crate::thread::park();
+        Ok(())
     }
 
-    pub(crate) fn park_timeout(timeout: Duration) {
+    /// As [`park`], with a timeout.
+    pub(crate) fn park_timeout(timeout: Duration) -> Result<(), super::Cancelled> {
         crate::thread::park_timeout(timeout);
+        Ok(())
     }
 
     pub(crate) fn unpark(thread: &Thread) {
@@ -40,27 +45,80 @@ mod imp {
 
 #[cfg(loom)]
 mod imp {
+    use std::cell::Cell;
+    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     pub(crate) use loom::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
     pub(crate) use loom::sync::{Mutex, MutexGuard};
 
-    pub(crate) type Thread = loom::thread::Thread;
+    /// A model thread with an unpark token of its own, which calls loom's `unpark` only
+    /// while the thread sits in `park`: loom's `unpark` of a thread that is blocked on a loom
+    /// mutex makes it runnable (and then fail its acquisition), where in the runtime an
+    /// unpark that arrives while the thread waits for a list lock only leaves the token.
+    #[derive(Clone, Debug)]
+    pub(crate) struct Thread {
+        thread: loom::thread::Thread,
+        token: Arc<AtomicU8>,
+    }
+
+    /// Token states: no unpark pending, the thread is in `park`, an unpark is pending.
+    const EMPTY: u8 = 0;
+    const PARKED: u8 = 1;
+    const NOTIFIED: u8 = 2;
+
+    loom::thread_local! {
+        static CANCELLED: Cell<bool> = Cell::new(false);
+        static TOKEN: Arc<AtomicU8> = Arc::new(AtomicU8::new(EMPTY));
+    }
 
     pub(crate) fn current() -> Thread {
-        loom::thread::current()
+        Thread {
+            thread: loom::thread::current(),
+            token: TOKEN.with(Arc::clone),
+        }
     }
 
-    pub(crate) fn park() {
-        loom::thread::park();
+    /// Makes every later park of the calling model thread fail with [`super::Cancelled`],
+    /// as a green thread's park unwinds once its runtime shuts down.
+    pub(crate) fn cancel_current_thread() {
+        CANCELLED.with(|cancelled| cancelled.set(true));
     }
 
-    pub(crate) fn park_timeout(_timeout: Duration) {
+    fn cancel_point() -> Result<(), super::Cancelled> {
+        if CANCELLED.with(Cell::get) {
+            Err(super::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn park() -> Result<(), super::Cancelled> {
+        cancel_point()?;
+        TOKEN.with(|token| {
+            if token
+                .compare_exchange(EMPTY, PARKED, Ordering::Acquire, Ordering::Acquire)
+                .is_ok()
+            {
+                loom::thread::park();
+            }
+            // Consumes the token with a read-modify-write, so the wake-up read is the latest
+            // (a plain store could erase an unpark it never synchronised with).
+            token.swap(EMPTY, Ordering::Acquire);
+        });
+        Ok(())
+    }
+
+    pub(crate) fn park_timeout(_timeout: Duration) -> Result<(), super::Cancelled> {
+        cancel_point()?;
         loom::thread::yield_now();
+        Ok(())
     }
 
     pub(crate) fn unpark(thread: &Thread) {
-        thread.unpark();
+        if thread.token.swap(NOTIFIED, Ordering::AcqRel) == PARKED {
+            thread.thread.unpark();
+        }
     }
 
     /// Loom does not model time: a timed wait gives up after one look, which lets the
@@ -75,6 +133,12 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+
+/// A park that ended by cancellation. In the runtime a cancelled green thread unwinds from
+/// inside `park` instead, so only loom's models return it: loom cannot switch threads
+/// while one unwinds, so the wait runs its unwind clean-up first and unwinds after.
+#[derive(Debug)]
+pub(crate) struct Cancelled;
 
 /// A constructor that is `const` except under loom (whose locks cannot be built in const
 /// context).

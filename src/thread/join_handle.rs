@@ -3,6 +3,7 @@
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -62,7 +63,15 @@ impl<T> Packet<T> {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(waker) = waker {
-            waker.wake();
+            // The waker is the awaiting code's: a panic in it must not unwind into the
+            // thread's epilogue (which cannot unwind), and the completion is already
+            // published, so the panic (reported by the panic hook) is dropped.
+            let woken = panic::catch_unwind(AssertUnwindSafe(|| waker.wake()));
+            if let Err(payload) = woken {
+                log::error!("a Waker awaiting a JoinHandle panicked in wake; panic dropped");
+                // A panic in the payload's own drop is caught as well.
+                let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
+            }
         }
     }
 
