@@ -223,3 +223,37 @@ fn wait_timeout_with_a_huge_timeout_waits_for_the_notification() {
         },
     );
 }
+
+#[test]
+fn park_timeout_with_a_huge_timeout_waits_for_the_unpark() {
+    for huge in HUGE {
+        watchdog::within(Duration::from_secs(20), move || {
+            let rt = Runtime::builder().worker_threads(1).build().unwrap();
+            let parked = rt.spawn(move || {
+                let start = Instant::now();
+                greenring::thread::park_timeout(huge);
+                start.elapsed()
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            parked.thread().unpark();
+            let waited = parked.join().expect("park_timeout panicked");
+            assert!(
+                waited >= Duration::from_millis(40),
+                "park_timeout({huge:?}) returned after {waited:?}, before its unpark"
+            );
+        });
+    }
+}
+
+#[test]
+fn shutdown_timeout_with_a_huge_timeout_waits_for_the_threads() {
+    watchdog::within(Duration::from_secs(20), || {
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        let sleeper = rt.spawn(|| greenring::time::sleep(Duration::from_millis(30)));
+        assert!(rt.shutdown_timeout(Duration::MAX), "every thread finished");
+        // The shutdown may cancel the sleep (unwinding the thread) or find it finished.
+        if let Err(payload) = sleeper.join() {
+            assert!(payload.is::<Cancelled>(), "the sleeper failed otherwise");
+        }
+    });
+}

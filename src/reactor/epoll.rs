@@ -237,7 +237,7 @@ impl Epoll {
         let seq = self.next_id.get();
         self.next_id.set(seq + 1);
         self.park_timers.borrow_mut().push(Reverse(ParkTimer {
-            deadline: Instant::now() + timeout,
+            deadline: Instant::now() + crate::time::saturate(timeout),
             seq,
             task,
         }));

@@ -54,7 +54,7 @@ fn retry(
     if cancel_point(task) {
         return Err(io::Error::from_raw_os_error(libc::ECANCELED));
     }
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.and_then(crate::time::deadline_after);
     loop {
         let result = attempt();
         if result >= 0 {

@@ -324,7 +324,7 @@ impl Ring {
             self.wake_armed.set(true);
         }
         {
-            let timespec = timeout.map(Timespec::from);
+            let timespec = timeout.map(|t| Timespec::from(crate::time::saturate(t)));
             if let Some(ts) = &timespec {
                 if !self.ring.borrow().params().is_feature_ext_arg() {
                     // Before 5.11: a Timeout op wakes the wait. The kernel copies the timespec

@@ -26,6 +26,8 @@ struct Timer {
 /// Blocks the calling thread until its unpark token is available or `timeout` has passed,
 /// like [`std::thread::park_timeout`]; only the green thread waits, not its worker.
 pub(crate) fn park_timeout(timeout: Duration) {
+    // A huge timeout means practically forever (a timespec cannot hold Duration::MAX).
+    let timeout = crate::time::saturate(timeout);
     let task = crate::sched::current::task();
     if task.is_null() {
         std::thread::park_timeout(timeout);

@@ -29,7 +29,7 @@ unsafe fn run(
     if !crate::sched::current::on_green_thread() {
         return None;
     }
-    let timespec = timeout.map(Timespec::from);
+    let timespec = timeout.map(|t| Timespec::from(crate::time::saturate(t)));
     // SAFETY: forwarded; `timespec` lives until `park_on` returns; we are on a green thread.
     let result = unsafe { park_on(entry, timespec.as_ref()) };
     Some(if result.res >= 0 {

@@ -290,7 +290,7 @@ impl Shared {
         for index in 0..self.workers() {
             self.unpark_worker(index);
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(crate::time::deadline_after);
         let mut guard = self
             .drained
             .0
