@@ -18,6 +18,59 @@
 //! on a pool of worker OS threads ([`Runtime`]).
 //!
 //! Off a green thread every function here still works, by doing what std does.
+//!
+//! # Soundness
+//!
+//! [`spawn`] is safe and sound: **a green thread runs on one OS thread from its first
+//! instruction to its end.** Idle workers steal only threads that have not started; every
+//! wake-up (from another worker, an OS thread, a timer, an I/O completion) resumes a thread
+//! on the OS thread it started on. So OS-thread-bound state held across a blocking call
+//! stays valid, as on an OS thread:
+//!
+//! ```
+//! use std::io::Write;
+//! let handle = greenring::spawn(|| {
+//!     // A StdoutLock is a reentrant lock owned by this OS thread, and a thread_local!
+//!     // borrow is this OS thread's slot: both survive the sleep, because the green
+//!     // thread comes back to the same OS thread.
+//!     thread_local!(static SEEN: std::cell::RefCell<Vec<u32>> = const {
+//!         std::cell::RefCell::new(Vec::new())
+//!     });
+//!     let mut out = std::io::stdout().lock();
+//!     let before = std::thread::current().id();
+//!     SEEN.with_borrow_mut(|seen| {
+//!         seen.push(1);
+//!         greenring::time::sleep(std::time::Duration::from_millis(1));
+//!         seen.push(2);
+//!     });
+//!     writeln!(out, "still on {:?}", std::thread::current().id()).unwrap();
+//!     assert_eq!(std::thread::current().id(), before);
+//! });
+//! handle.join().unwrap();
+//! ```
+//!
+//! (`rand::thread_rng()`, an `Rc` to the OS thread's generator, is the other common case.)
+//! async Rust rejects such code when the future could move (`!Send` across `.await`); a
+//! stackful runtime cannot see it, so it does not move started threads.
+//!
+//! What remains the program's responsibility:
+//! - `unsafe` code that moves a `!Send` value into a green thread (a false
+//!   `unsafe impl Send`) is its author's, as with `std::thread::spawn`.
+//! - A std (or `parking_lot`) lock held across a greenring blocking call can deadlock a
+//!   worker: if green thread B blocks its OS thread on a lock that green thread A, anchored
+//!   to the same worker, holds across a `read`, A can never run again. Use
+//!   [`greenring::sync`](crate::sync), whose locks park only the green thread. The monitor
+//!   logs an error naming both when it sees a worker blocked like this.
+//! - A green thread that blocks its OS thread in code greenring does not own holds up the
+//!   started threads of its worker (see [`runtime::Builder::handoff_threshold`]); use
+//!   [`spawn_blocking`] for such calls.
+//! - A green thread that blocks while unwinding (a destructor that sleeps, locks or does
+//!   I/O during a panic) blocks its OS thread instead of switching away, so no other green
+//!   thread sees [`std::thread::panicking`]; its worker's other threads wait for it.
+//!
+//! [`runtime::Builder::migrate_started_threads`] is the `unsafe` opt-in that lets started
+//! threads move between OS threads again; its `# Safety` section is the contract the
+//! compiler cannot check.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]

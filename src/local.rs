@@ -2,27 +2,28 @@
 //!
 //! # Why not `std::thread_local!`
 //!
-//! `std::thread_local!` belongs to the *OS thread*. A green thread runs on whichever worker
-//! OS thread picks it up, and may resume on another one after any blocking point (a
-//! `park`, an I/O call, `sleep`, `yield_now`, a contended lock): work stealing moves it, and
-//! so does the hand-off of a stuck worker. Code ported from std that keeps per-thread state
-//! in `thread_local!` then sees that state change under it between two lines, or shares it
-//! with unrelated green threads that ran on the same worker:
+//! `std::thread_local!` belongs to the *OS thread*. A green thread never leaves the OS
+//! thread it started on (unless its runtime was built with the `unsafe`
+//! `migrate_started_threads`), so a `thread_local!` stays valid across its blocking calls;
+//! but the worker runs other green threads on that OS thread while it waits, and they all
+//! share the value. Code ported from std that keeps per-thread state in `thread_local!`
+//! then sees other green threads' changes between two lines:
 //!
 //! ```
 //! std::thread_local!(static COUNTER: std::cell::Cell<u32> = const { std::cell::Cell::new(0) });
 //! greenring::spawn(|| {
 //!     COUNTER.with(|c| c.set(c.get() + 1));
-//!     greenring::yield_now(); // may resume on another worker OS thread...
-//!     let _maybe_not_mine = COUNTER.with(|c| c.get()); // ...with its own COUNTER.
+//!     greenring::yield_now(); // other green threads of this worker run meanwhile...
+//!     let _maybe_not_mine = COUNTER.with(|c| c.get()); // ...and may have counted too.
 //! })
 //! .join()
 //! .unwrap();
 //! ```
 //!
 //! [`green_local!`](crate::green_local) declares values that belong to the *green thread*:
-//! each green thread gets its own, created on first access, kept across every switch and
-//! migration, and dropped when the thread ends (before its `join` returns). Called from a
+//! each green thread gets its own, created on first access, kept across every switch (and
+//! every migration, in a migrating runtime), and dropped when the thread ends (before its
+//! `join` returns). Called from a
 //! plain OS thread, a key gives that OS thread's value, like `thread_local!`, so code works
 //! both ways. Porting is a rename: `thread_local!` to `greenring::green_local!`.
 //!
@@ -48,7 +49,7 @@ use std::fmt;
 ///     .map(|i| {
 ///         greenring::spawn(move || {
 ///             NAME.with_borrow_mut(|name| *name = format!("client-{i}"));
-///             greenring::yield_now(); // may move to another worker; the value moves along
+///             greenring::yield_now(); // others run meanwhile; this value stays this thread's
 ///             NAME.with_borrow(|name| name.clone())
 ///         })
 ///     })

@@ -6,8 +6,8 @@
 //! made non-blocking for its duration. `accept` cannot be made non-blocking per call: it
 //! waits until the listener is readable and accepts right after checking with a zero
 //! `poll`; should another thread take the connection in between, the accept blocks this
-//! worker until the next one arrives (the hand-off monitor keeps its other green threads
-//! going meanwhile).
+//! worker until the next one arrives (the monitor moves its threads that have not started
+//! to other workers meanwhile).
 
 use std::ffi::CStr;
 use std::io;

@@ -1,7 +1,8 @@
 //! `park_timeout` on green threads: a heap timer that unparks its thread when it fires.
 //!
 //! The timer's `Timeout` op is not awaited by the thread: the thread parks the ordinary way
-//! and may be unparked (and migrate to another worker) long before the timer fires. So the
+//! and may be unparked (and, in a migrating runtime, move to another worker) long before the
+//! timer fires. So the
 //! timer owns everything the kernel points at (its timespec) and a reference to the thread,
 //! on the heap, and frees itself when its CQE arrives. A timer is not cancelled when the
 //! thread is unparked first: cancelling needs the ring it was queued on, which the thread

@@ -53,12 +53,13 @@ impl Builder {
         self
     }
 
-    /// Pins the thread to the worker that first runs it: it is never stolen by another
-    /// worker, and always resumes on that one (through the worker's own inbox when it is
-    /// woken from elsewhere). For code that keeps per-worker state, or to keep two threads
-    /// that talk a lot on one CPU. A worker handed to a new OS thread by the hand-off
-    /// monitor keeps its pinned threads, so they stay on the same worker, though not
-    /// always the same OS thread.
+    /// Pins the thread to the worker it is first queued on: it is never stolen, not even
+    /// before it starts. Every started green thread already stays on the worker (and OS
+    /// thread) that first ran it; pinning also keeps it from being stolen before that, so a
+    /// thread spawned from a green thread starts on the spawner's worker: for two threads
+    /// that talk a lot, to keep them on one CPU. In a runtime that migrates started threads
+    /// a pinned thread still never changes worker (a worker handed to a new OS thread by the
+    /// monitor keeps its pinned threads, though not its OS thread).
     ///
     /// ```
     /// let handle = greenring::thread::Builder::new().pinned(true).spawn(|| {
