@@ -1,5 +1,5 @@
-//! What the wait-queue protocol takes from the platform: atomics, the list lock, and
-//! parking. Under `cfg(loom)` these are loom's models (and a model thread can be cancelled,
+//! What the wait-queue protocol takes from the platform: atomics and the list lock (from the
+//! crate's one facade, `crate::loom`), and parking of green or OS threads. Under `cfg(loom)` these are loom's models (and a model thread can be cancelled,
 //! so that its parks fail as a green thread's unwind at shutdown), so the protocol as
 //! written in `sync` (not a copy) is model-checked by `loom_tests`; run them with
 //! `RUSTFLAGS="--cfg loom" cargo test --release --lib sync::loom_tests`.
@@ -7,9 +7,6 @@
 #[cfg(not(loom))]
 mod imp {
     use std::time::{Duration, Instant};
-
-    pub(crate) use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-    pub(crate) use std::sync::{Mutex, MutexGuard};
 
     /// A thread that can be parked and unparked: a green thread or an OS thread.
     pub(crate) type Thread = crate::thread::Thread;
@@ -48,9 +45,6 @@ mod imp {
     use std::cell::Cell;
     use std::sync::Arc;
     use std::time::{Duration, Instant};
-
-    pub(crate) use loom::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-    pub(crate) use loom::sync::{Mutex, MutexGuard};
 
     /// A model thread with an unpark token of its own, which calls loom's `unpark` only
     /// while the thread sits in `park`: loom's `unpark` of a thread that is blocked on a loom
@@ -132,6 +126,8 @@ mod imp {
     }
 }
 
+pub(crate) use crate::loom::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+pub(crate) use crate::loom::sync::{Mutex, MutexGuard};
 pub(crate) use imp::*;
 
 /// A park that ended by cancellation. In the runtime a cancelled green thread unwinds from
