@@ -46,6 +46,8 @@ mod imp {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
+    use super::{AtomicU8, Ordering};
+
     /// A model thread with an unpark token of its own, which calls loom's `unpark` only
     /// while the thread sits in `park`: loom's `unpark` of a thread that is blocked on a loom
     /// mutex makes it runnable (and then fail its acquisition), where in the runtime an
