@@ -47,12 +47,15 @@ fn serve(stream: TcpStream) -> io::Result<()> {
             }
         }
         let body = "Hello, world!\n";
-        write!(
-            writer,
+        // One write per response: `write!` straight to the socket would send each piece
+        // separately, and Nagle's algorithm would hold the later ones for the client's
+        // delayed ACK (40 ms per request).
+        let response = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n{body}",
             body.len(),
             if keep_alive { "keep-alive" } else { "close" }
-        )?;
+        );
+        writer.write_all(response.as_bytes())?;
         if !keep_alive {
             return Ok(());
         }

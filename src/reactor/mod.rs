@@ -125,7 +125,9 @@ impl fmt::Display for IoBackend {
 }
 
 /// How a worker's io_uring was set up: how the kernel runs the completion work of its ops
-/// (see [`Metrics::io_uring_setup`](crate::runtime::Metrics::io_uring_setup)).
+/// (see [`Metrics::io_uring_setup`](crate::runtime::Metrics::io_uring_setup)). The strongest
+/// one the kernel and the runtime allow is used; the environment variable
+/// `GREENRING_URING_SETUP` (`defer`, `coop` or `plain`) caps it, to compare them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum UringSetup {
     /// `SINGLE_ISSUER | DEFER_TASKRUN` (Linux 6.1+): completion work runs only when the
@@ -141,6 +143,15 @@ pub enum UringSetup {
 }
 
 impl UringSetup {
+    /// Strength order: higher is faster and needs more of the kernel and the runtime.
+    pub(crate) fn rank(self) -> u8 {
+        match self {
+            UringSetup::Plain => 0,
+            UringSetup::CoopTaskrun => 1,
+            UringSetup::DeferTaskrun => 2,
+        }
+    }
+
     /// The setup flags, as the kernel names them.
     pub fn flags(self) -> &'static str {
         match self {

@@ -116,8 +116,12 @@ impl Ring {
             RingOwner::CarriedUnmonitored => &[UringSetup::CoopTaskrun, UringSetup::Plain],
             RingOwner::Carried => &[UringSetup::Plain],
         };
+        let weakest_first = requested_setup()?;
         let mut refusal = None;
-        for &setup in attempts {
+        for &setup in attempts
+            .iter()
+            .filter(|&&s| s.rank() <= weakest_first.rank())
+        {
             let mut builder = IoUring::builder();
             builder.setup_cqsize(CQ_ENTRIES).setup_submit_all();
             match setup {
@@ -357,6 +361,24 @@ impl Ring {
             }
         }
         self.reap(schedule)
+    }
+}
+
+/// The strongest setup `GREENRING_URING_SETUP` allows (`defer`, `coop` or `plain`; unset:
+/// the strongest there is), for comparing the setups on one machine.
+///
+/// # Errors
+///
+/// `InvalidInput` for another value.
+fn requested_setup() -> io::Result<UringSetup> {
+    match std::env::var("GREENRING_URING_SETUP").as_deref() {
+        Err(_) | Ok("" | "defer" | "auto") => Ok(UringSetup::DeferTaskrun),
+        Ok("coop") => Ok(UringSetup::CoopTaskrun),
+        Ok("plain") => Ok(UringSetup::Plain),
+        Ok(other) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("greenring: GREENRING_URING_SETUP={other:?} is not a setup (use defer, coop or plain)"),
+        )),
     }
 }
 
