@@ -101,8 +101,8 @@ fn block_on_resumes_the_panic() {
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"inside block_on"));
 }
 
-#[test]
-fn work_spreads_over_both_workers() {
+/// The workers that ran 64 CPU-bound green threads spawned from outside.
+fn workers_used_by_a_cpu_bound_burst() -> usize {
     let rt = runtime(2);
     let seen = Arc::new(Mutex::new(HashSet::new()));
     let handles: Vec<_> = (0..64)
@@ -114,8 +114,8 @@ fn work_spreads_over_both_workers() {
                 for i in 0..2_000_000u64 {
                     x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
                 }
-                // By worker, not OS thread: a worker stuck for 10 ms in a loop like this one
-                // is handed to another OS thread.
+                // By worker, not OS thread: in a migrating runtime a worker stuck for 10 ms
+                // in a loop like this one is handed to another OS thread.
                 seen.lock()
                     .unwrap()
                     .insert(greenring::runtime::worker_index().unwrap());
@@ -126,11 +126,19 @@ fn work_spreads_over_both_workers() {
     for handle in handles {
         handle.join().unwrap();
     }
-    assert_eq!(
-        seen.lock().unwrap().len(),
-        2,
-        "both workers ran green threads"
-    );
+    let used = seen.lock().unwrap().len();
+    used
+}
+
+#[test]
+fn work_spreads_over_both_workers() {
+    // On a loaded machine (this binary runs its tests in parallel on 2 CPUs) the OS may not
+    // schedule the second worker before the first finishes the burst; stealing that never
+    // happens fails all three tries.
+    let used = (0..3)
+        .map(|_| workers_used_by_a_cpu_bound_burst())
+        .find(|&used| used == 2);
+    assert_eq!(used, Some(2), "both workers ran green threads");
 }
 
 #[test]

@@ -10,6 +10,7 @@
 //! only it sees (`worker`), and the thread to run next in its [`LifoSlot`].
 
 use std::ptr;
+use std::sync::Arc;
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
@@ -122,32 +123,33 @@ impl GlobalQueues {
 /// woken thread whose data is hot in this CPU's cache) and emptied by its worker, or by the
 /// stall monitor when the worker's OS thread is blocked (so a thread spawned right before
 /// the block does not wait for it). The swap makes each thread leave the slot exactly once;
-/// its acquire/release pairs hand over the thread's run with it.
-pub(crate) struct LifoSlot(AtomicPtr<Task>);
+/// its acquire/release pairs hand over the thread's run with it. (Generic so its loom model
+/// needs no real task.)
+pub(crate) struct LifoSlot<T = Task>(AtomicPtr<T>);
 
-impl LifoSlot {
-    pub(crate) fn new() -> LifoSlot {
+impl<T> LifoSlot<T> {
+    pub(crate) fn new() -> LifoSlot<T> {
         LifoSlot(AtomicPtr::new(ptr::null_mut()))
     }
 
-    /// Puts `task` in the slot; returns the thread it displaced.
-    pub(crate) fn replace(&self, task: TaskRef) -> Option<TaskRef> {
+    /// Puts `item` in the slot; returns the one it displaced.
+    pub(crate) fn replace(&self, item: Arc<T>) -> Option<Arc<T>> {
         let old = self
             .0
-            .swap(TaskRef::into_raw(task).cast_mut(), Ordering::AcqRel);
+            .swap(Arc::into_raw(item).cast_mut(), Ordering::AcqRel);
         // SAFETY: a non-null slot value is a reference leaked by an earlier `replace`, and
         // the swap gave it to us alone.
-        (!old.is_null()).then(|| unsafe { TaskRef::from_raw(old) })
+        (!old.is_null()).then(|| unsafe { Arc::from_raw(old) })
     }
 
     /// Empties the slot.
-    pub(crate) fn take(&self) -> Option<TaskRef> {
+    pub(crate) fn take(&self) -> Option<Arc<T>> {
         if self.0.load(Ordering::Relaxed).is_null() {
             return None;
         }
         let old = self.0.swap(ptr::null_mut(), Ordering::AcqRel);
         // SAFETY: as in `replace`.
-        (!old.is_null()).then(|| unsafe { TaskRef::from_raw(old) })
+        (!old.is_null()).then(|| unsafe { Arc::from_raw(old) })
     }
 
     /// `true` when the slot is empty (a snapshot).
@@ -156,8 +158,33 @@ impl LifoSlot {
     }
 }
 
-impl Drop for LifoSlot {
+impl<T> Drop for LifoSlot<T> {
     fn drop(&mut self) {
         drop(self.take());
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! The worker and the stall monitor on one LIFO slot: whatever the order, every item
+    //! put in leaves exactly once (no thread lost, none run twice).
+    use super::*;
+
+    #[test]
+    fn the_worker_and_the_monitor_never_both_take_a_thread() {
+        loom::model(|| {
+            let slot = Arc::new(LifoSlot::<u32>::new());
+            let monitor = {
+                let slot = Arc::clone(&slot);
+                loom::thread::spawn(move || slot.take().map(|item| *item))
+            };
+            let mut out = Vec::new();
+            out.extend(slot.replace(Arc::new(1)).map(|item| *item));
+            out.extend(slot.replace(Arc::new(2)).map(|item| *item));
+            out.extend(slot.take().map(|item| *item));
+            out.extend(monitor.join().unwrap());
+            out.sort_unstable();
+            assert_eq!(out, [1, 2], "each item leaves the slot exactly once");
+        });
     }
 }
