@@ -236,17 +236,20 @@ fn a_blocked_worker_lets_fresh_threads_run_elsewhere_and_its_neighbour_resume() 
             .name("sleeps-in-std".into())
             .spawn(move || {
                 let home = greenring::runtime::worker_index().unwrap();
-                // A neighbour that starts on this worker (the LIFO slot runs it next) and
-                // sleeps across the block.
-                let neighbour = greenring::spawn(move || {
-                    let first = greenring::runtime::worker_index().unwrap();
-                    greenring::time::sleep(Duration::from_millis(10));
-                    (
-                        first,
-                        greenring::runtime::worker_index().unwrap(),
-                        Instant::now(),
-                    )
-                });
+                // A neighbour that starts on this worker (pinned: it is not placed or stolen
+                // elsewhere before it starts) and sleeps across the block.
+                let neighbour = greenring::thread::Builder::new()
+                    .pinned(true)
+                    .spawn(move || {
+                        let first = greenring::runtime::worker_index().unwrap();
+                        greenring::time::sleep(Duration::from_millis(10));
+                        (
+                            first,
+                            greenring::runtime::worker_index().unwrap(),
+                            Instant::now(),
+                        )
+                    })
+                    .unwrap();
                 greenring::yield_now();
                 let fresh: Vec<_> = (0..100)
                     .map(|_| greenring::spawn(move || start.elapsed()))
@@ -420,5 +423,40 @@ fn a_thread_blocking_while_unwinding_never_shows_its_panic_to_others() {
         );
         assert_eq!(*healthy_lock.lock().unwrap(), 200);
         assert_eq!(*shared.lock().unwrap(), 1);
+    }
+}
+
+#[test]
+fn threads_spawned_one_at_a_time_spread_over_the_workers() {
+    // An accept loop's shape: each child starts (and anchors) right away and then waits,
+    // so only where it is placed at spawn decides the spread.
+    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    let counts = rt.block_on(|| {
+        let (tx, rx) = greenring::sync::mpsc::channel::<()>();
+        let rx = Arc::new(greenring::sync::Mutex::new(rx));
+        let children: Vec<_> = (0..64)
+            .map(|_| {
+                let rx = Arc::clone(&rx);
+                let child = greenring::spawn(move || {
+                    let worker = greenring::runtime::worker_index().unwrap();
+                    let _ = rx.lock().unwrap().recv();
+                    worker
+                });
+                greenring::yield_now();
+                child
+            })
+            .collect();
+        drop(tx);
+        let mut counts = [0usize; 2];
+        for child in children {
+            counts[child.join().unwrap()] += 1;
+        }
+        counts
+    });
+    if !rt.migrates_started_threads() {
+        assert!(
+            counts.iter().all(|&n| n >= 16),
+            "64 threads spawned one at a time landed {counts:?} on the two workers"
+        );
     }
 }

@@ -189,16 +189,46 @@ impl Shared {
         self.stalled[index].load(Ordering::Relaxed)
     }
 
+    /// How many threads worker `index` carries: started ones anchored to it and runnable
+    /// ones queued on it (a snapshot).
+    fn load(&self, index: usize) -> usize {
+        self.registries[index].len() + self.queues.depth(index)
+    }
+
+    /// Where a thread spawned on worker `spawner` should start: there (`Some(spawner)`),
+    /// on the least loaded worker when the spawner carries more than one thread more than
+    /// it, or anywhere (`None`, the injector) when the spawner is stalled. In a migrating
+    /// runtime always the spawner: stealing rebalances later.
+    fn placement(&self, spawner: usize) -> Option<usize> {
+        if self.is_stalled(spawner) {
+            return None;
+        }
+        if self.migrate || self.workers() == 1 {
+            return Some(spawner);
+        }
+        let here = self.load(spawner);
+        let (least, load) = (0..self.workers())
+            .filter(|&index| index == spawner || !self.is_stalled(index))
+            .map(|index| (index, self.load(index)))
+            .min_by_key(|&(_, load)| load)
+            .expect("a runtime has workers");
+        Some(if here > load + 1 { least } else { spawner })
+    }
+
+    /// Queues `task` in worker `index`'s inbox (only that worker takes from it) and wakes
+    /// the worker if it sleeps.
+    fn push_to(&self, index: usize, task: TaskRef) {
+        self.queues.push_inbox(index, task);
+        if self.idle.must_wake(index) {
+            self.unpark_worker(index);
+        }
+    }
+
     /// Queues a runnable green thread from outside its worker: in its home worker's inbox
     /// if it is bound to one (started, or pinned), in the injector otherwise.
     pub(crate) fn requeue(&self, task: TaskRef) {
         match task.home() {
-            Some(home) => {
-                self.queues.push_inbox(home, task);
-                if self.idle.must_wake(home) {
-                    self.unpark_worker(home);
-                }
-            }
+            Some(home) => self.push_to(home, task),
             None => {
                 self.queues.inject(task);
                 self.wake_one();
@@ -429,20 +459,28 @@ pub(crate) fn spawn(
 
 /// Makes a green thread runnable: next on the current worker (its LIFO slot: a freshly
 /// spawned or woken thread whose data is hot in this CPU's cache) if that worker belongs to
-/// the thread's runtime and is the thread's home (or the thread has none yet, and the
-/// worker is not stalled); through the home worker's inbox (or the runtime's injector)
-/// otherwise. A started thread is thus only ever resumed on its own worker.
+/// the thread's runtime and is the thread's home; through the home worker's inbox (or the
+/// runtime's injector) otherwise. A started thread is thus only ever resumed on its own
+/// worker.
+///
+/// A thread that has not started yet (a spawn) is placed where it will spend its life: on
+/// the current worker, unless that worker is stalled or carries clearly more threads than
+/// the least loaded one (see [`Shared::placement`]), which then gets it in its inbox.
 pub(crate) fn schedule(task: TaskRef) {
     if let Some(worker) = current::worker() {
-        if Arc::ptr_eq(&worker.shared, &task.runtime) {
-            let here = match task.home() {
-                Some(home) => home == worker.index,
-                None => !worker.shared.is_stalled(worker.index),
+        let shared = &worker.shared;
+        if Arc::ptr_eq(shared, &task.runtime) {
+            let target = match task.home() {
+                Some(home) => Some(home),
+                None if task.is_pinned() && !shared.is_stalled(worker.index) => Some(worker.index),
+                None => shared.placement(worker.index),
             };
-            if here {
-                worker.push_next(task);
-                return;
+            match target {
+                Some(index) if index == worker.index => worker.push_next(task),
+                Some(index) => shared.push_to(index, task),
+                None => shared.requeue(task),
             }
+            return;
         }
     }
     let runtime = Arc::clone(&task.runtime);

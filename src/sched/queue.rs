@@ -88,6 +88,16 @@ impl GlobalQueues {
             .or_else(|| self.take_injected(local))
     }
 
+    /// Steals half of `victim`'s stealable queue into `local`, returning one task to run.
+    pub(crate) fn steal_from(&self, victim: usize, local: &LocalQueue) -> Option<TaskRef> {
+        settle(|| self.stealers[victim].steal_batch_and_pop(&local.0))
+    }
+
+    /// `true` when `worker`'s stealable queue holds threads (a snapshot).
+    pub(crate) fn has_stealable(&self, worker: usize) -> bool {
+        !self.stealers[worker].is_empty()
+    }
+
     /// Queues a thread bound to `worker` (woken elsewhere) in that worker's inbox.
     pub(crate) fn push_inbox(&self, worker: usize, task: TaskRef) {
         self.inbox[worker].push(task);

@@ -9,7 +9,7 @@
 //! Entries are weak, so a thread the runtime abandons at shutdown is not kept alive by its
 //! entry.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use crate::task::{Task, TaskRef};
@@ -21,6 +21,9 @@ const NO_SLOT: usize = usize::MAX;
 #[derive(Default)]
 pub(crate) struct Registry {
     threads: Mutex<Vec<Weak<Task>>>,
+    /// How many threads are registered, readable without the lock (the balancing steal
+    /// compares workers' loads with it).
+    count: AtomicUsize,
 }
 
 impl Registry {
@@ -29,6 +32,7 @@ impl Registry {
         let mut threads = self.lock();
         task.registry_slot.store(threads.len(), Ordering::Relaxed);
         threads.push(Arc::downgrade(task));
+        self.count.store(threads.len(), Ordering::Relaxed);
     }
 
     /// Removes `task` (finished); a thread never added is ignored.
@@ -39,14 +43,15 @@ impl Registry {
             return;
         }
         threads.swap_remove(slot);
+        self.count.store(threads.len(), Ordering::Relaxed);
         if let Some(moved) = threads.get(slot).and_then(Weak::upgrade) {
             moved.registry_slot.store(slot, Ordering::Relaxed);
         }
     }
 
-    /// How many threads are registered.
+    /// How many threads are registered (a snapshot, without the lock).
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        self.count.load(Ordering::Relaxed)
     }
 
     /// The registered threads still alive, with the one whose id is `running` first (if it

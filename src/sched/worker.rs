@@ -41,6 +41,9 @@ const INJECTOR_INTERVAL: u32 = 61;
 /// Ticks between two submissions of queued I/O while the local queue stays busy, so ops
 /// queued by the threads run meanwhile start without waiting for the queue to drain.
 const SUBMIT_INTERVAL: u32 = 16;
+/// Ticks between two looks, by a busy worker, at whether another worker holds more threads
+/// than it and has some that have not started (see [`WorkerCtx::balance`]).
+const BALANCE_INTERVAL: u32 = 31;
 /// Consecutive runs from the LIFO slot before the local queue gets a turn (as tokio), so
 /// two threads waking each other cannot starve the rest.
 const LIFO_STREAK_MAX: u8 = 3;
@@ -220,6 +223,11 @@ impl WorkerCtx {
             }
             _ => {}
         }
+        if tick % BALANCE_INTERVAL == 0 {
+            if let Some(task) = self.balance() {
+                return Some(task);
+            }
+        }
         if let Some(task) = self.lifo.take() {
             if self.lifo_streak.get() < LIFO_STREAK_MAX {
                 self.lifo_streak.set(self.lifo_streak.get() + 1);
@@ -251,6 +259,26 @@ impl WorkerCtx {
         }
     }
 
+    /// Started threads never move, so the spread of work is decided when threads start: an
+    /// idle worker steals once when woken, but a fan-out keeps spawning after that and its
+    /// spawner's worker would start (and so keep) the rest. So a busy worker also looks
+    /// every [`BALANCE_INTERVAL`] ticks for a worker anchoring more threads than itself that
+    /// still has unstarted ones, and takes half of them. Only anchored runtimes need it
+    /// (a migrating runtime rebalances started threads by stealing them).
+    fn balance(&self) -> Option<TaskRef> {
+        if self.shared.migrates() {
+            return None;
+        }
+        let queues = &self.shared.queues;
+        let mine = self.shared.registries[self.index].len();
+        (0..self.shared.workers())
+            .filter(|&victim| victim != self.index && queues.has_stealable(victim))
+            .filter(|&victim| self.shared.registries[victim].len() > mine + 1)
+            .max_by_key(|&victim| self.shared.registries[victim].len())
+            .and_then(|victim| queues.steal_from(victim, &self.local))
+            .inspect(|_| self.shared.stats[self.index].steals.incr())
+    }
+
     /// Steals from the other workers and the injector, as a searcher.
     fn steal(&self) -> Option<TaskRef> {
         if !self.searching.get() {
@@ -275,10 +303,13 @@ impl WorkerCtx {
             && !self.shared.queues.has_inbox(self.index)
     }
 
-    /// Makes the threads whose I/O completed runnable here; with more than one, wakes a
-    /// sleeping worker that could take some.
+    /// Makes the threads whose I/O completed runnable here. In a migrating runtime, with
+    /// more than one, wakes a sleeping worker that could take some; anchored threads can
+    /// only run here, so waking another worker for them would only cost it a cross-CPU
+    /// wake-up and an empty search.
     fn reap(&self) {
-        if self.reactor.reap(&mut |task| self.enqueue(task)) > 1 {
+        let reaped = self.reactor.reap(&mut |task| self.enqueue(task));
+        if reaped > 1 && self.shared.migrates() {
             self.shared.wake_one();
         }
     }
