@@ -55,6 +55,13 @@ where
     }
 }
 
+/// The holder of a scenario whose primitive needs nothing held: it only waits to be
+/// cancelled.
+fn hold_nothing(held: &dyn Fn()) {
+    held();
+    sleep_until_cancelled();
+}
+
 /// Sleeps long enough to be cancelled by the runtime's shutdown.
 fn sleep_until_cancelled() {
     greenring::time::sleep(Duration::from_secs(60));
@@ -141,16 +148,10 @@ fn a_condvar_notification_skips_a_cancelled_waiter() {
     watchdog::within(LIMIT, || {
         let pair = Arc::new((Mutex::new(false), Condvar::new()));
         let waiting = Arc::clone(&pair);
-        cancel_a_waiter(
-            |held| {
-                held();
-                sleep_until_cancelled();
-            },
-            move || {
-                let (lock, cvar) = &*waiting;
-                drop(cvar.wait(lock.lock().unwrap()));
-            },
-        );
+        cancel_a_waiter(hold_nothing, move || {
+            let (lock, cvar) = &*waiting;
+            drop(cvar.wait(lock.lock().unwrap()));
+        });
         // A live waiter queues behind the cancelled one; one notification must reach it.
         let live = {
             let pair = Arc::clone(&pair);
@@ -171,15 +172,9 @@ fn a_message_for_a_cancelled_receiver_reaches_a_live_one() {
     watchdog::within(LIMIT, || {
         let (tx, rx) = mpmc::unbounded::<u32>();
         let cancelled = rx.clone();
-        cancel_a_waiter(
-            |held| {
-                held();
-                sleep_until_cancelled();
-            },
-            move || {
-                let _ = cancelled.recv();
-            },
-        );
+        cancel_a_waiter(hold_nothing, move || {
+            let _ = cancelled.recv();
+        });
         let live = std::thread::spawn(move || rx.recv());
         std::thread::sleep(Duration::from_millis(50));
         tx.send(7).unwrap();
@@ -189,15 +184,9 @@ fn a_message_for_a_cancelled_receiver_reaches_a_live_one() {
         let (tx, rx) = mpsc::channel::<u32>();
         let rx = Arc::new(rx);
         let cancelled = Arc::clone(&rx);
-        cancel_a_waiter(
-            |held| {
-                held();
-                sleep_until_cancelled();
-            },
-            move || {
-                let _ = cancelled.recv();
-            },
-        );
+        cancel_a_waiter(hold_nothing, move || {
+            let _ = cancelled.recv();
+        });
         let live = std::thread::spawn(move || rx.recv());
         std::thread::sleep(Duration::from_millis(50));
         tx.send(7).unwrap();
@@ -211,15 +200,9 @@ fn room_for_a_cancelled_sender_passes_to_a_live_one() {
         let (tx, rx) = mpsc::sync_channel::<u32>(1);
         tx.send(1).unwrap();
         let cancelled = tx.clone();
-        cancel_a_waiter(
-            |held| {
-                held();
-                sleep_until_cancelled();
-            },
-            move || {
-                let _ = cancelled.send(2);
-            },
-        );
+        cancel_a_waiter(hold_nothing, move || {
+            let _ = cancelled.send(2);
+        });
         let live = std::thread::spawn(move || tx.send(3));
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(rx.recv(), Ok(1));
@@ -233,15 +216,9 @@ fn a_rendezvous_send_that_unwinds_takes_its_value_back() {
     watchdog::within(LIMIT, || {
         let (tx, rx) = mpsc::sync_channel::<u32>(0);
         let cancelled = tx.clone();
-        cancel_a_waiter(
-            |held| {
-                held();
-                sleep_until_cancelled();
-            },
-            move || {
-                let _ = cancelled.send(1);
-            },
-        );
+        cancel_a_waiter(hold_nothing, move || {
+            let _ = cancelled.send(1);
+        });
         assert_eq!(rx.try_recv(), Err(mpsc::TryRecvError::Empty));
         drop(tx);
     });

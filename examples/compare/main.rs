@@ -8,6 +8,8 @@
 //! cargo run --release --example compare -- --only tcp_echo,sleepers --workers 4
 //! cargo run --release --example compare -- --backend epoll --out results/
 //! cargo run --release --example compare -- --check results/ # validate a results dir
+//! cargo run --release --example compare -- --load 127.0.0.1:7878 --conns 64 --secs 4
+//!                                         # external TCP echo load on a running server
 //! ```
 //!
 //! It prints a table of medians and ratios, and writes `results.json` and `results.svg`
@@ -15,6 +17,7 @@
 //! rules.
 
 mod check;
+mod load;
 mod report;
 mod shared_work;
 mod workloads;
@@ -125,7 +128,8 @@ pub struct Options {
 fn usage() -> ! {
     eprintln!(
         "usage: compare [--quick] [--reps N] [--workers N] [--backend io_uring|epoll] \
-         [--only w1,w2,...] [--out DIR]\n       compare --check DIR\n\
+         [--only w1,w2,...] [--out DIR]\n       compare --check DIR\n       \
+         compare --load ADDR [--conns N] [--secs S] [--size B]\n\
          workloads: {}",
         WORKLOADS
             .iter()
@@ -148,6 +152,9 @@ fn parse() -> Options {
     let all: Vec<String> = std::env::args().skip(1).collect();
     if all.first().map(String::as_str) == Some("--idle-child") {
         workloads::idle_child(&all[1..]);
+    }
+    if all.first().map(String::as_str) == Some("--load") {
+        load::run(&all[1..]);
     }
     let mut args = all.into_iter();
     while let Some(arg) = args.next() {
