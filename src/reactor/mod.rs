@@ -264,6 +264,22 @@ impl Reactor {
         }
     }
 
+    /// `true` when completions wait to be reaped, found without entering the kernel
+    /// (epoll: never known). With `once` set and deferred completion work flagged, enters
+    /// the kernel once to run it first.
+    pub(crate) fn has_completions(&self, once: &mut bool) -> bool {
+        match self {
+            Reactor::Uring(ring) => {
+                if *once && ring.has_deferred_work() {
+                    *once = false;
+                    ring.submit();
+                }
+                ring.has_completions()
+            }
+            Reactor::Epoll(_) => false,
+        }
+    }
+
     /// Hands queued ops to the kernel.
     pub(crate) fn submit(&self) {
         if let Reactor::Uring(ring) = self {

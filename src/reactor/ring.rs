@@ -227,6 +227,17 @@ impl Ring {
         self.submit();
     }
 
+    /// `true` when CQEs wait in the completion ring (shared memory, no system call).
+    pub(crate) fn has_completions(&self) -> bool {
+        !self.ring.borrow_mut().completion().is_empty()
+    }
+
+    /// `true` when the kernel flags deferred completion work that only an enter with
+    /// `GETEVENTS` runs (shared memory, no system call).
+    pub(crate) fn has_deferred_work(&self) -> bool {
+        self.setup != UringSetup::Plain && self.ring.borrow_mut().submission().taskrun()
+    }
+
     /// `true` when ops are queued and not yet submitted.
     pub(crate) fn has_queued(&self) -> bool {
         self.queued.get() > 0
