@@ -477,7 +477,10 @@ pub(crate) fn schedule(task: TaskRef) {
             };
             match target {
                 Some(index) if index == worker.index => worker.push_next(task),
-                Some(index) => shared.push_to(index, task),
+                Some(index) => {
+                    worker.note_crossing();
+                    shared.push_to(index, task);
+                }
                 None => shared.requeue(task),
             }
             return;
