@@ -53,13 +53,14 @@ impl Builder {
         self
     }
 
-    /// Pins the thread to the worker it is first queued on: it is never stolen, not even
-    /// before it starts. Every started green thread already stays on the worker (and OS
-    /// thread) that first ran it; pinning also keeps it from being stolen before that, so a
-    /// thread spawned from a green thread starts on the spawner's worker: for two threads
-    /// that talk a lot, to keep them on one CPU. In a runtime that migrates started threads
-    /// a pinned thread still never changes worker (a worker handed to a new OS thread by the
-    /// monitor keeps its pinned threads, though not its OS thread).
+    /// Pins the thread to the worker that first runs it, and keeps it from being placed on
+    /// or stolen by another worker before that: spawned from a green thread, it starts on
+    /// the spawner's worker. Every started green thread already stays on the worker (and
+    /// OS thread) that first ran it, but an ordinary spawn may start on a less loaded
+    /// worker; pin a thread that talks a lot with its spawner to keep the two on one CPU.
+    /// In a runtime that migrates started threads a pinned thread still never changes
+    /// worker (a worker handed to a new OS thread by the monitor keeps its pinned threads,
+    /// though not its OS thread).
     ///
     /// ```
     /// let handle = greenring::thread::Builder::new().pinned(true).spawn(|| {
