@@ -265,17 +265,10 @@ impl Reactor {
     }
 
     /// `true` when completions wait to be reaped, found without entering the kernel
-    /// (epoll: never known). With `once` set and deferred completion work flagged, enters
-    /// the kernel once to run it first.
-    pub(crate) fn has_completions(&self, once: &mut bool) -> bool {
+    /// (epoll: never known); see [`Ring::has_completions`] for `run_deferred`.
+    pub(crate) fn has_completions(&self, run_deferred: &mut bool) -> bool {
         match self {
-            Reactor::Uring(ring) => {
-                if *once && ring.has_deferred_work() {
-                    *once = false;
-                    ring.submit();
-                }
-                ring.has_completions()
-            }
+            Reactor::Uring(ring) => ring.has_completions(run_deferred),
             Reactor::Epoll(_) => false,
         }
     }

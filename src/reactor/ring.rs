@@ -107,20 +107,21 @@ impl Ring {
         stats: Arc<WorkerStats>,
         owner: RingOwner,
     ) -> io::Result<Ring> {
-        let attempts: &[UringSetup] = match owner {
-            RingOwner::OneThread => &[
-                UringSetup::DeferTaskrun,
-                UringSetup::CoopTaskrun,
-                UringSetup::Plain,
-            ],
-            RingOwner::CarriedUnmonitored => &[UringSetup::CoopTaskrun, UringSetup::Plain],
-            RingOwner::Carried => &[UringSetup::Plain],
+        let owner_allows = match owner {
+            RingOwner::OneThread => UringSetup::DeferTaskrun,
+            RingOwner::CarriedUnmonitored => UringSetup::CoopTaskrun,
+            RingOwner::Carried => UringSetup::Plain,
         };
-        let weakest_first = requested_setup()?;
+        let strongest = requested_setup()?.rank().min(owner_allows.rank());
         let mut refusal = None;
-        for &setup in attempts
-            .iter()
-            .filter(|&&s| s.rank() <= weakest_first.rank())
+        // Strongest first, each weaker one as the fallback of the one before.
+        for setup in [
+            UringSetup::DeferTaskrun,
+            UringSetup::CoopTaskrun,
+            UringSetup::Plain,
+        ]
+        .into_iter()
+        .filter(|setup| setup.rank() <= strongest)
         {
             let mut builder = IoUring::builder();
             builder.setup_cqsize(CQ_ENTRIES).setup_submit_all();
@@ -182,8 +183,7 @@ impl Ring {
     /// `true` when the worker should enter the kernel: ops are queued, or deferred
     /// completion work waits (the kernel's `IORING_SQ_TASKRUN` flag).
     pub(crate) fn needs_enter(&self) -> bool {
-        self.queued.get() > 0
-            || (self.setup != UringSetup::Plain && self.ring.borrow_mut().submission().taskrun())
+        self.has_queued() || self.has_deferred_work()
     }
 
     /// Queues SQEs, all in the same batch, submitting first if the ring has no room.
@@ -227,14 +227,20 @@ impl Ring {
         self.submit();
     }
 
-    /// `true` when CQEs wait in the completion ring (shared memory, no system call).
-    pub(crate) fn has_completions(&self) -> bool {
+    /// `true` when CQEs wait in the completion ring (shared memory, no system call). With
+    /// `run_deferred` set and deferred completion work flagged, first enters the kernel
+    /// once (clearing `run_deferred`) to run that work.
+    pub(crate) fn has_completions(&self, run_deferred: &mut bool) -> bool {
+        if *run_deferred && self.has_deferred_work() {
+            *run_deferred = false;
+            self.submit();
+        }
         !self.ring.borrow_mut().completion().is_empty()
     }
 
     /// `true` when the kernel flags deferred completion work that only an enter with
     /// `GETEVENTS` runs (shared memory, no system call).
-    pub(crate) fn has_deferred_work(&self) -> bool {
+    fn has_deferred_work(&self) -> bool {
         self.setup != UringSetup::Plain && self.ring.borrow_mut().submission().taskrun()
     }
 

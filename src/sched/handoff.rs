@@ -64,9 +64,9 @@ pub const DEFAULT_THRESHOLD: Duration = Duration::from_millis(10);
 const IDLE_ROUNDS: u32 = 20;
 /// A stall this many thresholds long, with other started threads anchored to the worker,
 /// is reported as a suspected deadlock.
-pub(crate) const DEADLOCK_FACTOR: u32 = 10;
+const DEADLOCK_FACTOR: u32 = 10;
 /// The shortest stall reported as a suspected deadlock.
-pub(crate) const DEADLOCK_MIN: Duration = Duration::from_millis(100);
+const DEADLOCK_MIN: Duration = Duration::from_millis(100);
 /// At most this many of the threads stuck behind a stalled worker are named.
 const NAMED_MAX: usize = 8;
 

@@ -195,23 +195,33 @@ impl Shared {
         self.registries[index].len() + self.queues.depth(index)
     }
 
-    /// Where a thread spawned on worker `spawner` should start: there (`Some(spawner)`),
-    /// on the least loaded worker when the spawner carries more than one thread more than
-    /// it, or anywhere (`None`, the injector) when the spawner is stalled. In a migrating
-    /// runtime always the spawner: stealing rebalances later.
-    fn placement(&self, spawner: usize) -> Option<usize> {
+    /// Where a thread spawned on worker `spawner` should start: anywhere (`None`, the
+    /// injector) when the spawner is stalled; otherwise there (`Some(spawner)`), unless
+    /// the thread is not `pinned` and the spawner carries more than one thread more than
+    /// the least loaded worker, which then gets it. In a migrating runtime always the
+    /// spawner: stealing rebalances later.
+    fn placement(&self, spawner: usize, pinned: bool) -> Option<usize> {
         if self.is_stalled(spawner) {
             return None;
         }
-        if self.migrate || self.workers() == 1 {
+        if pinned || self.migrate || self.workers() == 1 {
             return Some(spawner);
         }
-        let here = self.load(spawner);
-        let (least, load) = (0..self.workers())
-            .filter(|&index| index == spawner || !self.is_stalled(index))
-            .map(|index| (index, self.load(index)))
-            .min_by_key(|&(_, load)| load)
-            .expect("a runtime has workers");
+        // One pass: the spawner's load and the least loaded worker (stalled ones skipped).
+        let mut here = 0;
+        let (mut least, mut load) = (spawner, usize::MAX);
+        for index in 0..self.workers() {
+            if index != spawner && self.is_stalled(index) {
+                continue;
+            }
+            let its = self.load(index);
+            if index == spawner {
+                here = its;
+            }
+            if its < load {
+                (least, load) = (index, its);
+            }
+        }
         Some(if here > load + 1 { least } else { spawner })
     }
 
@@ -472,8 +482,7 @@ pub(crate) fn schedule(task: TaskRef) {
         if Arc::ptr_eq(shared, &task.runtime) {
             let target = match task.home() {
                 Some(home) => Some(home),
-                None if task.is_pinned() && !shared.is_stalled(worker.index) => Some(worker.index),
-                None => shared.placement(worker.index),
+                None => shared.placement(worker.index, task.is_pinned()),
             };
             match target {
                 Some(index) if index == worker.index => worker.push_next(task),

@@ -12,10 +12,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-use crate::task::{Task, TaskRef};
-
-/// Slot of a thread that is in no registry.
-const NO_SLOT: usize = usize::MAX;
+use crate::task::{Task, TaskRef, NO_SLOT};
 
 /// The started threads anchored to one worker.
 #[derive(Default)]

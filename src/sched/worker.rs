@@ -72,7 +72,7 @@ pub(crate) struct WorkerCtx {
     local: LocalQueue,
     /// Runnable threads bound to this worker (started, or pinned), woken here.
     anchored: RefCell<VecDeque<TaskRef>>,
-    pub(crate) lifo: LifoSlot,
+    lifo: LifoSlot,
     lifo_streak: Cell<u8>,
     /// A thread run here woke a thread on another worker since this worker last looked
     /// (see [`SPIN_BEFORE_SLEEP`]).
@@ -103,23 +103,6 @@ unsafe impl Send for WorkerBox {}
 unsafe impl Sync for WorkerBox {}
 
 impl WorkerBox {
-    /// Binds the worker's reactor to the calling OS thread, which will carry the worker;
-    /// called once, before the worker first runs.
-    ///
-    /// # Errors
-    ///
-    /// When the kernel refuses to enable the worker's ring.
-    pub(crate) fn bind_to_this_thread(&self) -> io::Result<()> {
-        self.0.reactor.bind_to_this_thread()
-    }
-
-    /// The worker's LIFO slot, for the stall monitor.
-    pub(crate) fn lifo(&self) -> &LifoSlot {
-        &self.0.lifo
-    }
-}
-
-impl WorkerBox {
     /// Worker `index` of `shared`, with its local queue and ring.
     pub(crate) fn new(
         index: usize,
@@ -143,6 +126,21 @@ impl WorkerBox {
             io_cancelled: Cell::new(false),
             timers: Timers::default(),
         })
+    }
+
+    /// Binds the worker's reactor to the calling OS thread, which will carry the worker;
+    /// called once, before the worker first runs.
+    ///
+    /// # Errors
+    ///
+    /// When the kernel refuses to enable the worker's ring.
+    pub(crate) fn bind_to_this_thread(&self) -> io::Result<()> {
+        self.0.reactor.bind_to_this_thread()
+    }
+
+    /// The worker's LIFO slot, for the stall monitor.
+    pub(crate) fn lifo(&self) -> &LifoSlot {
+        &self.0.lifo
     }
 }
 
@@ -273,7 +271,7 @@ impl WorkerCtx {
     /// Queues a runnable thread on this worker: bound to it (started, or pinned) in its
     /// own queue, which nobody steals from; the stealable local queue otherwise.
     fn enqueue(&self, task: TaskRef) {
-        if task.is_pinned() || task.home().is_some() {
+        if task.is_bound() {
             self.anchored.borrow_mut().push_back(task);
         } else {
             self.local.push(task);
@@ -291,12 +289,14 @@ impl WorkerCtx {
             return None;
         }
         let queues = &self.shared.queues;
-        let mine = self.shared.registries[self.index].len();
+        let anchored = |index: usize| self.shared.registries[index].len();
+        let mine = anchored(self.index);
         (0..self.shared.workers())
             .filter(|&victim| victim != self.index && queues.has_stealable(victim))
-            .filter(|&victim| self.shared.registries[victim].len() > mine + 1)
-            .max_by_key(|&victim| self.shared.registries[victim].len())
-            .and_then(|victim| queues.steal_from(victim, &self.local))
+            .map(|victim| (victim, anchored(victim)))
+            .filter(|&(_, theirs)| theirs > mine + 1)
+            .max_by_key(|&(_, theirs)| theirs)
+            .and_then(|(victim, _)| queues.steal_from(victim, &self.local))
             .inspect(|_| self.shared.stats[self.index].steals.incr())
     }
 
@@ -335,12 +335,16 @@ impl WorkerCtx {
         }
     }
 
+    /// `true` when threads wait in this worker's inbox or in any queue it may take from.
+    fn work_queued(&self) -> bool {
+        self.shared.queues.has_inbox(self.index) || self.shared.queues.has_work()
+    }
+
     /// Watches, for up to [`SPIN_BEFORE_SLEEP`], this worker's inbox, the stealable queues,
     /// its ring and its timers; `true` as soon as one has something. Deferred completion
     /// work (flagged by the kernel, invisible in the ring until run) is run once per spin;
     /// the flag alone never counts as work, so an idle worker always ends in its sleep.
     fn spin_for_work(&self) -> bool {
-        let queues = &self.shared.queues;
         let mut run_deferred = true;
         let start = Instant::now();
         let until = self
@@ -350,10 +354,7 @@ impl WorkerCtx {
                 due.min(start + SPIN_BEFORE_SLEEP)
             });
         loop {
-            if queues.has_inbox(self.index)
-                || queues.has_work()
-                || self.reactor.has_completions(&mut run_deferred)
-            {
+            if self.work_queued() || self.reactor.has_completions(&mut run_deferred) {
                 return true;
             }
             if Instant::now() >= until {
@@ -375,10 +376,7 @@ impl WorkerCtx {
         let pending = self.reactor.inflight() + self.timers.len();
         self.shared.going_to_sleep(self.index, pending);
         let mut quiet = false;
-        if !self.shared.queues.has_work()
-            && !self.shared.queues.has_inbox(self.index)
-            && !self.shared.should_exit()
-        {
+        if !self.work_queued() && !self.shared.should_exit() {
             let timeout = self.timers.next_deadline().map_or(MAX_SLEEP, |deadline| {
                 deadline
                     .saturating_duration_since(Instant::now())
@@ -389,8 +387,7 @@ impl WorkerCtx {
                     .reactor
                     .wait(Some(timeout), &mut |task| self.enqueue(task));
                 if woken == 0
-                    && !self.shared.queues.has_inbox(self.index)
-                    && !self.shared.queues.has_work()
+                    && !self.work_queued()
                     && self
                         .timers
                         .next_deadline()
@@ -464,7 +461,7 @@ impl WorkerCtx {
     /// idle worker is woken to take it. Called on this worker's OS thread only.
     pub(crate) fn push_next(&self, task: TaskRef) {
         if let Some(task) = self.lifo.replace(task) {
-            let stealable = !task.is_pinned() && task.home().is_none();
+            let stealable = !task.is_bound();
             self.enqueue(task);
             if stealable {
                 self.shared.wake_one();

@@ -72,8 +72,10 @@ pub(crate) struct Task {
     pub(crate) locals: crate::local::LocalMap,
 }
 
-/// `home` of a thread not pinned yet.
+/// `home` of a thread that has not run yet.
 const NO_HOME: usize = usize::MAX;
+/// `registry_slot` of a thread in no registry.
+pub(crate) const NO_SLOT: usize = usize::MAX;
 
 // SAFETY: the non-Sync fields (context, stack, main, suspended_for) are touched only by the
 // owner of the thread's run, one party at a time, with ownership handed over through the run
@@ -107,7 +109,7 @@ impl Task {
             pinned,
             home: AtomicUsize::new(NO_HOME),
             stall_reported: AtomicBool::new(false),
-            registry_slot: AtomicUsize::new(usize::MAX),
+            registry_slot: AtomicUsize::new(NO_SLOT),
             locals: crate::local::LocalMap::default(),
         });
         let arg = Arc::as_ptr(&task).cast_mut().cast::<u8>();
@@ -141,11 +143,14 @@ impl Task {
     /// that first ran it, for every started thread (anchoring), or only for pinned ones when
     /// its runtime migrates started threads. `None` for a thread that may run anywhere.
     pub(crate) fn home(&self) -> Option<usize> {
-        match self.home.load(Ordering::Acquire) {
-            NO_HOME => None,
-            _ if self.runtime.migrates() && !self.pinned => None,
-            home => Some(home),
-        }
+        self.first_worker()
+            .filter(|_| self.pinned || !self.runtime.migrates())
+    }
+
+    /// `true` for a thread that must run on one worker: started (see [`Task::home`]) or
+    /// pinned. Such a thread never waits in a queue other workers take from.
+    pub(crate) fn is_bound(&self) -> bool {
+        self.pinned || self.home().is_some()
     }
 
     /// The worker that first ran the thread, whatever its runtime's policy; `None` before
