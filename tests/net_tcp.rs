@@ -284,3 +284,92 @@ fn listeners_queue_a_burst_of_connections() {
     }
     drop(clients);
 }
+
+/// A connected pair: a greenring stream and the std stream of its peer.
+fn pair() -> (TcpStream, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (theirs, _) = listener.accept().unwrap();
+    (ours, theirs)
+}
+
+#[test]
+fn writes_into_a_full_socket_buffer_wait_for_the_reader() {
+    let rt = runtime();
+    let (ours, mut theirs) = pair();
+    let total = 8 << 20;
+    let reader = std::thread::spawn(move || {
+        // Let the writer fill the socket buffers and park first.
+        std::thread::sleep(Duration::from_millis(100));
+        let mut received = Vec::with_capacity(total);
+        theirs.read_to_end(&mut received).unwrap();
+        received
+    });
+    let data: Vec<u8> = (0..total).map(|i| (i * 7 % 251) as u8).collect();
+    let sent = data.clone();
+    rt.spawn(move || {
+        let mut ours = ours;
+        ours.write_all(&sent).unwrap();
+    })
+    .join()
+    .unwrap();
+    assert!(
+        reader.join().unwrap() == data,
+        "the bytes arrive intact and in order"
+    );
+}
+
+#[test]
+fn a_write_timeout_expires_against_a_peer_that_never_reads() {
+    let rt = runtime();
+    let (ours, theirs) = pair();
+    let outcome = rt
+        .spawn(move || {
+            ours.set_write_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            let chunk = vec![0u8; 64 << 10];
+            let mut ours = ours;
+            let start = Instant::now();
+            loop {
+                if let Err(err) = ours.write(&chunk) {
+                    return (err.kind(), start.elapsed());
+                }
+                assert!(start.elapsed() < Duration::from_secs(10), "never timed out");
+            }
+        })
+        .join()
+        .unwrap();
+    drop(theirs);
+    assert_eq!(outcome.0, io::ErrorKind::WouldBlock);
+    assert!(outcome.1 >= Duration::from_millis(100));
+}
+
+#[test]
+fn a_thread_whose_sends_never_block_lets_its_worker_run_others() {
+    // One worker and no hand-off monitor: only the I/O path can let the other thread in.
+    let rt = Runtime::builder()
+        .worker_threads(1)
+        .handoff_threshold(None)
+        .build()
+        .unwrap();
+    let (ours, mut theirs) = pair();
+    let drain = std::thread::spawn(move || io::copy(&mut theirs, &mut io::sink()).unwrap());
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = ran.clone();
+    let sends = rt.block_on(move || {
+        let other = greenring::spawn(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+        let mut ours = ours;
+        let mut sends = 0u32;
+        // Each send finds room in the socket buffer (the peer drains it), so none has to
+        // wait; the other thread must still get its turn long before the cap.
+        while !ran.load(std::sync::atomic::Ordering::SeqCst) && sends < 1_000_000 {
+            ours.write_all(&[1u8; 64]).unwrap();
+            sends += 1;
+        }
+        other.join().unwrap();
+        sends
+    });
+    drop(rt);
+    drain.join().unwrap();
+    assert!(sends < 10_000, "the other thread waited for {sends} sends");
+}

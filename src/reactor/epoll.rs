@@ -6,7 +6,7 @@
 //! registers its interest in the fd with its worker's epoll instance, and suspends with
 //! `Suspend::Io`; as with io_uring, the worker leaks the run reference into the slot, and
 //! only the event (or the wait's deadline, or the runtime's shutdown) gives it back. The
-//! thread then retries the call. File operations have no readiness: `epoll_ops` runs them
+//! thread then retries the call. File operations have no readiness: the op driver (`op`) runs them
 //! on the blocking pool.
 //!
 //! Each fd is registered level-triggered for the union of the interests of the threads

@@ -1,14 +1,17 @@
 //! The reactor: one per worker, and the only code that talks to the kernel's I/O
 //! interfaces. Two backends implement one internal API ([`ops`] for green threads,
-//! [`Reactor`] for the worker loop): io_uring (`ring`, `completion`, `uring_ops`), and epoll
-//! (`epoll`, `epoll_ops`) where io_uring is refused. The rest of the crate does not know
+//! [`Reactor`] for the worker loop): io_uring (`ring`, `completion`), and epoll (`epoll`)
+//! where io_uring is refused. Each op is written once (`ops`) and run on either backend by
+//! one driver (`op`). The rest of the crate does not know
 //! which one runs. What follows describes the io_uring backend; `epoll` describes the other.
 //!
 //! # The flow of one blocking operation
 //!
-//! 1. A green thread on worker W calls e.g. `stream.read(&mut buf)`. The op family module
-//!    (`net`, `fs`, `time` here) builds an SQE whose pointers (buffer, sockaddr, timespec)
-//!    all point into the caller's frame, and calls [`park_on`].
+//! 1. A green thread on worker W calls e.g. `stream.read(&mut buf)`. `net` builds the op
+//!    value (`ops`), whose pointers (buffer, sockaddr) all point into the caller's frame,
+//!    and the driver (`op::run`) turns it into an SQE and calls [`park_on`]. (An op that
+//!    usually succeeds at once, such as a send, is first tried as a non-blocking system
+//!    call and only comes here when that would block.)
 //! 2. `park_on` puts a [`Completion`] slot on the green thread's stack, tags the SQE with
 //!    its address, queues it on W's ring (no system call yet) and suspends the thread with
 //!    `Suspend::Io`. The worker then leaks the thread's run reference into the slot: the
@@ -36,11 +39,10 @@
 
 mod completion;
 mod epoll;
-mod epoll_ops;
+mod op;
 pub(crate) mod ops;
 mod ring;
 mod timer;
-mod uring_ops;
 
 use std::fmt;
 use std::io;

@@ -1,53 +1,95 @@
-//! The blocking operations of `net` and `fs`: the one API both reactor backends implement.
+//! The blocking operations of `net` and `fs`, each written once: a value implementing
+//! [`Op`] (its SQE and its system call), run by the driver of [`super::op`].
 //!
 //! Each function returns `None` when the caller is not a green thread (it should then make
-//! the ordinary blocking system call) and otherwise the op's outcome, from the backend of
-//! the caller's runtime: io_uring ([`super::uring_ops`]) or epoll ([`super::epoll_ops`]).
-//! All buffers and addresses are borrowed from the caller, and no backend returns before
-//! the kernel is done with them.
+//! the ordinary blocking system call) and otherwise the op's outcome. All buffers and
+//! addresses are borrowed from the caller, and no backend returns before the kernel is
+//! done with them.
 
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use super::{epoll_ops, uring_ops, IoBackend};
+use io_uring::opcode;
+use io_uring::squeue::Entry;
+use io_uring::types::{Fd, FsyncFlags};
 
-/// How an expired timeout is reported, mirroring std on Linux.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum TimeoutKind {
-    /// Socket read/write timeouts: `EAGAIN`, i.e. `ErrorKind::WouldBlock` (as std's
-    /// `SO_RCVTIMEO`/`SO_SNDTIMEO`).
-    WouldBlock,
-    /// `connect_timeout`: `ErrorKind::TimedOut`.
-    TimedOut,
+pub(crate) use super::op::TimeoutKind;
+use super::op::{run, Op, Wait};
+
+/// `IORING_RECVSEND_POLL_FIRST` (Linux 5.19; ignored by older kernels): the kernel arms
+/// its readiness poll at once instead of first trying a receive it expects to fail.
+const RECVSEND_POLL_FIRST: u16 = 1;
+
+/// Clamps a buffer length to what one SQE can carry.
+fn len_u32(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
 }
 
-impl TimeoutKind {
-    /// The error for an expired timeout of this kind.
-    pub(crate) fn error(self) -> io::Error {
-        match self {
-            TimeoutKind::WouldBlock => io::Error::from_raw_os_error(libc::EAGAIN),
-            TimeoutKind::TimedOut => {
-                io::Error::new(io::ErrorKind::TimedOut, "connection timed out")
-            }
+/// How the io_uring backend runs socket reads and writes, for measuring the variants side
+/// by side: `GREENRING_SOCKET_PATH` = `recv-sqe`, `recv-poll-first`, `recv-call`, each
+/// optionally followed by `,send-sqe`. Unset: the measured best.
+#[derive(Clone, Copy)]
+struct SocketPath {
+    recv_call_first: bool,
+    recv_poll_first: bool,
+    send_call_first: bool,
+}
+
+fn socket_path() -> SocketPath {
+    static PATH: OnceLock<SocketPath> = OnceLock::new();
+    *PATH.get_or_init(|| {
+        let var = std::env::var("GREENRING_SOCKET_PATH").unwrap_or_default();
+        SocketPath {
+            recv_call_first: var.contains("recv-call"),
+            recv_poll_first: var.contains("recv-poll-first"),
+            send_call_first: !var.contains("send-sqe"),
+        }
+    })
+}
+
+/// `recv(2)`.
+struct Recv {
+    fd: RawFd,
+    buf: *mut u8,
+    len: usize,
+    flags: i32,
+}
+
+// SAFETY: `buf` points to `len` writable bytes borrowed by the caller of `recv` for as
+// long as the op lives.
+unsafe impl Op for Recv {
+    const WAIT: Wait = Wait::Readable;
+
+    fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    fn call_first(&self) -> bool {
+        socket_path().recv_call_first
+    }
+
+    fn entry(&mut self, empty: bool) -> Entry {
+        let poll_first = empty || socket_path().recv_poll_first;
+        opcode::Recv::new(Fd(self.fd), self.buf, len_u32(self.len))
+            .flags(self.flags)
+            .ioprio(if poll_first { RECVSEND_POLL_FIRST } else { 0 })
+            .build()
+    }
+
+    fn call(&mut self) -> isize {
+        // SAFETY: see the impl.
+        unsafe {
+            libc::recv(
+                self.fd,
+                self.buf.cast(),
+                self.len,
+                self.flags | libc::MSG_DONTWAIT,
+            )
         }
     }
-}
-
-/// The backend of the calling green thread's runtime; `None` off green threads, and on a
-/// green thread that unwinds (outside its runtime's shutdown): switching away would show
-/// the panic to the worker's other green threads (std's panic count belongs to the OS
-/// thread), so its I/O blocks the OS thread with the ordinary system call instead. During
-/// a shutdown the backend fails such a call with `ECANCELED` rather than block.
-fn backend() -> Option<IoBackend> {
-    let task = crate::sched::current::task();
-    // SAFETY: the running task is alive while it runs.
-    let task = unsafe { task.as_ref() }?;
-    if std::thread::panicking() && !task.runtime.is_shutting_down() {
-        return None;
-    }
-    Some(task.runtime.io_backend())
 }
 
 /// `recv(2)` into `buf`.
@@ -57,17 +99,84 @@ pub(crate) fn recv(
     flags: i32,
     timeout: Option<Duration>,
 ) -> Option<io::Result<usize>> {
-    match backend()? {
-        IoBackend::IoUring => uring_ops::recv(fd, buf, flags, timeout),
-        IoBackend::Epoll => Some(epoll_ops::recv(fd, buf, flags, timeout)),
+    let (buf, len) = (buf.as_mut_ptr(), buf.len());
+    run(
+        Recv {
+            fd,
+            buf,
+            len,
+            flags,
+        },
+        timeout,
+    )
+}
+
+/// `send(2)` with `MSG_NOSIGNAL`, as std does.
+struct Send {
+    fd: RawFd,
+    buf: *const u8,
+    len: usize,
+}
+
+// SAFETY: `buf` points to `len` readable bytes borrowed by the caller of `send` for as
+// long as the op lives.
+unsafe impl Op for Send {
+    const WAIT: Wait = Wait::Writable;
+
+    fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    fn call_first(&self) -> bool {
+        socket_path().send_call_first
+    }
+
+    fn entry(&mut self, _empty: bool) -> Entry {
+        opcode::Send::new(Fd(self.fd), self.buf, len_u32(self.len))
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+    }
+
+    fn call(&mut self) -> isize {
+        // SAFETY: see the impl.
+        unsafe {
+            libc::send(
+                self.fd,
+                self.buf.cast(),
+                self.len,
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        }
     }
 }
 
 /// `send(2)` of `buf` (with `MSG_NOSIGNAL`, as std does).
 pub(crate) fn send(fd: RawFd, buf: &[u8], timeout: Option<Duration>) -> Option<io::Result<usize>> {
-    match backend()? {
-        IoBackend::IoUring => uring_ops::send(fd, buf, timeout),
-        IoBackend::Epoll => Some(epoll_ops::send(fd, buf, timeout)),
+    let (buf, len) = (buf.as_ptr(), buf.len());
+    run(Send { fd, buf, len }, timeout)
+}
+
+/// `recvmsg(2)`.
+struct RecvMsg {
+    fd: RawFd,
+    msg: *mut libc::msghdr,
+}
+
+// SAFETY: the caller of `recvmsg` keeps `msg` and what it points to valid for the call.
+unsafe impl Op for RecvMsg {
+    const WAIT: Wait = Wait::Readable;
+
+    fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    fn entry(&mut self, _empty: bool) -> Entry {
+        opcode::RecvMsg::new(Fd(self.fd), self.msg).build()
+    }
+
+    fn call(&mut self) -> isize {
+        // SAFETY: see the impl.
+        unsafe { libc::recvmsg(self.fd, self.msg, libc::MSG_DONTWAIT) }
     }
 }
 
@@ -81,12 +190,36 @@ pub(crate) unsafe fn recvmsg(
     msg: *mut libc::msghdr,
     timeout: Option<Duration>,
 ) -> Option<io::Result<usize>> {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        match backend()? {
-            IoBackend::IoUring => uring_ops::recvmsg(fd, msg, timeout),
-            IoBackend::Epoll => Some(epoll_ops::recvmsg(fd, msg, timeout)),
-        }
+    run(RecvMsg { fd, msg }, timeout)
+}
+
+/// `sendmsg(2)` with `MSG_NOSIGNAL`.
+struct SendMsg {
+    fd: RawFd,
+    msg: *const libc::msghdr,
+}
+
+// SAFETY: the caller of `sendmsg` keeps `msg` and what it points to valid for the call.
+unsafe impl Op for SendMsg {
+    const WAIT: Wait = Wait::Writable;
+
+    fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    fn call_first(&self) -> bool {
+        socket_path().send_call_first
+    }
+
+    fn entry(&mut self, _empty: bool) -> Entry {
+        opcode::SendMsg::new(Fd(self.fd), self.msg)
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build()
+    }
+
+    fn call(&mut self) -> isize {
+        // SAFETY: see the impl.
+        unsafe { libc::sendmsg(self.fd, self.msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) }
     }
 }
 
@@ -100,12 +233,50 @@ pub(crate) unsafe fn sendmsg(
     msg: *const libc::msghdr,
     timeout: Option<Duration>,
 ) -> Option<io::Result<usize>> {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        match backend()? {
-            IoBackend::IoUring => uring_ops::sendmsg(fd, msg, timeout),
-            IoBackend::Epoll => Some(epoll_ops::sendmsg(fd, msg, timeout)),
+    run(SendMsg { fd, msg }, timeout)
+}
+
+/// `accept4(2)` with `SOCK_CLOEXEC`.
+///
+/// The listener stays in blocking mode (plain OS threads may use it as std does), and
+/// `accept4` has no per-call non-blocking flag, so the system call form first checks for a
+/// pending connection with a zero `poll`. Should another thread take that connection in
+/// between, the accept blocks this worker until the next one arrives (the monitor moves
+/// its threads that have not started to other workers meanwhile).
+struct Accept {
+    fd: RawFd,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+}
+
+// SAFETY: `addr` and `len` are borrowed mutably by the caller of `accept` for the call.
+unsafe impl Op for Accept {
+    const WAIT: Wait = Wait::Readable;
+
+    fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    fn entry(&mut self, _empty: bool) -> Entry {
+        opcode::Accept::new(Fd(self.fd), self.addr, self.len)
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+    }
+
+    fn call(&mut self) -> isize {
+        let mut poll = libc::pollfd {
+            fd: self.fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no waiting.
+        if unsafe { libc::poll(&mut poll, 1, 0) } <= 0 {
+            // SAFETY: setting errno is always allowed.
+            unsafe { *libc::__errno_location() = libc::EAGAIN };
+            return -1;
         }
+        // SAFETY: see the impl.
+        (unsafe { libc::accept4(self.fd, self.addr, self.len, libc::SOCK_CLOEXEC) }) as isize
     }
 }
 
@@ -115,9 +286,110 @@ pub(crate) fn accept(
     addr: &mut libc::sockaddr_storage,
     len: &mut libc::socklen_t,
 ) -> Option<io::Result<RawFd>> {
-    match backend()? {
-        IoBackend::IoUring => uring_ops::accept(fd, addr, len),
-        IoBackend::Epoll => Some(epoll_ops::accept(fd, addr, len)),
+    let op = Accept {
+        fd,
+        addr: (addr as *mut libc::sockaddr_storage).cast(),
+        len,
+    };
+    run(op, None).map(|r| r.map(|fd| fd as RawFd))
+}
+
+/// `connect(2)`. Its system call form makes the socket non-blocking for the op's life (a
+/// connecting socket is not shared yet) and restores its flags when the op is dropped: the
+/// first call starts the connection, the call after writability reads its outcome from
+/// `SO_ERROR`.
+struct Connect {
+    fd: RawFd,
+    addr: *const libc::sockaddr,
+    len: libc::socklen_t,
+    /// The socket's file status flags before the op made it non-blocking.
+    saved_flags: Option<i32>,
+}
+
+impl Connect {
+    /// The first call: non-blocking mode, then `connect(2)`; -1 with `EAGAIN` while the
+    /// connection is in progress.
+    fn start(&mut self) -> isize {
+        // SAFETY: F_GETFL/F_SETFL on an fd the caller owns.
+        let flags = unsafe { libc::fcntl(self.fd, libc::F_GETFL) };
+        // SAFETY: as above.
+        if flags < 0 || unsafe { libc::fcntl(self.fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0
+        {
+            return -1;
+        }
+        self.saved_flags = Some(flags);
+        // SAFETY: see the impl.
+        if unsafe { libc::connect(self.fd, self.addr, self.len) } == 0 {
+            return 0;
+        }
+        // SAFETY: reading errno is always allowed.
+        let errno = unsafe { libc::__errno_location() };
+        // SAFETY: as above.
+        if unsafe { *errno } == libc::EINPROGRESS {
+            // SAFETY: as above.
+            unsafe { *errno = libc::EAGAIN };
+        }
+        -1
+    }
+
+    /// A later call, once writable: the outcome of the connection attempt.
+    fn outcome(&self) -> isize {
+        let mut error: libc::c_int = 0;
+        let mut size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `error` and `size` are valid for the call.
+        let got = unsafe {
+            libc::getsockopt(
+                self.fd,
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut error as *mut libc::c_int).cast(),
+                &mut size,
+            )
+        };
+        if got < 0 {
+            return -1;
+        }
+        if error != 0 {
+            // SAFETY: setting errno is always allowed.
+            unsafe { *libc::__errno_location() = error };
+            return -1;
+        }
+        0
+    }
+}
+
+// SAFETY: the caller of `connect` keeps `addr` valid for `len` bytes for the call.
+unsafe impl Op for Connect {
+    const WAIT: Wait = Wait::Writable;
+    const TIMEOUT: TimeoutKind = TimeoutKind::TimedOut;
+    // The connection attempt goes on in the kernel after an interruption, as with
+    // connect(2) itself.
+    const RESTART: bool = false;
+
+    fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    fn entry(&mut self, _empty: bool) -> Entry {
+        opcode::Connect::new(Fd(self.fd), self.addr, self.len).build()
+    }
+
+    fn call(&mut self) -> isize {
+        if self.saved_flags.is_none() {
+            self.start()
+        } else {
+            self.outcome()
+        }
+    }
+}
+
+impl Drop for Connect {
+    fn drop(&mut self) {
+        if let Some(flags) = self.saved_flags {
+            // Back to blocking mode, as the io_uring form leaves the socket.
+            // SAFETY: F_SETFL on an fd the caller owns.
+            unsafe { libc::fcntl(self.fd, libc::F_SETFL, flags) };
+        }
     }
 }
 
@@ -132,59 +404,199 @@ pub(crate) unsafe fn connect(
     len: libc::socklen_t,
     timeout: Option<Duration>,
 ) -> Option<io::Result<()>> {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        match backend()? {
-            IoBackend::IoUring => uring_ops::connect(fd, addr, len, timeout),
-            IoBackend::Epoll => Some(epoll_ops::connect(fd, addr, len, timeout)),
+    let op = Connect {
+        fd,
+        addr,
+        len,
+        saved_flags: None,
+    };
+    run(op, timeout).map(|r| r.map(drop))
+}
+
+/// `pread(2)`/`pwrite(2)`, or `read(2)`/`write(2)` at the file position for offset
+/// `u64::MAX` (io_uring's "current position" offset, -1).
+struct ReadWrite {
+    fd: RawFd,
+    buf: *mut u8,
+    len: usize,
+    offset: u64,
+    write: bool,
+}
+
+// SAFETY: `buf` points to `len` bytes borrowed by the caller of `read_at` (mutably) or
+// `write_at` for as long as the op lives.
+unsafe impl Op for ReadWrite {
+    const WAIT: Wait = Wait::Pool;
+
+    fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    fn entry(&mut self, _empty: bool) -> Entry {
+        let (fd, len) = (Fd(self.fd), len_u32(self.len));
+        if self.write {
+            opcode::Write::new(fd, self.buf, len)
+                .offset(self.offset)
+                .build()
+        } else {
+            opcode::Read::new(fd, self.buf, len)
+                .offset(self.offset)
+                .build()
+        }
+    }
+
+    fn call(&mut self) -> isize {
+        let (fd, buf, len) = (self.fd, self.buf.cast(), self.len);
+        let offset = self.offset as libc::off_t;
+        // SAFETY: see the impl.
+        unsafe {
+            match (self.write, self.offset == u64::MAX) {
+                (false, true) => libc::read(fd, buf, len),
+                (false, false) => libc::pread(fd, buf, len, offset),
+                (true, true) => libc::write(fd, buf, len),
+                (true, false) => libc::pwrite(fd, buf, len, offset),
+            }
         }
     }
 }
 
 /// `pread(2)` into `buf` at `offset` (`u64::MAX`: at the file position, advancing it).
 pub(crate) fn read_at(fd: RawFd, buf: &mut [u8], offset: u64) -> Option<io::Result<usize>> {
-    match backend()? {
-        IoBackend::IoUring => uring_ops::read_at(fd, buf, offset),
-        IoBackend::Epoll => Some(epoll_ops::read_at(fd, buf, offset)),
-    }
+    let (buf, len) = (buf.as_mut_ptr(), buf.len());
+    let op = ReadWrite {
+        fd,
+        buf,
+        len,
+        offset,
+        write: false,
+    };
+    run(op, None)
 }
 
 /// `pwrite(2)` of `buf` at `offset` (`u64::MAX`: at the file position, advancing it).
 pub(crate) fn write_at(fd: RawFd, buf: &[u8], offset: u64) -> Option<io::Result<usize>> {
-    match backend()? {
-        IoBackend::IoUring => uring_ops::write_at(fd, buf, offset),
-        IoBackend::Epoll => Some(epoll_ops::write_at(fd, buf, offset)),
+    let op = ReadWrite {
+        fd,
+        // Never written through: `write` ops only read the buffer.
+        buf: buf.as_ptr().cast_mut(),
+        len: buf.len(),
+        offset,
+        write: true,
+    };
+    run(op, None)
+}
+
+/// `fsync(2)`, or `fdatasync(2)`.
+struct Fsync {
+    fd: RawFd,
+    data_only: bool,
+}
+
+// SAFETY: the op holds no pointers.
+unsafe impl Op for Fsync {
+    const WAIT: Wait = Wait::Pool;
+
+    fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    fn entry(&mut self, _empty: bool) -> Entry {
+        let flags = if self.data_only {
+            FsyncFlags::DATASYNC
+        } else {
+            FsyncFlags::empty()
+        };
+        opcode::Fsync::new(Fd(self.fd)).flags(flags).build()
+    }
+
+    fn call(&mut self) -> isize {
+        // SAFETY: no pointers.
+        (unsafe {
+            if self.data_only {
+                libc::fdatasync(self.fd)
+            } else {
+                libc::fsync(self.fd)
+            }
+        }) as isize
     }
 }
 
 /// `fsync(2)`, or `fdatasync(2)` when `data_only`.
 pub(crate) fn fsync(fd: RawFd, data_only: bool) -> Option<io::Result<()>> {
-    match backend()? {
-        IoBackend::IoUring => uring_ops::fsync(fd, data_only),
-        IoBackend::Epoll => Some(epoll_ops::fsync(fd, data_only)),
+    run(Fsync { fd, data_only }, None).map(|r| r.map(drop))
+}
+
+/// A path operation relative to the working directory.
+enum PathCall {
+    /// `openat(2)` with `O_CLOEXEC` added.
+    Open { flags: i32, mode: libc::mode_t },
+    /// `unlinkat(2)` of a file.
+    Unlink,
+    /// `mkdirat(2)`, mode 0o777 less the umask.
+    Mkdir,
+}
+
+/// A [`PathCall`] on a NUL-terminated path.
+struct PathOp {
+    path: *const libc::c_char,
+    call: PathCall,
+}
+
+// SAFETY: `path` is a NUL-terminated string borrowed by the caller for the call.
+unsafe impl Op for PathOp {
+    const WAIT: Wait = Wait::Pool;
+
+    fn fd(&self) -> RawFd {
+        libc::AT_FDCWD
     }
+
+    fn entry(&mut self, _empty: bool) -> Entry {
+        let cwd = Fd(libc::AT_FDCWD);
+        match self.call {
+            PathCall::Open { flags, mode } => opcode::OpenAt::new(cwd, self.path)
+                .flags(flags | libc::O_CLOEXEC)
+                .mode(mode)
+                .build(),
+            PathCall::Unlink => opcode::UnlinkAt::new(cwd, self.path).build(),
+            PathCall::Mkdir => opcode::MkDirAt::new(cwd, self.path).mode(0o777).build(),
+        }
+    }
+
+    fn call(&mut self) -> isize {
+        // SAFETY: see the impl.
+        (unsafe {
+            match self.call {
+                PathCall::Open { flags, mode } => {
+                    libc::open(self.path, flags | libc::O_CLOEXEC, mode as libc::c_uint)
+                }
+                PathCall::Unlink => libc::unlink(self.path),
+                PathCall::Mkdir => libc::mkdir(self.path, 0o777),
+            }
+        }) as isize
+    }
+}
+
+fn path_op(path: &CStr, call: PathCall) -> Option<io::Result<usize>> {
+    run(
+        PathOp {
+            path: path.as_ptr(),
+            call,
+        },
+        None,
+    )
 }
 
 /// `openat(2)` relative to the working directory, with `O_CLOEXEC` added.
 pub(crate) fn open(path: &CStr, flags: i32, mode: libc::mode_t) -> Option<io::Result<RawFd>> {
-    match backend()? {
-        IoBackend::IoUring => uring_ops::open(path, flags, mode),
-        IoBackend::Epoll => Some(epoll_ops::open(path, flags, mode)),
-    }
+    path_op(path, PathCall::Open { flags, mode }).map(|r| r.map(|fd| fd as RawFd))
 }
 
 /// `unlinkat(2)` relative to the working directory.
 pub(crate) fn unlink(path: &CStr) -> Option<io::Result<()>> {
-    match backend()? {
-        IoBackend::IoUring => uring_ops::unlink(path),
-        IoBackend::Epoll => Some(epoll_ops::unlink(path)),
-    }
+    path_op(path, PathCall::Unlink).map(|r| r.map(drop))
 }
 
 /// `mkdirat(2)` relative to the working directory, mode 0o777 (less the umask).
 pub(crate) fn mkdir(path: &CStr) -> Option<io::Result<()>> {
-    match backend()? {
-        IoBackend::IoUring => uring_ops::mkdir(path),
-        IoBackend::Epoll => Some(epoll_ops::mkdir(path)),
-    }
+    path_op(path, PathCall::Mkdir).map(|r| r.map(drop))
 }

@@ -6,7 +6,7 @@
 //! - `park`: the park word, atomic; see [`park`].
 //! - `home`: written once, by the worker that first runs the thread, before anyone else can
 //!   see it started; read by whoever schedules the thread.
-//! - `context`, `stack`, `main`, `suspended_for`: only by the one party that currently owns
+//! - `context`, `stack`, `main`, `suspended_for`, `immediate_ops`: only by the one party that currently owns
 //!   the *run* of the thread: the worker running it (and the thread itself, on that worker),
 //!   or the spawner before the first schedule. Ownership passes through the run queues and
 //!   through the park word, both of which synchronise (release/acquire).
@@ -65,6 +65,9 @@ pub(crate) struct Task {
     home: AtomicUsize,
     /// Whether the monitor's stall report about this thread was logged.
     stall_reported: AtomicBool,
+    /// I/O ops run since the thread last waited in one (see `reactor::op`); only the
+    /// thread itself touches it.
+    immediate_ops: Cell<u32>,
     /// Index of this thread in its home worker's registry (see `sched::registry`).
     pub(crate) registry_slot: AtomicUsize,
     /// The thread's green-thread-local values (`crate::local`); only the thread itself
@@ -77,7 +80,7 @@ const NO_HOME: usize = usize::MAX;
 /// `registry_slot` of a thread in no registry.
 pub(crate) const NO_SLOT: usize = usize::MAX;
 
-// SAFETY: the non-Sync fields (context, stack, main, suspended_for) are touched only by the
+// SAFETY: the non-Sync fields (context, stack, main, suspended_for, immediate_ops) are touched only by the
 // owner of the thread's run, one party at a time, with ownership handed over through the run
 // queues or the `park` word, which synchronise (see the module documentation). `main` is
 // Send, and the context and stack are plain memory that may be used from any OS thread.
@@ -109,6 +112,7 @@ impl Task {
             pinned,
             home: AtomicUsize::new(NO_HOME),
             stall_reported: AtomicBool::new(false),
+            immediate_ops: Cell::new(0),
             registry_slot: AtomicUsize::new(NO_SLOT),
             locals: crate::local::LocalMap::default(),
         });
@@ -190,6 +194,19 @@ impl Task {
     /// Why the thread last suspended. Only meaningful to the owner of its run.
     pub(crate) fn suspended_for(&self) -> Suspend {
         self.suspended_for.get()
+    }
+
+    /// Counts an I/O op about to start; `false` once `budget` ops in a row did not wait,
+    /// so the thread should let the worker's other threads run.
+    pub(crate) fn note_immediate_op(&self, budget: u32) -> bool {
+        let count = self.immediate_ops.get();
+        self.immediate_ops.set(count.saturating_add(1));
+        count < budget
+    }
+
+    /// The thread waited in an I/O op (or yielded): its budget starts again.
+    pub(crate) fn reset_immediate_ops(&self) {
+        self.immediate_ops.set(0);
     }
 
     /// Switches from this (running) thread back to its worker, recording why.

@@ -1,0 +1,256 @@
+//! What an op is, and the one driver that runs every op on either backend.
+//!
+//! An op ([`Op`]) is a value that knows the kernel call it stands for in both of its
+//! forms: an io_uring SQE, and the plain system call (non-blocking for sockets). It borrows
+//! the caller's buffers and addresses; the green thread's own buffer stays the buffer. The
+//! driver ([`run`]) checks once that the caller is a green thread, finds its worker once,
+//! and runs the op on that worker's backend:
+//!
+//! - **io_uring.** The SQE is queued on the worker's ring and the thread parks until its
+//!   last CQE (see [`park_on`]). An op whose call usually succeeds at once (a send: the
+//!   socket buffer has room) is first tried as the non-blocking system call, and parks only
+//!   if that would block: one system call and no switch instead of an SQE, a switch, an
+//!   `io_uring_enter` and a CQE. A recv is queued with the kernel's poll-first hint when
+//!   its socket is known to be empty (see [`Recv`](super::ops)): the kernel then arms its
+//!   poll at once instead of first trying a receive that fails.
+//! - **epoll.** A socket op makes its non-blocking call, and on `EAGAIN` waits on the
+//!   worker's epoll for readiness and calls again. File ops, which have no readiness, run
+//!   on the blocking pool while the green thread waits.
+//!
+//! # Which form wins, per op (measured with `wrk` and `compare --load` in another process)
+//!
+//! Against clients in another process, a send tried at once almost never blocks, so its
+//! SQE round trip (queue, switch, submit, reap, switch back) was pure cost. A recv that
+//! follows a reply almost never finds data, so trying it first would cost a failed system
+//! call per request; it is queued directly, with the poll-first hint, which spares the
+//! kernel the same failed attempt at submission.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use io_uring::squeue::Entry;
+use io_uring::types::Timespec;
+
+use super::epoll::{Outcome, Readiness};
+use super::{park_on, IoBackend, Reactor};
+use crate::sched::{cancel_point, current};
+use crate::task::{Suspend, Task};
+
+/// How an expired timeout is reported, mirroring std on Linux.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum TimeoutKind {
+    /// Socket read/write timeouts: `EAGAIN`, i.e. `ErrorKind::WouldBlock` (as std's
+    /// `SO_RCVTIMEO`/`SO_SNDTIMEO`).
+    WouldBlock,
+    /// `connect_timeout`: `ErrorKind::TimedOut`.
+    TimedOut,
+}
+
+impl TimeoutKind {
+    /// The error for an expired timeout of this kind.
+    pub(crate) fn error(self) -> io::Error {
+        match self {
+            TimeoutKind::WouldBlock => io::Error::from_raw_os_error(libc::EAGAIN),
+            TimeoutKind::TimedOut => {
+                io::Error::new(io::ErrorKind::TimedOut, "connection timed out")
+            }
+        }
+    }
+}
+
+/// What an op's system call waits for when it would block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// The fd becoming readable (recv, accept).
+    Readable,
+    /// The fd becoming writable (send, connect).
+    Writable,
+    /// Nothing the kernel can announce (files): the call runs on the blocking pool.
+    Pool,
+}
+
+/// One kernel operation, in its two forms.
+///
+/// # Safety
+///
+/// Every pointer the SQE of [`Op::entry`] holds, and every pointer [`Op::call`] passes to
+/// the kernel, stays valid for as long as the op value lives (the driver keeps the value
+/// alive until the kernel is done with it).
+pub(crate) unsafe trait Op {
+    /// What the system call waits for when it would block.
+    const WAIT: Wait;
+    /// How an expired timeout is reported.
+    const TIMEOUT: TimeoutKind = TimeoutKind::WouldBlock;
+    /// `false` for ops that must not be restarted after `EINTR` (a connect goes on in the
+    /// kernel).
+    const RESTART: bool = true;
+
+    /// The fd the op works on (for readiness waits).
+    fn fd(&self) -> RawFd;
+
+    /// `true` when the io_uring backend should try the system call first: it usually
+    /// succeeds at once.
+    fn call_first(&self) -> bool {
+        false
+    }
+
+    /// The op as an SQE (without `user_data`: the driver tags it). `empty` is `true` when
+    /// the system call just reported `EAGAIN`, so the op will have to wait for readiness.
+    fn entry(&mut self, empty: bool) -> Entry;
+
+    /// The system call, non-blocking when the op waits for readiness: the result, or -1
+    /// with `errno` set. For [`Wait::Pool`] ops it runs on a pool thread and may block.
+    fn call(&mut self) -> isize;
+}
+
+/// Consecutive ops a green thread may run without waiting (immediate system calls, or
+/// completions already there) before the driver yields to the worker's other threads, as
+/// a wait would have.
+const CALL_BUDGET: u32 = 64;
+
+/// Runs `op` for the calling green thread, with an optional timeout; `None` when the
+/// caller should make the ordinary blocking system call instead: off green threads, and on
+/// a green thread that unwinds (outside its runtime's shutdown), because switching away
+/// would show the panic to the worker's other threads (std's panic count belongs to the OS
+/// thread). During a shutdown an unwinding thread's op fails with `ECANCELED` rather than
+/// block.
+pub(crate) fn run<O: Op>(mut op: O, timeout: Option<Duration>) -> Option<io::Result<usize>> {
+    let task = current::task();
+    // SAFETY: the running task is alive while it runs.
+    let task = unsafe { task.as_ref() }?;
+    if std::thread::panicking() && !task.runtime.is_shutting_down() {
+        return None;
+    }
+    if cancel_point(task) {
+        return Some(Err(io::Error::from_raw_os_error(libc::ECANCELED)));
+    }
+    if !task.note_immediate_op(CALL_BUDGET) {
+        // A run of ops that never had to wait: let the worker's other threads in, as a
+        // wait would have.
+        crate::thread::yield_now();
+        task.reset_immediate_ops();
+    }
+    Some(match task.runtime.io_backend() {
+        IoBackend::IoUring => uring(task, &mut op, timeout),
+        IoBackend::Epoll => epoll(task, &mut op, timeout),
+    })
+}
+
+/// The outcome of one non-blocking system call.
+enum Called {
+    Done(io::Result<usize>),
+    WouldBlock,
+}
+
+/// Calls `op` until it is not interrupted (when it may be restarted).
+fn call<O: Op>(op: &mut O) -> Called {
+    loop {
+        let result = op.call();
+        if result >= 0 {
+            return Called::Done(Ok(result as usize));
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) if O::RESTART => continue,
+            Some(libc::EAGAIN) => return Called::WouldBlock,
+            _ => return Called::Done(Err(err)),
+        }
+    }
+}
+
+/// The io_uring backend: the call first for ops that usually succeed at once, the SQE
+/// otherwise and whenever the call would block.
+fn uring<O: Op>(task: &Task, op: &mut O, timeout: Option<Duration>) -> io::Result<usize> {
+    let mut empty = false;
+    if op.call_first() {
+        match call(op) {
+            Called::Done(result) => return result,
+            Called::WouldBlock => empty = true,
+        }
+    }
+    let timespec = timeout.map(|t| Timespec::from(crate::time::saturate(t)));
+    loop {
+        // SAFETY: the op value outlives `park_on`, which returns only after every CQE of
+        // the entry has been reaped; `timespec` lives until then too; we are on a green
+        // thread.
+        let result = unsafe { park_on(op.entry(empty), timespec.as_ref()) };
+        task.reset_immediate_ops();
+        return if result.res >= 0 {
+            Ok(result.res as usize)
+        } else if result.timed_out && result.res == -libc::ECANCELED {
+            Err(O::TIMEOUT.error())
+        } else if result.res == -libc::EINTR && O::RESTART {
+            continue;
+        } else {
+            Err(io::Error::from_raw_os_error(-result.res))
+        };
+    }
+}
+
+/// The epoll backend: the non-blocking call, retried on readiness; pool ops on the pool.
+fn epoll<O: Op>(task: &Task, op: &mut O, timeout: Option<Duration>) -> io::Result<usize> {
+    let write = match O::WAIT {
+        Wait::Pool => return on_pool(op),
+        Wait::Readable => false,
+        Wait::Writable => true,
+    };
+    let deadline = timeout.and_then(crate::time::deadline_after);
+    loop {
+        if let Called::Done(result) = call(op) {
+            return result;
+        }
+        match wait_ready(task, op.fd(), write, deadline)? {
+            Outcome::Ready | Outcome::Pending => {}
+            Outcome::TimedOut => return Err(O::TIMEOUT.error()),
+            Outcome::Cancelled => {
+                cancel_point(task);
+                return Err(io::Error::from_raw_os_error(libc::ECANCELED));
+            }
+        }
+    }
+}
+
+/// Suspends the calling green thread until `fd` is readable (writable with `write`), the
+/// deadline passes or the runtime shuts down.
+fn wait_ready(
+    task: &Task,
+    fd: RawFd,
+    write: bool,
+    deadline: Option<Instant>,
+) -> io::Result<Outcome> {
+    let slot = Readiness::new(task);
+    let worker = current::worker_moving().expect("checked: on a green thread");
+    let Reactor::Epoll(epoll) = worker.reactor() else {
+        unreachable!("the epoll backend runs on epoll reactors");
+    };
+    // SAFETY: `slot` is on our stack and we suspend with `Suspend::Io` right below; only the
+    // reactor's completion of the slot resumes us.
+    unsafe { epoll.register(&slot, fd, write, deadline)? };
+    // Only this worker's loop may see the event, after the switch.
+    worker.hold_across_suspend();
+    // SAFETY: we are that green thread, on its own stack.
+    unsafe { task.suspend(Suspend::Io) };
+    task.reset_immediate_ops();
+    Ok(slot.outcome())
+}
+
+/// A pointer the pool thread uses while the green thread that lent it waits.
+struct Lent<T>(*mut T);
+// SAFETY: the op stays valid and untouched by its green thread until the pool thread is
+// done with it (`blocking::offload` returns only then), so using it there is a hand-over.
+unsafe impl<T> Send for Lent<T> {}
+
+/// Runs `op`'s (blocking) system call on the blocking pool; EINTR is retried there.
+fn on_pool<O: Op>(op: &mut O) -> io::Result<usize> {
+    let lent = Lent(op as *mut O);
+    crate::blocking::offload(move || {
+        let lent = lent;
+        // SAFETY: see `Lent`.
+        let op = unsafe { &mut *lent.0 };
+        match call(op) {
+            Called::Done(result) => result,
+            Called::WouldBlock => Err(io::Error::from_raw_os_error(libc::EAGAIN)),
+        }
+    })
+}
