@@ -255,6 +255,7 @@ impl Builder {
                 .map(|index| {
                     Reactor::new(
                         backend,
+                        index,
                         shared.waker(index),
                         Arc::clone(&shared.stats[index]),
                         owner,

@@ -14,6 +14,9 @@ pub(super) struct Settings {
     read_timeout: AtomicU64,
     write_timeout: AtomicU64,
     nonblocking: AtomicBool,
+    /// The workers whose epoll sets hold the socket (see `reactor::ops::Socket`); a clone
+    /// is a new fd and starts with none.
+    epoll_registered: AtomicU64,
 }
 
 fn encode(timeout: Option<Duration>) -> u64 {
@@ -50,6 +53,11 @@ impl Settings {
 
     pub(super) fn set_nonblocking(&self, nonblocking: bool) {
         self.nonblocking.store(nonblocking, Ordering::Relaxed);
+    }
+
+    /// The socket `fd` with these settings, as the reactor's ops take it.
+    pub(super) fn op_socket(&self, fd: std::os::fd::RawFd) -> crate::reactor::ops::Socket<'_> {
+        crate::reactor::ops::Socket::new(fd, &self.epoll_registered)
     }
 
     /// A copy, for `try_clone` (std's clones share the socket, and so its options).
@@ -221,9 +229,12 @@ macro_rules! stream_io {
                 use std::os::fd::AsRawFd;
                 if self.settings.blocking() {
                     let timeout = self.settings.read_timeout();
-                    if let Some(result) =
-                        crate::reactor::ops::recv(self.as_raw_fd(), buf, 0, timeout)
-                    {
+                    if let Some(result) = crate::reactor::ops::recv(
+                        self.settings.op_socket(self.as_raw_fd()),
+                        buf,
+                        0,
+                        timeout,
+                    ) {
                         return result;
                     }
                 }
@@ -234,8 +245,11 @@ macro_rules! stream_io {
                 use std::os::fd::AsRawFd;
                 if self.settings.blocking() {
                     let timeout = self.settings.write_timeout();
-                    if let Some(result) = crate::reactor::ops::send(self.as_raw_fd(), buf, timeout)
-                    {
+                    if let Some(result) = crate::reactor::ops::send(
+                        self.settings.op_socket(self.as_raw_fd()),
+                        buf,
+                        timeout,
+                    ) {
                         return result;
                     }
                 }
@@ -253,7 +267,11 @@ macro_rules! stream_io {
                     let timeout = self.settings.read_timeout();
                     // SAFETY: `msg` points at `bufs`, both borrowed for the whole call.
                     let result = unsafe {
-                        crate::reactor::ops::recvmsg(self.as_raw_fd(), &mut msg, timeout)
+                        crate::reactor::ops::recvmsg(
+                            self.settings.op_socket(self.as_raw_fd()),
+                            &mut msg,
+                            timeout,
+                        )
                     };
                     if let Some(result) = result {
                         return result;
@@ -268,9 +286,9 @@ macro_rules! stream_io {
                     // IoSlice is ABI-compatible with iovec on Unix; sendmsg only reads it.
                     let msg = super::socket::msghdr(bufs.as_ptr().cast_mut().cast(), bufs.len());
                     let timeout = self.settings.write_timeout();
-                    let fd = self.as_raw_fd();
+                    let socket = self.settings.op_socket(self.as_raw_fd());
                     // SAFETY: `msg` points at `bufs`, both borrowed for the whole call.
-                    let result = unsafe { crate::reactor::ops::sendmsg(fd, &msg, timeout) };
+                    let result = unsafe { crate::reactor::ops::sendmsg(socket, &msg, timeout) };
                     if let Some(result) = result {
                         return result;
                     }

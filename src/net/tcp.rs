@@ -163,7 +163,11 @@ impl TcpListener {
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         if self.settings.blocking() {
             let mut peer = RawAddr::empty();
-            if let Some(fd) = ops::accept(self.as_raw_fd(), &mut peer.storage, &mut peer.len) {
+            if let Some(fd) = ops::accept(
+                self.settings.op_socket(self.as_raw_fd()),
+                &mut peer.storage,
+                &mut peer.len,
+            ) {
                 // SAFETY: accept returned a fresh socket that nothing else owns.
                 let stream =
                     unsafe { <std::net::TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd?) };

@@ -45,7 +45,11 @@ impl UdpSocket {
     /// As std's; `WouldBlock` after the write timeout.
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         if self.settings.blocking() {
-            if let Some(result) = ops::send(self.as_raw_fd(), buf, self.settings.write_timeout()) {
+            if let Some(result) = ops::send(
+                self.settings.op_socket(self.as_raw_fd()),
+                buf,
+                self.settings.write_timeout(),
+            ) {
                 return result;
             }
         }
@@ -59,8 +63,12 @@ impl UdpSocket {
     /// As std's; `WouldBlock` after the read timeout.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         if self.settings.blocking() {
-            if let Some(result) = ops::recv(self.as_raw_fd(), buf, 0, self.settings.read_timeout())
-            {
+            if let Some(result) = ops::recv(
+                self.settings.op_socket(self.as_raw_fd()),
+                buf,
+                0,
+                self.settings.read_timeout(),
+            ) {
                 return result;
             }
         }
@@ -89,8 +97,13 @@ impl UdpSocket {
             msg.msg_name = raw.as_ptr().cast_mut().cast();
             msg.msg_namelen = raw.len;
             // SAFETY: `msg`, `iov`, `raw` and `buf` all live until the call returns.
-            let result =
-                unsafe { ops::sendmsg(self.as_raw_fd(), &msg, self.settings.write_timeout()) };
+            let result = unsafe {
+                ops::sendmsg(
+                    self.settings.op_socket(self.as_raw_fd()),
+                    &msg,
+                    self.settings.write_timeout(),
+                )
+            };
             if let Some(result) = result {
                 return result;
             }
@@ -114,8 +127,13 @@ impl UdpSocket {
             msg.msg_name = (&mut from.storage as *mut libc::sockaddr_storage).cast();
             msg.msg_namelen = from.len;
             // SAFETY: `msg`, `iov`, `from` and `buf` all live until the call returns.
-            let result =
-                unsafe { ops::recvmsg(self.as_raw_fd(), &mut msg, self.settings.read_timeout()) };
+            let result = unsafe {
+                ops::recvmsg(
+                    self.settings.op_socket(self.as_raw_fd()),
+                    &mut msg,
+                    self.settings.read_timeout(),
+                )
+            };
             if let Some(result) = result {
                 let n = result?;
                 from.len = msg.msg_namelen;

@@ -137,7 +137,11 @@ impl UnixListener {
             // through std, which knows how to represent unnamed peers.
             let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
             let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            if let Some(fd) = ops::accept(self.as_raw_fd(), &mut storage, &mut len) {
+            if let Some(fd) = ops::accept(
+                self.settings.op_socket(self.as_raw_fd()),
+                &mut storage,
+                &mut len,
+            ) {
                 // SAFETY: accept returned a fresh socket that nothing else owns.
                 let stream = unsafe {
                     <std::os::unix::net::UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd?)

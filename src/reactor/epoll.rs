@@ -9,22 +9,30 @@
 //! thread then retries the call. File operations have no readiness: the op driver (`op`) runs them
 //! on the blocking pool.
 //!
-//! Each fd is registered level-triggered for the union of the interests of the threads
-//! waiting on it, and removed when none waits any more, so a closed fd is never left
-//! registered. Deadlines of timed waits and `park_timeout` timers live in heaps the worker
-//! fires at every turn; `epoll_wait` sleeps until the earliest.
+//! Each socket is registered once per worker that waits on it, edge-triggered for both
+//! directions (as mio does), and stays registered until it is closed, which removes it
+//! from every epoll set. The socket object remembers in which workers' sets it is (see
+//! [`Socket`](super::op::Socket)), so a wait on a known socket costs no `epoll_ctl` at all;
+//! an fd without that record (a connect on a fresh socket) is added on every wait, and
+//! `EEXIST` means it already was. Edge-triggered is enough because every wait follows a
+//! call that reported `EAGAIN` on this worker, with no poll in between: any later change
+//! of readiness is a new edge. Events nobody waits for are dropped. Deadlines of timed
+//! waits and `park_timeout` timers live in heaps the worker fires at every turn;
+//! `epoll_wait` sleeps until the earliest.
 //!
-//! Costs against io_uring: a system call per attempt, two `epoll_ctl`s per wait, and a
-//! non-blocking `epoll_wait` every [`POLL_INTERVAL`] turns of a busy worker.
+//! Costs against io_uring: a system call per attempt, and a non-blocking `epoll_wait`
+//! every [`POLL_INTERVAL`] turns of a busy worker.
 
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::op::Socket;
 use crate::sched::WorkerStats;
 use crate::task::{Task, TaskRef};
 
@@ -84,22 +92,16 @@ struct Interest {
     writers: Vec<u64>,
 }
 
-impl Interest {
-    fn events(&self) -> u32 {
-        let mut events = 0;
-        if !self.readers.is_empty() {
-            events |= libc::EPOLLIN | libc::EPOLLRDHUP;
-        }
-        if !self.writers.is_empty() {
-            events |= libc::EPOLLOUT;
-        }
-        events as u32
-    }
-}
+/// The events every fd is registered for: both directions, edge-triggered.
+const EVENTS_OF_FD: u32 =
+    (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
 
 /// One worker's epoll instance and its waits. Only touched on that worker's carrier.
 pub(crate) struct Epoll {
     epfd: OwnedFd,
+    /// This worker's bit in a socket's record of registrations (0 past 64 workers: such
+    /// workers add the fd on every wait).
+    bit: u64,
     wake_fd: RawFd,
     waits: RefCell<HashMap<u64, Wait>>,
     fds: RefCell<HashMap<RawFd, Interest>>,
@@ -148,7 +150,7 @@ impl Epoll {
     /// # Errors
     ///
     /// When the process is out of file descriptors or memory.
-    pub(crate) fn new(wake_fd: RawFd, stats: Arc<WorkerStats>) -> io::Result<Epoll> {
+    pub(crate) fn new(index: usize, wake_fd: RawFd, stats: Arc<WorkerStats>) -> io::Result<Epoll> {
         // SAFETY: epoll_create1 has no memory-safety preconditions.
         let epfd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         // SAFETY: `epfd` is a fresh descriptor nothing else owns.
@@ -163,6 +165,7 @@ impl Epoll {
         })?;
         Ok(Epoll {
             epfd,
+            bit: 1u64.checked_shl(index as u32).unwrap_or(0),
             wake_fd,
             waits: RefCell::new(HashMap::new()),
             fds: RefCell::new(HashMap::new()),
@@ -174,8 +177,8 @@ impl Epoll {
         })
     }
 
-    /// Registers the calling green thread's wait for `fd` to become readable (or writable),
-    /// until `deadline`. The caller then suspends with `Suspend::Io`.
+    /// Registers the calling green thread's wait for `socket` to become readable (or
+    /// writable), until `deadline`. The caller then suspends with `Suspend::Io`.
     ///
     /// # Errors
     ///
@@ -189,39 +192,23 @@ impl Epoll {
     pub(crate) unsafe fn register(
         &self,
         slot: &Readiness,
-        fd: RawFd,
+        socket: Socket<'_>,
         write: bool,
         deadline: Option<Instant>,
     ) -> io::Result<()> {
+        let fd = socket.fd;
+        let mut fds = self.fds.borrow_mut();
+        // A fd somebody waits on here is open (the waiter borrows it) and so registered.
+        if !fds.contains_key(&fd) {
+            self.add(socket)?;
+        }
         let id = self.next_id.get();
         self.next_id.set(id + 1);
-        let mut fds = self.fds.borrow_mut();
-        let existing = fds.contains_key(&fd);
         let interest = fds.entry(fd).or_default();
         if write {
             interest.writers.push(id);
         } else {
             interest.readers.push(id);
-        }
-        let mut event = libc::epoll_event {
-            events: interest.events(),
-            u64: fd as u64,
-        };
-        let op = if existing {
-            libc::EPOLL_CTL_MOD
-        } else {
-            libc::EPOLL_CTL_ADD
-        };
-        // SAFETY: `event` is valid for the call; a bad fd is reported as an error.
-        let result = cvt(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut event) });
-        if let Err(err) = result {
-            let interest = fds.get_mut(&fd).expect("inserted above");
-            interest.readers.retain(|&w| w != id);
-            interest.writers.retain(|&w| w != id);
-            if interest.readers.is_empty() && interest.writers.is_empty() {
-                fds.remove(&fd);
-            }
-            return Err(err);
         }
         drop(fds);
         self.waits.borrow_mut().insert(id, Wait { slot, fd, write });
@@ -229,6 +216,35 @@ impl Epoll {
             self.deadlines.borrow_mut().push(Reverse((deadline, id)));
         }
         self.stats.io_submitted.incr();
+        Ok(())
+    }
+
+    /// Makes sure `socket` is in this epoll set.
+    ///
+    /// # Errors
+    ///
+    /// When epoll refuses the fd (e.g. a regular file) or is out of memory.
+    fn add(&self, socket: Socket<'_>) -> io::Result<()> {
+        let known = socket
+            .registered
+            .is_some_and(|set| set.load(Ordering::Relaxed) & self.bit != 0);
+        if known {
+            return Ok(());
+        }
+        let mut event = libc::epoll_event {
+            events: EVENTS_OF_FD,
+            u64: socket.fd as u64,
+        };
+        let (epfd, add) = (self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD);
+        // SAFETY: `event` is valid for the call; a bad fd is reported as an error.
+        match cvt(unsafe { libc::epoll_ctl(epfd, add, socket.fd, &mut event) }) {
+            Ok(_) => {}
+            Err(err) if err.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(err) => return Err(err),
+        }
+        if let Some(set) = socket.registered {
+            set.fetch_or(self.bit, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -420,19 +436,11 @@ impl Epoll {
             } else {
                 interest.readers.retain(|&w| w != id);
             }
-            let mut event = libc::epoll_event {
-                events: interest.events(),
-                u64: wait.fd as u64,
-            };
-            let op = if event.events == 0 {
+            // The fd stays in the epoll set (until it is closed); only the bookkeeping of
+            // who waits goes.
+            if interest.readers.is_empty() && interest.writers.is_empty() {
                 fds.remove(&wait.fd);
-                libc::EPOLL_CTL_DEL
-            } else {
-                libc::EPOLL_CTL_MOD
-            };
-            // SAFETY: `event` is valid for the call. The fd is still open: its waiter is
-            // suspended inside a call that borrows it. An error leaves nothing to undo.
-            unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), op, wait.fd, &mut event) };
+            }
         }
         drop(fds);
         self.stats.io_completed.incr();

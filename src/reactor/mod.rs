@@ -183,7 +183,7 @@ pub(crate) enum Reactor {
 }
 
 impl Reactor {
-    /// A reactor of `backend` for the worker woken through `waker`, used by `owner`.
+    /// A reactor of `backend` for worker `index`, woken through `waker`, used by `owner`.
     ///
     /// # Errors
     ///
@@ -191,13 +191,14 @@ impl Reactor {
     /// for epoll, when the process is out of file descriptors.
     pub(crate) fn new(
         backend: IoBackend,
+        index: usize,
         waker: &Waker,
         stats: Arc<WorkerStats>,
         owner: RingOwner,
     ) -> io::Result<Reactor> {
         match backend {
             IoBackend::IoUring => Ring::new(waker, stats, owner).map(Reactor::Uring),
-            IoBackend::Epoll => Epoll::new(waker.fd(), stats).map(Reactor::Epoll),
+            IoBackend::Epoll => Epoll::new(index, waker.fd(), stats).map(Reactor::Epoll),
         }
     }
 

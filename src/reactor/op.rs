@@ -27,6 +27,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use io_uring::squeue::Entry;
@@ -70,6 +71,33 @@ pub(crate) enum Wait {
     Pool,
 }
 
+/// The fd of an op, and for a socket the record of which workers' epoll sets hold it
+/// (bit `i` for worker `i`), kept by the socket object that owns the fd: an fd leaves
+/// every epoll set when it is closed, so a set bit is never stale while the owner lives.
+#[derive(Clone, Copy)]
+pub(crate) struct Socket<'a> {
+    pub(crate) fd: RawFd,
+    pub(crate) registered: Option<&'a AtomicU64>,
+}
+
+impl<'a> Socket<'a> {
+    /// A socket whose owner keeps its epoll registrations in `registered`.
+    pub(crate) fn new(fd: RawFd, registered: &'a AtomicU64) -> Socket<'a> {
+        Socket {
+            fd,
+            registered: Some(registered),
+        }
+    }
+
+    /// A fd without such a record (a fresh socket being connected, a file).
+    pub(crate) fn fd(fd: RawFd) -> Socket<'static> {
+        Socket {
+            fd,
+            registered: None,
+        }
+    }
+}
+
 /// One kernel operation, in its two forms.
 ///
 /// # Safety
@@ -87,7 +115,7 @@ pub(crate) unsafe trait Op {
     const RESTART: bool = true;
 
     /// The fd the op works on (for readiness waits).
-    fn fd(&self) -> RawFd;
+    fn socket(&self) -> Socket<'_>;
 
     /// `true` when the io_uring backend should try the system call first: it usually
     /// succeeds at once.
@@ -200,7 +228,7 @@ fn epoll<O: Op>(task: &Task, op: &mut O, timeout: Option<Duration>) -> io::Resul
         if let Called::Done(result) = call(op) {
             return result;
         }
-        match wait_ready(task, op.fd(), write, deadline)? {
+        match wait_ready(task, op.socket(), write, deadline)? {
             Outcome::Ready | Outcome::Pending => {}
             Outcome::TimedOut => return Err(O::TIMEOUT.error()),
             Outcome::Cancelled => {
@@ -211,11 +239,11 @@ fn epoll<O: Op>(task: &Task, op: &mut O, timeout: Option<Duration>) -> io::Resul
     }
 }
 
-/// Suspends the calling green thread until `fd` is readable (writable with `write`), the
+/// Suspends the calling green thread until `socket` is readable (writable with `write`), the
 /// deadline passes or the runtime shuts down.
 fn wait_ready(
     task: &Task,
-    fd: RawFd,
+    socket: Socket<'_>,
     write: bool,
     deadline: Option<Instant>,
 ) -> io::Result<Outcome> {
@@ -226,7 +254,7 @@ fn wait_ready(
     };
     // SAFETY: `slot` is on our stack and we suspend with `Suspend::Io` right below; only the
     // reactor's completion of the slot resumes us.
-    unsafe { epoll.register(&slot, fd, write, deadline)? };
+    unsafe { epoll.register(&slot, socket, write, deadline)? };
     // Only this worker's loop may see the event, after the switch.
     worker.hold_across_suspend();
     // SAFETY: we are that green thread, on its own stack.

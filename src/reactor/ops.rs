@@ -16,6 +16,7 @@ use io_uring::opcode;
 use io_uring::squeue::Entry;
 use io_uring::types::{Fd, FsyncFlags};
 
+pub(crate) use super::op::Socket;
 pub(crate) use super::op::TimeoutKind;
 use super::op::{run, Op, Wait};
 
@@ -51,8 +52,8 @@ fn socket_path() -> SocketPath {
 }
 
 /// `recv(2)`.
-struct Recv {
-    fd: RawFd,
+struct Recv<'a> {
+    socket: Socket<'a>,
     buf: *mut u8,
     len: usize,
     flags: i32,
@@ -60,11 +61,11 @@ struct Recv {
 
 // SAFETY: `buf` points to `len` writable bytes borrowed by the caller of `recv` for as
 // long as the op lives.
-unsafe impl Op for Recv {
+unsafe impl Op for Recv<'_> {
     const WAIT: Wait = Wait::Readable;
 
-    fn fd(&self) -> RawFd {
-        self.fd
+    fn socket(&self) -> Socket<'_> {
+        self.socket
     }
 
     fn call_first(&self) -> bool {
@@ -73,7 +74,7 @@ unsafe impl Op for Recv {
 
     fn entry(&mut self, empty: bool) -> Entry {
         let poll_first = empty || socket_path().recv_poll_first;
-        opcode::Recv::new(Fd(self.fd), self.buf, len_u32(self.len))
+        opcode::Recv::new(Fd(self.socket.fd), self.buf, len_u32(self.len))
             .flags(self.flags)
             .ioprio(if poll_first { RECVSEND_POLL_FIRST } else { 0 })
             .build()
@@ -83,7 +84,7 @@ unsafe impl Op for Recv {
         // SAFETY: see the impl.
         unsafe {
             libc::recv(
-                self.fd,
+                self.socket.fd,
                 self.buf.cast(),
                 self.len,
                 self.flags | libc::MSG_DONTWAIT,
@@ -94,7 +95,7 @@ unsafe impl Op for Recv {
 
 /// `recv(2)` into `buf`.
 pub(crate) fn recv(
-    fd: RawFd,
+    socket: Socket<'_>,
     buf: &mut [u8],
     flags: i32,
     timeout: Option<Duration>,
@@ -102,7 +103,7 @@ pub(crate) fn recv(
     let (buf, len) = (buf.as_mut_ptr(), buf.len());
     run(
         Recv {
-            fd,
+            socket,
             buf,
             len,
             flags,
@@ -112,19 +113,19 @@ pub(crate) fn recv(
 }
 
 /// `send(2)` with `MSG_NOSIGNAL`, as std does.
-struct Send {
-    fd: RawFd,
+struct Send<'a> {
+    socket: Socket<'a>,
     buf: *const u8,
     len: usize,
 }
 
 // SAFETY: `buf` points to `len` readable bytes borrowed by the caller of `send` for as
 // long as the op lives.
-unsafe impl Op for Send {
+unsafe impl Op for Send<'_> {
     const WAIT: Wait = Wait::Writable;
 
-    fn fd(&self) -> RawFd {
-        self.fd
+    fn socket(&self) -> Socket<'_> {
+        self.socket
     }
 
     fn call_first(&self) -> bool {
@@ -132,7 +133,7 @@ unsafe impl Op for Send {
     }
 
     fn entry(&mut self, _empty: bool) -> Entry {
-        opcode::Send::new(Fd(self.fd), self.buf, len_u32(self.len))
+        opcode::Send::new(Fd(self.socket.fd), self.buf, len_u32(self.len))
             .flags(libc::MSG_NOSIGNAL)
             .build()
     }
@@ -141,7 +142,7 @@ unsafe impl Op for Send {
         // SAFETY: see the impl.
         unsafe {
             libc::send(
-                self.fd,
+                self.socket.fd,
                 self.buf.cast(),
                 self.len,
                 libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
@@ -151,32 +152,36 @@ unsafe impl Op for Send {
 }
 
 /// `send(2)` of `buf` (with `MSG_NOSIGNAL`, as std does).
-pub(crate) fn send(fd: RawFd, buf: &[u8], timeout: Option<Duration>) -> Option<io::Result<usize>> {
+pub(crate) fn send(
+    socket: Socket<'_>,
+    buf: &[u8],
+    timeout: Option<Duration>,
+) -> Option<io::Result<usize>> {
     let (buf, len) = (buf.as_ptr(), buf.len());
-    run(Send { fd, buf, len }, timeout)
+    run(Send { socket, buf, len }, timeout)
 }
 
 /// `recvmsg(2)`.
-struct RecvMsg {
-    fd: RawFd,
+struct RecvMsg<'a> {
+    socket: Socket<'a>,
     msg: *mut libc::msghdr,
 }
 
 // SAFETY: the caller of `recvmsg` keeps `msg` and what it points to valid for the call.
-unsafe impl Op for RecvMsg {
+unsafe impl Op for RecvMsg<'_> {
     const WAIT: Wait = Wait::Readable;
 
-    fn fd(&self) -> RawFd {
-        self.fd
+    fn socket(&self) -> Socket<'_> {
+        self.socket
     }
 
     fn entry(&mut self, _empty: bool) -> Entry {
-        opcode::RecvMsg::new(Fd(self.fd), self.msg).build()
+        opcode::RecvMsg::new(Fd(self.socket.fd), self.msg).build()
     }
 
     fn call(&mut self) -> isize {
         // SAFETY: see the impl.
-        unsafe { libc::recvmsg(self.fd, self.msg, libc::MSG_DONTWAIT) }
+        unsafe { libc::recvmsg(self.socket.fd, self.msg, libc::MSG_DONTWAIT) }
     }
 }
 
@@ -186,25 +191,25 @@ unsafe impl Op for RecvMsg {
 ///
 /// `msg` and everything it points to (iovecs, buffers, name) stay valid for the call.
 pub(crate) unsafe fn recvmsg(
-    fd: RawFd,
+    socket: Socket<'_>,
     msg: *mut libc::msghdr,
     timeout: Option<Duration>,
 ) -> Option<io::Result<usize>> {
-    run(RecvMsg { fd, msg }, timeout)
+    run(RecvMsg { socket, msg }, timeout)
 }
 
 /// `sendmsg(2)` with `MSG_NOSIGNAL`.
-struct SendMsg {
-    fd: RawFd,
+struct SendMsg<'a> {
+    socket: Socket<'a>,
     msg: *const libc::msghdr,
 }
 
 // SAFETY: the caller of `sendmsg` keeps `msg` and what it points to valid for the call.
-unsafe impl Op for SendMsg {
+unsafe impl Op for SendMsg<'_> {
     const WAIT: Wait = Wait::Writable;
 
-    fn fd(&self) -> RawFd {
-        self.fd
+    fn socket(&self) -> Socket<'_> {
+        self.socket
     }
 
     fn call_first(&self) -> bool {
@@ -212,14 +217,20 @@ unsafe impl Op for SendMsg {
     }
 
     fn entry(&mut self, _empty: bool) -> Entry {
-        opcode::SendMsg::new(Fd(self.fd), self.msg)
+        opcode::SendMsg::new(Fd(self.socket.fd), self.msg)
             .flags(libc::MSG_NOSIGNAL as u32)
             .build()
     }
 
     fn call(&mut self) -> isize {
         // SAFETY: see the impl.
-        unsafe { libc::sendmsg(self.fd, self.msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) }
+        unsafe {
+            libc::sendmsg(
+                self.socket.fd,
+                self.msg,
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        }
     }
 }
 
@@ -229,11 +240,11 @@ unsafe impl Op for SendMsg {
 ///
 /// `msg` and everything it points to stay valid for the call.
 pub(crate) unsafe fn sendmsg(
-    fd: RawFd,
+    socket: Socket<'_>,
     msg: *const libc::msghdr,
     timeout: Option<Duration>,
 ) -> Option<io::Result<usize>> {
-    run(SendMsg { fd, msg }, timeout)
+    run(SendMsg { socket, msg }, timeout)
 }
 
 /// `accept4(2)` with `SOCK_CLOEXEC`.
@@ -243,29 +254,29 @@ pub(crate) unsafe fn sendmsg(
 /// pending connection with a zero `poll`. Should another thread take that connection in
 /// between, the accept blocks this worker until the next one arrives (the monitor moves
 /// its threads that have not started to other workers meanwhile).
-struct Accept {
-    fd: RawFd,
+struct Accept<'a> {
+    socket: Socket<'a>,
     addr: *mut libc::sockaddr,
     len: *mut libc::socklen_t,
 }
 
 // SAFETY: `addr` and `len` are borrowed mutably by the caller of `accept` for the call.
-unsafe impl Op for Accept {
+unsafe impl Op for Accept<'_> {
     const WAIT: Wait = Wait::Readable;
 
-    fn fd(&self) -> RawFd {
-        self.fd
+    fn socket(&self) -> Socket<'_> {
+        self.socket
     }
 
     fn entry(&mut self, _empty: bool) -> Entry {
-        opcode::Accept::new(Fd(self.fd), self.addr, self.len)
+        opcode::Accept::new(Fd(self.socket.fd), self.addr, self.len)
             .flags(libc::SOCK_CLOEXEC)
             .build()
     }
 
     fn call(&mut self) -> isize {
         let mut poll = libc::pollfd {
-            fd: self.fd,
+            fd: self.socket.fd,
             events: libc::POLLIN,
             revents: 0,
         };
@@ -276,18 +287,18 @@ unsafe impl Op for Accept {
             return -1;
         }
         // SAFETY: see the impl.
-        (unsafe { libc::accept4(self.fd, self.addr, self.len, libc::SOCK_CLOEXEC) }) as isize
+        (unsafe { libc::accept4(self.socket.fd, self.addr, self.len, libc::SOCK_CLOEXEC) }) as isize
     }
 }
 
 /// `accept4(2)` with `SOCK_CLOEXEC`, filling `addr`/`len` with the peer's address.
 pub(crate) fn accept(
-    fd: RawFd,
+    socket: Socket<'_>,
     addr: &mut libc::sockaddr_storage,
     len: &mut libc::socklen_t,
 ) -> Option<io::Result<RawFd>> {
     let op = Accept {
-        fd,
+        socket,
         addr: (addr as *mut libc::sockaddr_storage).cast(),
         len,
     };
@@ -298,28 +309,31 @@ pub(crate) fn accept(
 /// connecting socket is not shared yet) and restores its flags when the op is dropped: the
 /// first call starts the connection, the call after writability reads its outcome from
 /// `SO_ERROR`.
-struct Connect {
-    fd: RawFd,
+struct Connect<'a> {
+    socket: Socket<'a>,
     addr: *const libc::sockaddr,
     len: libc::socklen_t,
     /// The socket's file status flags before the op made it non-blocking.
     saved_flags: Option<i32>,
 }
 
-impl Connect {
+impl Connect<'_> {
     /// The first call: non-blocking mode, then `connect(2)`; -1 with `EAGAIN` while the
     /// connection is in progress.
     fn start(&mut self) -> isize {
-        // SAFETY: F_GETFL/F_SETFL on an fd the caller owns.
-        let flags = unsafe { libc::fcntl(self.fd, libc::F_GETFL) };
-        // SAFETY: as above.
-        if flags < 0 || unsafe { libc::fcntl(self.fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0
-        {
+        let fd = self.socket.fd;
+        // SAFETY: F_GETFL on an fd the caller owns.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 {
+            return -1;
+        }
+        // SAFETY: F_SETFL on an fd the caller owns.
+        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
             return -1;
         }
         self.saved_flags = Some(flags);
         // SAFETY: see the impl.
-        if unsafe { libc::connect(self.fd, self.addr, self.len) } == 0 {
+        if unsafe { libc::connect(self.socket.fd, self.addr, self.len) } == 0 {
             return 0;
         }
         // SAFETY: reading errno is always allowed.
@@ -339,7 +353,7 @@ impl Connect {
         // SAFETY: `error` and `size` are valid for the call.
         let got = unsafe {
             libc::getsockopt(
-                self.fd,
+                self.socket.fd,
                 libc::SOL_SOCKET,
                 libc::SO_ERROR,
                 (&mut error as *mut libc::c_int).cast(),
@@ -359,19 +373,19 @@ impl Connect {
 }
 
 // SAFETY: the caller of `connect` keeps `addr` valid for `len` bytes for the call.
-unsafe impl Op for Connect {
+unsafe impl Op for Connect<'_> {
     const WAIT: Wait = Wait::Writable;
     const TIMEOUT: TimeoutKind = TimeoutKind::TimedOut;
     // The connection attempt goes on in the kernel after an interruption, as with
     // connect(2) itself.
     const RESTART: bool = false;
 
-    fn fd(&self) -> RawFd {
-        self.fd
+    fn socket(&self) -> Socket<'_> {
+        self.socket
     }
 
     fn entry(&mut self, _empty: bool) -> Entry {
-        opcode::Connect::new(Fd(self.fd), self.addr, self.len).build()
+        opcode::Connect::new(Fd(self.socket.fd), self.addr, self.len).build()
     }
 
     fn call(&mut self) -> isize {
@@ -383,12 +397,12 @@ unsafe impl Op for Connect {
     }
 }
 
-impl Drop for Connect {
+impl Drop for Connect<'_> {
     fn drop(&mut self) {
         if let Some(flags) = self.saved_flags {
             // Back to blocking mode, as the io_uring form leaves the socket.
             // SAFETY: F_SETFL on an fd the caller owns.
-            unsafe { libc::fcntl(self.fd, libc::F_SETFL, flags) };
+            unsafe { libc::fcntl(self.socket.fd, libc::F_SETFL, flags) };
         }
     }
 }
@@ -405,7 +419,7 @@ pub(crate) unsafe fn connect(
     timeout: Option<Duration>,
 ) -> Option<io::Result<()>> {
     let op = Connect {
-        fd,
+        socket: Socket::fd(fd),
         addr,
         len,
         saved_flags: None,
@@ -428,8 +442,8 @@ struct ReadWrite {
 unsafe impl Op for ReadWrite {
     const WAIT: Wait = Wait::Pool;
 
-    fn fd(&self) -> RawFd {
-        self.fd
+    fn socket(&self) -> Socket<'_> {
+        Socket::fd(self.fd)
     }
 
     fn entry(&mut self, _empty: bool) -> Entry {
@@ -496,8 +510,8 @@ struct Fsync {
 unsafe impl Op for Fsync {
     const WAIT: Wait = Wait::Pool;
 
-    fn fd(&self) -> RawFd {
-        self.fd
+    fn socket(&self) -> Socket<'_> {
+        Socket::fd(self.fd)
     }
 
     fn entry(&mut self, _empty: bool) -> Entry {
@@ -546,8 +560,8 @@ struct PathOp {
 unsafe impl Op for PathOp {
     const WAIT: Wait = Wait::Pool;
 
-    fn fd(&self) -> RawFd {
-        libc::AT_FDCWD
+    fn socket(&self) -> Socket<'_> {
+        Socket::fd(libc::AT_FDCWD)
     }
 
     fn entry(&mut self, _empty: bool) -> Entry {
