@@ -7,7 +7,8 @@
 //! `--size`-byte message (default 64), waits for the whole echo, checks it byte for byte and
 //! sends the next, for `--secs` seconds (default 4; fractions allowed) after a `--warmup`
 //! (default 0.5 s). It prints one line:
-//! `msgs_per_s=N p50_us=N p99_us=N conns=N msgs=N` and exits non-zero on a wrong or missing
+//! `msgs_per_s=N p50_us=N p99_us=N cpu_us_per_msg=N conns=N msgs=N` (its own CPU time per
+//! message, to tell when it rather than the server is the bottleneck) and exits non-zero on a wrong or missing
 //! echo. With `--marks` it first prints `measuring` when the measured window opens and
 //! `done` when it closes, each line flushed at once, so the server that started it can read
 //! its own CPU time over the same window.
@@ -104,6 +105,16 @@ struct Window {
     warmup: Duration,
     measure: Duration,
     marks: bool,
+}
+
+/// CPU time (user + system) of this whole process so far, in microseconds.
+pub fn cpu_us() -> f64 {
+    // SAFETY: an all-zero rusage is valid, and the kernel fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is writable for the call.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let us = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
+    us(usage.ru_utime) + us(usage.ru_stime)
 }
 
 fn mark(enabled: bool, word: &str) -> std::io::Result<()> {
@@ -273,6 +284,7 @@ fn drive(addr: &str, conns: usize, window: &Window, size: usize) -> std::io::Res
     let opens = Instant::now() + window.warmup;
     let closes = opens + window.measure;
     let mut measuring = false;
+    let mut cpu_opened = 0.0;
     let mut last_echo = Instant::now();
     // Round trips completed inside the window, in nanoseconds.
     let mut latencies: Vec<u64> = Vec::with_capacity(1 << 20);
@@ -282,6 +294,7 @@ fn drive(addr: &str, conns: usize, window: &Window, size: usize) -> std::io::Res
         let now = Instant::now();
         if !measuring && now >= opens {
             measuring = true;
+            cpu_opened = cpu_us();
             mark(window.marks, "measuring")?;
         }
         if now >= closes {
@@ -311,6 +324,7 @@ fn drive(addr: &str, conns: usize, window: &Window, size: usize) -> std::io::Res
             conn.send_next(index, &epoll)?;
         }
     }
+    let cpu = cpu_us() - cpu_opened;
     mark(window.marks, "done")?;
     let count = latencies.len();
     if count == 0 {
@@ -319,9 +333,10 @@ fn drive(addr: &str, conns: usize, window: &Window, size: usize) -> std::io::Res
     latencies.sort_unstable();
     let at = |q: f64| latencies[((count as f64 * q) as usize).min(count - 1)] as f64 / 1e3;
     Ok(format!(
-        "msgs_per_s={:.0} p50_us={:.1} p99_us={:.1} conns={conns} msgs={count}",
+        "msgs_per_s={:.0} p50_us={:.1} p99_us={:.1} cpu_us_per_msg={:.2} conns={conns} msgs={count}",
         count as f64 / window.measure.as_secs_f64(),
         at(0.50),
         at(0.99),
+        cpu / count as f64,
     ))
 }
