@@ -82,7 +82,7 @@ impl Sizes {
             "Sizes: {} switch pairs; {} spawns (std {}); {} yields (std {}); {} ping-pongs \
              (std {}); 64 contenders x {} locks; {} connections x {} echoes; {} readers x {} \
              reads of a {} MiB file; {} idle threads (std {}); {} sleepers (std {}); external \
-             echo: {} s windows after a {} s warm-up; wrk: {} s runs after a {} s warm-up run.",
+             echo: {} s windows after a {} s warm-up; wrk: {} s runs{}.",
             self.switches,
             self.spawns,
             self.std_spawns,
@@ -103,7 +103,10 @@ impl Sizes {
             self.external_secs,
             self.external_warmup,
             self.wrk_secs,
-            self.wrk_warmup_secs
+            match self.wrk_warmup_secs {
+                0 => " (no warm-up run: wrk counts whole seconds)".to_owned(),
+                secs => format!(" after a {secs} s warm-up run"),
+            }
         )
     }
 
