@@ -1,6 +1,8 @@
 //! `--check DIR`: reads back `results.json` with an independent parser and `results.svg`,
-//! and verifies that every workload the run selected has a finite median and samples for
-//! each of its designs. CI runs it after a quick run.
+//! and verifies that every workload the run selected has a finite median, samples and its
+//! named extras for each of its designs, and the direction (`lower_is_better`) of its
+//! values; a workload may be absent only if the run declared it skipped for want of the
+//! program it needs (`http_wrk` without wrk). CI runs it after a quick run.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -226,22 +228,61 @@ impl Parser<'_> {
 pub fn check_dir(dir: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(dir.join("results.json"))
         .map_err(|e| format!("results.json: {e}"))?;
-    let json = parse(&text).map_err(|e| format!("results.json does not parse: {e}"))?;
-    let only: Option<Vec<String>> = json
-        .get("config")
-        .and_then(|c| c.get("only"))
-        .and_then(Json::as_array)
-        .map(|names| {
-            names
-                .iter()
-                .filter_map(|n| n.as_str().map(str::to_owned))
-                .collect()
-        });
+    let counts = check_json(&text)?;
+    let svg = std::fs::read_to_string(dir.join("results.svg"))
+        .map_err(|e| format!("results.svg: {e}"))?;
+    if !svg.starts_with("<svg") || !svg.trim_end().ends_with("</svg>") || !svg.contains("<rect") {
+        return Err("results.svg is not a complete SVG chart".to_owned());
+    }
+    Ok(format!(
+        "{}: {} results with numbers, JSON parses, SVG written{}",
+        dir.display(),
+        counts.results,
+        if counts.skipped.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; skipped for a missing program: {}",
+                counts.skipped.join(", ")
+            )
+        }
+    ))
+}
+
+/// What a valid `results.json` held.
+#[derive(Debug, PartialEq)]
+pub struct Counts {
+    /// (workload, design) results checked.
+    pub results: usize,
+    /// Workloads the run declared skipped for a missing program.
+    pub skipped: Vec<String>,
+}
+
+fn names(list: Option<&Json>) -> Option<Vec<String>> {
+    list.and_then(Json::as_array).map(|names| {
+        names
+            .iter()
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .collect()
+    })
+}
+
+/// Checks the text of a `results.json`: every workload the run selected is there with a
+/// finite median, samples and its named extras for each of its designs, unless the run
+/// declared it skipped for want of the program it needs.
+pub fn check_json(text: &str) -> Result<Counts, String> {
+    let json = parse(text).map_err(|e| format!("results.json does not parse: {e}"))?;
+    let config = json.get("config");
+    let only = names(config.and_then(|c| c.get("only")));
+    let skipped = names(config.and_then(|c| c.get("skipped"))).unwrap_or_default();
     let workloads = json
         .get("workloads")
         .and_then(Json::as_array)
         .ok_or("no workloads array")?;
-    let mut checked = 0;
+    let mut counts = Counts {
+        results: 0,
+        skipped: Vec::new(),
+    };
     for expected in crate::WORKLOADS {
         if only
             .as_ref()
@@ -249,15 +290,39 @@ pub fn check_dir(dir: &Path) -> Result<String, String> {
         {
             continue;
         }
-        let workload = workloads
+        let found = workloads
             .iter()
-            .find(|w| w.get("name").and_then(Json::as_str) == Some(expected.name))
-            .ok_or_else(|| format!("workload {} missing", expected.name))?;
+            .find(|w| w.get("name").and_then(Json::as_str) == Some(expected.name));
+        if skipped.iter().any(|n| n == expected.name) {
+            match (expected.needs, found) {
+                (Some(_), None) => {
+                    counts.skipped.push(expected.name.to_owned());
+                    continue;
+                }
+                (None, _) => {
+                    return Err(format!(
+                        "{} is declared skipped but needs no program",
+                        expected.name
+                    ))
+                }
+                (Some(_), Some(_)) => {
+                    return Err(format!("{} is both skipped and present", expected.name))
+                }
+            }
+        }
+        let workload = found.ok_or_else(|| format!("workload {} missing", expected.name))?;
+        if workload.get("lower_is_better") != Some(&Json::Bool(!expected.higher_is_better)) {
+            return Err(format!(
+                "{}: lower_is_better missing or wrong",
+                expected.name
+            ));
+        }
         let results = workload
             .get("results")
             .and_then(Json::as_array)
             .ok_or_else(|| format!("{}: no results", expected.name))?;
         for imp in expected.impls {
+            let what = format!("{}/{}", expected.name, imp.name());
             let result = results
                 .iter()
                 .find(|r| r.get("impl").and_then(Json::as_str) == Some(imp.name()))
@@ -265,37 +330,30 @@ pub fn check_dir(dir: &Path) -> Result<String, String> {
             let median = result
                 .get("median")
                 .and_then(Json::as_f64)
-                .ok_or_else(|| format!("{}/{}: no median", expected.name, imp.name()))?;
-            if !median.is_finite() || median < 0.0 {
-                return Err(format!(
-                    "{}/{}: median {median} is not a measurement",
-                    expected.name,
-                    imp.name()
-                ));
+                .ok_or_else(|| format!("{what}: no median"))?;
+            if !median.is_finite() || median < 0.0 || (expected.higher_is_better && median == 0.0) {
+                return Err(format!("{what}: median {median} is not a measurement"));
             }
             let samples = result
                 .get("samples")
                 .and_then(Json::as_array)
-                .ok_or_else(|| format!("{}/{}: no samples", expected.name, imp.name()))?;
+                .ok_or_else(|| format!("{what}: no samples"))?;
             if samples.is_empty() || samples.iter().any(|s| s.as_f64().is_none()) {
-                return Err(format!(
-                    "{}/{}: samples missing or not numbers",
-                    expected.name,
-                    imp.name()
-                ));
+                return Err(format!("{what}: samples missing or not numbers"));
             }
-            checked += 1;
+            for name in expected.extras {
+                let value = result
+                    .get("extra")
+                    .and_then(|e| e.get(name))
+                    .and_then(Json::as_f64);
+                if !value.is_some_and(|v| v.is_finite() && v >= 0.0) {
+                    return Err(format!("{what}: extra {name} missing or not a measurement"));
+                }
+            }
+            counts.results += 1;
         }
     }
-    let svg = std::fs::read_to_string(dir.join("results.svg"))
-        .map_err(|e| format!("results.svg: {e}"))?;
-    if !svg.starts_with("<svg") || !svg.trim_end().ends_with("</svg>") || !svg.contains("<rect") {
-        return Err("results.svg is not a complete SVG chart".to_owned());
-    }
-    Ok(format!(
-        "{}: {checked} results with numbers, JSON parses, SVG written",
-        dir.display()
-    ))
+    Ok(counts)
 }
 
 #[cfg(test)]
@@ -313,5 +371,98 @@ mod tests {
         assert!(parse("{\"a\": }").is_err());
         assert!(parse("[1, 2").is_err());
         assert!(parse("{} x").is_err());
+    }
+
+    /// A results.json for `selected` workloads (all their designs, every extra set to 1.0),
+    /// declaring `skipped` skipped.
+    fn results(selected: &[&str], skipped: &[&str], drop_extra: Option<&str>) -> String {
+        let quoted = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let workloads: Vec<String> = crate::WORKLOADS
+            .iter()
+            .filter(|w| selected.contains(&w.name) && !skipped.contains(&w.name))
+            .map(|w| {
+                let results: Vec<String> = w
+                    .impls
+                    .iter()
+                    .map(|imp| {
+                        let extra: Vec<String> = w
+                            .extras
+                            .iter()
+                            .filter(|n| Some(**n) != drop_extra)
+                            .map(|n| format!("{n:?}: 1.0"))
+                            .collect();
+                        format!(
+                            "{{\"impl\": {:?}, \"median\": 2.5, \"samples\": [2.5], \"extra\": {{{}}}}}",
+                            imp.name(),
+                            extra.join(", ")
+                        )
+                    })
+                    .collect();
+                format!(
+                    "{{\"name\": {:?}, \"lower_is_better\": {}, \"results\": [{}]}}",
+                    w.name,
+                    !w.higher_is_better,
+                    results.join(", ")
+                )
+            })
+            .collect();
+        format!(
+            "{{\"config\": {{\"only\": [{}], \"skipped\": [{}]}}, \"workloads\": [{}]}}",
+            quoted(selected),
+            quoted(skipped),
+            workloads.join(", ")
+        )
+    }
+
+    const EXTERNAL: &[&str] = &[
+        "tcp_echo",
+        "tcp_echo_external",
+        "tcp_echo_external_1k",
+        "http_wrk",
+    ];
+
+    #[test]
+    fn accepts_complete_results() {
+        let counts = check_json(&results(EXTERNAL, &[], None)).unwrap();
+        assert_eq!(counts.results, 12);
+        assert!(counts.skipped.is_empty());
+    }
+
+    #[test]
+    fn requires_the_named_extras() {
+        let err = check_json(&results(EXTERNAL, &[], Some("cpu_us_per_msg"))).unwrap_err();
+        assert!(err.contains("cpu_us_per_msg"), "{err}");
+        let err = check_json(&results(EXTERNAL, &[], Some("p99_us"))).unwrap_err();
+        assert!(err.contains("p99_us"), "{err}");
+    }
+
+    #[test]
+    fn accepts_a_declared_skip_only_for_a_missing_program() {
+        let counts = check_json(&results(EXTERNAL, &["http_wrk"], None)).unwrap();
+        assert_eq!(counts.results, 9);
+        assert_eq!(counts.skipped, ["http_wrk"]);
+        // Absent without a declaration.
+        let undeclared = results(EXTERNAL, &["http_wrk"], None)
+            .replace("\"skipped\": [\"http_wrk\"]", "\"skipped\": []");
+        assert!(check_json(&undeclared)
+            .unwrap_err()
+            .contains("http_wrk missing"));
+        // A workload that needs no program cannot be skipped.
+        assert!(check_json(&results(EXTERNAL, &["tcp_echo_external"], None)).is_err());
+    }
+
+    #[test]
+    fn checks_the_direction_of_rates() {
+        let flipped = results(&["http_wrk"], &[], None)
+            .replace("\"lower_is_better\": false", "\"lower_is_better\": true");
+        assert!(check_json(&flipped)
+            .unwrap_err()
+            .contains("lower_is_better"));
     }
 }

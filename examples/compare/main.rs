@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example compare                      # full run (a few minutes)
-//! cargo run --release --example compare -- --quick           # under a minute
+//! cargo run --release --example compare -- --quick           # about 70 s on 2 CPUs, 50-60 s of it the external rows
 //! cargo run --release --example compare -- --only tcp_echo,sleepers --workers 4
 //! cargo run --release --example compare -- --backend epoll --out results/
 //! cargo run --release --example compare -- --check results/ # validate a results dir
@@ -12,11 +12,17 @@
 //!                                         # external TCP echo load on a running server
 //! ```
 //!
+//! The `tcp_echo_external`, `tcp_echo_external_1k` and `http_wrk` rows put the client in
+//! another process (this program as `--load`, or `wrk`), as a server's users see it; they
+//! report rates (higher is better) with p50/p99 and the server's CPU time per message.
+//! Without `wrk` on `PATH`, `http_wrk` is skipped, and the JSON says so.
+//!
 //! It prints a table of medians and ratios, and writes `results.json` and `results.svg`
 //! into the output directory (default `target/compare`). See the README for the fairness
 //! rules.
 
 mod check;
+mod external;
 mod load;
 mod report;
 mod shared_work;
@@ -34,6 +40,12 @@ pub struct Workload {
     pub unit: &'static str,
     pub impls: &'static [Impl],
     pub run: fn(&Env, Impl) -> Sample,
+    /// Whether a larger headline value is better (rates); otherwise smaller is.
+    pub higher_is_better: bool,
+    /// The named extras every sample carries (`--check` requires them).
+    pub extras: &'static [&'static str],
+    /// A program the workload runs, without which it is skipped (declared in the JSON).
+    pub needs: Option<&'static str>,
     /// Which design it favours, and why (printed under the table and in the README).
     pub favours: &'static str,
 }
@@ -47,6 +59,9 @@ pub const WORKLOADS: &[Workload] = &[
         unit: "ns",
         impls: &[Impl::Greenring, Impl::Corosensei],
         run: workloads::switch,
+        higher_is_better: false,
+        extras: &[],
+        needs: None,
         favours: "corosensei: it does not save the floating-point control words (MXCSR, x87 CW), which the ABI asks us to preserve",
     },
     Workload {
@@ -55,6 +70,9 @@ pub const WORKLOADS: &[Workload] = &[
         unit: "ns",
         impls: ALL,
         run: workloads::spawn_join,
+        higher_is_better: false,
+        extras: &[],
+        needs: None,
         favours: "green threads and tasks: no kernel thread; std pays clone() and a 2 MiB mapping",
     },
     Workload {
@@ -63,6 +81,9 @@ pub const WORKLOADS: &[Workload] = &[
         unit: "ns",
         impls: ALL,
         run: workloads::yield_now,
+        higher_is_better: false,
+        extras: &[],
+        needs: None,
         favours: "green threads: a yield is a register switch; tokio re-polls through its scheduler; std makes a system call",
     },
     Workload {
@@ -71,6 +92,9 @@ pub const WORKLOADS: &[Workload] = &[
         unit: "ns",
         impls: ALL,
         run: workloads::ping_pong,
+        higher_is_better: false,
+        extras: &[],
+        needs: None,
         favours: "user-space schedulers: std needs two futex wake-ups across CPUs per round trip",
     },
     Workload {
@@ -79,15 +103,54 @@ pub const WORKLOADS: &[Workload] = &[
         unit: "ns/op",
         impls: ALL,
         run: workloads::contended_mutex,
+        higher_is_better: false,
+        extras: &[],
+        needs: None,
         favours: "green threads: one holding the lock is never preempted, so only the other workers can contend; std threads are preempted while holding it and pay futex sleeps; tokio's async Mutex queues every waiter fairly",
     },
     Workload {
         name: "tcp_echo",
-        title: "TCP echo, 64 connections x 64 B",
+        title: "TCP echo, 64 connections x 64 B, in-process clients",
         unit: "us/msg",
         impls: ALL,
         run: workloads::tcp_echo,
+        higher_is_better: false,
+        extras: &["msgs_per_s", "p50_us", "p99_us"],
+        needs: None,
         favours: "batching runtimes (io_uring for greenring, epoll for tokio) over a thread per connection, though with few CPUs std's threads keep up",
+    },
+    Workload {
+        name: "tcp_echo_external",
+        title: "TCP echo, 64 connections x 64 B, client in another process",
+        unit: "msgs/s",
+        impls: ALL,
+        run: external::tcp_echo_64,
+        higher_is_better: true,
+        extras: &["p50_us", "p99_us", "cpu_us_per_msg", "client_cpu_us_per_msg"],
+        needs: None,
+        favours: "batching runtimes (io_uring for greenring, epoll for tokio) over a thread per connection; the client (one thread over epoll) shares the CPUs, so on few cores it can saturate first; cpu_us_per_msg counts the server process alone",
+    },
+    Workload {
+        name: "tcp_echo_external_1k",
+        title: "TCP echo, 1000 connections x 64 B, client in another process",
+        unit: "msgs/s",
+        impls: ALL,
+        run: external::tcp_echo_1k,
+        higher_is_better: true,
+        extras: &["p50_us", "p99_us", "cpu_us_per_msg", "client_cpu_us_per_msg"],
+        needs: None,
+        favours: "green threads and tasks: std runs 1000 OS threads, a kernel wake-up and switch per message; still, on few CPUs shared with the client, std's threads can keep up (as in tcp_echo), and its tail is the shortest: the kernel schedules them round-robin",
+    },
+    Workload {
+        name: "http_wrk",
+        title: "HTTP keep-alive hello, wrk -t1 -c64 in another process",
+        unit: "req/s",
+        impls: ALL,
+        run: external::http_wrk,
+        higher_is_better: true,
+        extras: &["p50_us", "p99_us", "cpu_us_per_req"],
+        needs: Some("wrk"),
+        favours: "batching runtimes over a thread per connection, as for the echo; the server is examples/http_hello's for every design; wrk shares the CPUs, so on few cores the tail is noisy",
     },
     Workload {
         name: "file_read",
@@ -95,6 +158,9 @@ pub const WORKLOADS: &[Workload] = &[
         unit: "us/read",
         impls: ALL,
         run: workloads::file_reads,
+        higher_is_better: false,
+        extras: &[],
+        needs: None,
         favours: "greenring and std: a cached pread is a copy (io_uring serves it inline, no extra thread); tokio::fs hands every read to its blocking pool",
     },
     Workload {
@@ -103,6 +169,9 @@ pub const WORKLOADS: &[Workload] = &[
         unit: "bytes",
         impls: ALL,
         run: workloads::idle_memory,
+        higher_is_better: false,
+        extras: &[],
+        needs: None,
         favours: "tokio: an idle task is its future's state; a green thread keeps a touched stack page or two; an OS thread adds kernel and stack pages",
     },
     Workload {
@@ -111,6 +180,9 @@ pub const WORKLOADS: &[Workload] = &[
         unit: "us",
         impls: ALL,
         run: workloads::sleepers,
+        higher_is_better: false,
+        extras: &["first_us", "last_us"],
+        needs: None,
         favours: "timer heaps/wheels in user space over one kernel timer per OS thread",
     },
 ];
@@ -129,7 +201,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: compare [--quick] [--reps N] [--workers N] [--backend io_uring|epoll] \
          [--only w1,w2,...] [--out DIR]\n       compare --check DIR\n       \
-         compare --load ADDR [--conns N] [--secs S] [--size B]\n\
+         compare --load ADDR [--conns N] [--secs S] [--warmup S] [--size B] [--marks]\n\
          workloads: {}",
         WORKLOADS
             .iter()
@@ -254,8 +326,11 @@ pub struct Outcome {
 }
 
 fn main() -> std::io::Result<()> {
+    // A thousand connections need more descriptors than a default soft limit of 1024.
+    load::raise_fd_limit();
     let options = parse();
     std::fs::create_dir_all(&options.out)?;
+    let mut skipped = Vec::new();
     let selected: Vec<&'static Workload> = WORKLOADS
         .iter()
         .filter(|w| {
@@ -263,6 +338,17 @@ fn main() -> std::io::Result<()> {
                 .only
                 .as_ref()
                 .is_none_or(|only| only.iter().any(|n| n == w.name))
+        })
+        .filter(|w| match w.needs {
+            Some(program) if !external::on_path(program) => {
+                println!(
+                    "{}: skipped, {program} not installed (apt-get install {program})",
+                    w.name
+                );
+                skipped.push(w.name);
+                false
+            }
+            _ => true,
         })
         .collect();
     let env = Env::new(
@@ -309,7 +395,7 @@ fn main() -> std::io::Result<()> {
                 let sample = (outcome.workload.run)(&env, series.imp);
                 done += 1;
                 eprintln!(
-                    "[{done:>3}/{total_runs}] {:>6.1}s  {} {:<11} {:<12} {:>12.3} {}",
+                    "[{done:>3}/{total_runs}] {:>6.1}s  {} {:<20} {:<10} {:>12.3} {}",
                     started.elapsed().as_secs_f64(),
                     if round == 0 { "warm-up" } else { "round  " },
                     outcome.workload.name,
@@ -336,7 +422,10 @@ fn main() -> std::io::Result<()> {
     println!("{}", report::machine_line(&machine, &options));
     println!("{}", env.sizes.describe());
     let json_path = options.out.join("results.json");
-    std::fs::write(&json_path, report::json(&outcomes, &machine, &options))?;
+    std::fs::write(
+        &json_path,
+        report::json(&outcomes, &machine, &options, &skipped),
+    )?;
     let svg_path = options.out.join("results.svg");
     std::fs::write(&svg_path, report::svg(&outcomes, &machine))?;
     println!(

@@ -70,12 +70,36 @@ fn format_value(value: f64) -> String {
 /// Columns of the table, in order.
 const COLUMNS: [Impl; 4] = [Impl::Greenring, Impl::Tokio, Impl::Std, Impl::Corosensei];
 
-/// The Markdown table of medians, with each other design's median divided by greenring's
-/// (lower is better everywhere, so a ratio above 1 means greenring is ahead).
+/// How far greenring is ahead of another design: theirs ÷ ours where lower is better,
+/// ours ÷ theirs where higher is better, so above 1 means greenring is ahead either way.
+fn lead(ours: Option<f64>, theirs: Option<f64>, higher_is_better: bool) -> String {
+    match (ours, theirs) {
+        (Some(ours), Some(theirs)) if ours > 0.0 && theirs > 0.0 => {
+            let ratio = if higher_is_better {
+                ours / theirs
+            } else {
+                theirs / ours
+            };
+            format!("{ratio:.2}x")
+        }
+        _ => "n/a".to_owned(),
+    }
+}
+
+/// Whether a larger value of the named extra is better: rates (`..._per_s`) are; times,
+/// lateness and costs are not.
+pub fn extra_higher_is_better(name: &str) -> bool {
+    name.ends_with("_per_s")
+}
+
+/// The Markdown table of medians, with greenring's lead over each other design (the other's
+/// median ÷ greenring's for times and costs, greenring's ÷ the other's for rates, which are
+/// marked "↑"), so a ratio above 1 means greenring is ahead in every row. Rows with extras
+/// get a second table of their medians, with greenring's lead on each.
 pub fn table(outcomes: &[Outcome]) -> String {
     let mut out = String::new();
     out.push_str(
-        "| workload | unit | greenring | tokio | std threads | corosensei | tokio ÷ greenring | std ÷ greenring | corosensei ÷ greenring |\n",
+        "| workload | unit | greenring | tokio | std threads | corosensei | greenring lead: tokio | std | corosensei |\n",
     );
     out.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for outcome in outcomes {
@@ -87,24 +111,27 @@ pub fn table(outcomes: &[Outcome]) -> String {
                 .map(|s| s.median())
         };
         let ours = median_of(Impl::Greenring);
+        let higher = outcome.workload.higher_is_better;
         let _ = write!(
             out,
-            "| {} | {} |",
-            outcome.workload.title, outcome.workload.unit
+            "| {} | {}{} |",
+            outcome.workload.title,
+            outcome.workload.unit,
+            if higher { " ↑" } else { "" }
         );
         for imp in COLUMNS {
             let cell = median_of(imp).map_or_else(|| "n/a".to_owned(), format_value);
             let _ = write!(out, " {cell} |");
         }
         for imp in &COLUMNS[1..] {
-            let cell = match (median_of(*imp), ours) {
-                (Some(theirs), Some(ours)) if ours > 0.0 => format!("{:.2}x", theirs / ours),
-                _ => "n/a".to_owned(),
-            };
-            let _ = write!(out, " {cell} |");
+            let _ = write!(out, " {} |", lead(ours, median_of(*imp), higher));
         }
         out.push('\n');
     }
+    out.push_str(
+        "\nRatios: greenring's lead, above 1 when greenring is ahead (the other's median ÷ \
+         greenring's; greenring's ÷ the other's for rates, marked ↑).\n",
+    );
     for outcome in outcomes {
         let with_extras: Vec<_> = outcome
             .series
@@ -122,12 +149,33 @@ pub fn table(outcomes: &[Outcome]) -> String {
         let _ = writeln!(out, "\n{}:\n", outcome.workload.title);
         let _ = writeln!(out, "| design | {} |", names.join(" | "));
         let _ = writeln!(out, "| --- |{}", " ---: |".repeat(names.len()));
-        for series in with_extras {
+        for series in &with_extras {
             let _ = write!(out, "| {} |", series.imp.name());
             for (_, value) in series.extra_medians() {
                 let _ = write!(out, " {} |", format_value(value));
             }
             out.push('\n');
+        }
+        let extra_of = |imp: Impl, name: &str| {
+            with_extras
+                .iter()
+                .find(|s| s.imp == imp)
+                .and_then(|s| s.extra_medians().into_iter().find(|(n, _)| *n == name))
+                .map(|(_, v)| v)
+        };
+        if with_extras.iter().any(|s| s.imp == Impl::Greenring) {
+            for series in with_extras.iter().filter(|s| s.imp != Impl::Greenring) {
+                let _ = write!(out, "| greenring lead over {} |", series.imp.name());
+                for name in &names {
+                    let cell = lead(
+                        extra_of(Impl::Greenring, name),
+                        extra_of(series.imp, name),
+                        extra_higher_is_better(name),
+                    );
+                    let _ = write!(out, " {cell} |");
+                }
+                out.push('\n');
+            }
         }
     }
     out.push_str("\nWhich design each workload favours:\n");
@@ -168,8 +216,14 @@ fn number(value: f64) -> String {
     }
 }
 
-/// Every sample and median, with the machine and the options.
-pub fn json(outcomes: &[Outcome], machine: &Machine, options: &Options) -> String {
+/// Every sample and median, with the machine, the options and the workloads skipped for a
+/// missing program.
+pub fn json(
+    outcomes: &[Outcome],
+    machine: &Machine,
+    options: &Options,
+    skipped: &[&str],
+) -> String {
     let mut out = String::new();
     out.push_str("{\n  \"version\": 1,\n");
     let _ = writeln!(
@@ -195,22 +249,28 @@ pub fn json(outcomes: &[Outcome], machine: &Machine, options: &Options) -> Strin
     );
     let _ = writeln!(
         out,
-        "  \"config\": {{\"quick\": {}, \"reps\": {}, \"workers\": {}, \"io_backend\": {}, \"only\": {}}},",
+        "  \"config\": {{\"quick\": {}, \"reps\": {}, \"workers\": {}, \"io_backend\": {}, \"only\": {}, \"skipped\": [{}]}},",
         options.quick,
         options.reps,
         machine.workers,
         string(&machine.io_backend),
-        only
+        only,
+        skipped
+            .iter()
+            .map(|n| string(n))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     out.push_str("  \"workloads\": [\n");
     for (i, outcome) in outcomes.iter().enumerate() {
         let w = outcome.workload;
         let _ = writeln!(
             out,
-            "    {{\"name\": {}, \"title\": {}, \"unit\": {}, \"lower_is_better\": true, \"favours\": {}, \"results\": [",
+            "    {{\"name\": {}, \"title\": {}, \"unit\": {}, \"lower_is_better\": {}, \"favours\": {}, \"results\": [",
             string(w.name),
             string(w.title),
             string(w.unit),
+            !w.higher_is_better,
             string(w.favours)
         );
         for (j, series) in outcome.series.iter().enumerate() {
@@ -254,7 +314,8 @@ fn color(imp: Impl) -> &'static str {
 }
 
 /// A horizontal bar chart: per workload, each design's median relative to the fastest
-/// design of that workload, on a log scale (1x = fastest), labelled with the medians.
+/// design of that workload (for rates, the best rate ÷ this one: time per item relative to
+/// the fastest), on a log scale (1x = fastest), labelled with the medians.
 pub fn svg(outcomes: &[Outcome], machine: &Machine) -> String {
     const WIDTH: f64 = 960.0;
     const LEFT: f64 = 300.0;
@@ -298,12 +359,19 @@ pub fn svg(outcomes: &[Outcome], machine: &Machine) -> String {
     }
     let mut y = TOP;
     for outcome in outcomes {
-        let best = outcome
+        // For rates the best is the largest, and each bar is best ÷ rate: how much longer
+        // per item than the best design, as for the times.
+        let higher = outcome.workload.higher_is_better;
+        let medians = outcome
             .series
             .iter()
             .map(|s| s.median())
-            .filter(|m| *m > 0.0)
-            .fold(f64::INFINITY, f64::min);
+            .filter(|m| *m > 0.0);
+        let best = if higher {
+            medians.fold(f64::NEG_INFINITY, f64::max)
+        } else {
+            medians.fold(f64::INFINITY, f64::min)
+        };
         let _ = writeln!(
             out,
             "<text x=\"10\" y=\"{}\" font-weight=\"bold\">{}</text>",
@@ -314,7 +382,11 @@ pub fn svg(outcomes: &[Outcome], machine: &Machine) -> String {
         for series in &outcome.series {
             let median = series.median();
             let ratio = if best.is_finite() && median > 0.0 {
-                median / best
+                if higher {
+                    best / median
+                } else {
+                    median / best
+                }
             } else {
                 1.0
             };

@@ -32,7 +32,8 @@ impl Impl {
     }
 }
 
-/// One measurement: the headline value (lower is better) and named extras.
+/// One measurement: the headline value (lower is better unless the workload says
+/// otherwise) and named extras.
 pub struct Sample {
     pub value: f64,
     pub extra: Vec<(&'static str, f64)>,
@@ -66,6 +67,12 @@ pub struct Sizes {
     pub std_idle_threads: usize,
     pub sleepers: usize,
     pub std_sleepers: usize,
+    /// Measured window and warm-up of each external echo sample, in seconds.
+    pub external_secs: f64,
+    pub external_warmup: f64,
+    /// wrk's measured run and its warm-up run (none if 0), in whole seconds (wrk's unit).
+    pub wrk_secs: u64,
+    pub wrk_warmup_secs: u64,
 }
 
 impl Sizes {
@@ -74,7 +81,8 @@ impl Sizes {
         format!(
             "Sizes: {} switch pairs; {} spawns (std {}); {} yields (std {}); {} ping-pongs \
              (std {}); 64 contenders x {} locks; {} connections x {} echoes; {} readers x {} \
-             reads of a {} MiB file; {} idle threads (std {}); {} sleepers (std {}).",
+             reads of a {} MiB file; {} idle threads (std {}); {} sleepers (std {}); external \
+             echo: {} s windows after a {} s warm-up; wrk: {} s runs{}.",
             self.switches,
             self.spawns,
             self.std_spawns,
@@ -91,7 +99,14 @@ impl Sizes {
             self.idle_threads,
             self.std_idle_threads,
             self.sleepers,
-            self.std_sleepers
+            self.std_sleepers,
+            self.external_secs,
+            self.external_warmup,
+            self.wrk_secs,
+            match self.wrk_warmup_secs {
+                0 => " (no warm-up run: wrk counts whole seconds)".to_owned(),
+                secs => format!(" after a {secs} s warm-up run"),
+            }
         )
     }
 
@@ -115,6 +130,10 @@ impl Sizes {
             std_idle_threads: if quick { 200 } else { 1_000 },
             sleepers: if quick { 1_000 } else { 10_000 },
             std_sleepers: if quick { 200 } else { 2_000 },
+            external_secs: if quick { 1.0 } else { 2.0 },
+            external_warmup: 0.5,
+            wrk_secs: if quick { 1 } else { 3 },
+            wrk_warmup_secs: if quick { 0 } else { 1 },
         }
     }
 }
