@@ -323,7 +323,7 @@ impl Ring {
             // whose thread waits for exactly this CQE.
             TAG_OP | TAG_LINK_TIMEOUT => unsafe { completion::complete(user_data, res) },
             // SAFETY: only `timer::park_timeout` submits this tag, with a leaked timer.
-            TAG_TIMER => unsafe { timer::fired(user_data & !TAG_MASK, res) },
+            TAG_TIMER => unsafe { timer::fired(user_data & !TAG_MASK, res, &self.stats) },
             _ => unreachable!("unknown io_uring user_data {user_data:#x}"),
         }
     }
