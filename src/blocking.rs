@@ -180,12 +180,15 @@ pub(crate) fn offload<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     // not return (nor unwind: the loop below has no cancellation point) before `done` is
     // set, after which the job touches only its own `Arc`s.
     let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
+    // The job's unpark is a wake-up the runtime cannot see: owed, so a shutdown waits.
+    let owed = crate::sched::owe_wake();
     pool().execute(job);
     while !done.done.load(Ordering::Acquire) {
         // A spurious wake-up (a user's unpark) just goes round the loop.
         // SAFETY: the running task is alive while it runs, and `task` is the caller.
         crate::thread::park_uncancellable(unsafe { &*task });
     }
+    drop(owed);
     let result = done
         .result
         .lock()

@@ -46,6 +46,10 @@ pub struct WorkerMetrics {
     pub io_submitted: u64,
     /// I/O operations whose completion this worker received.
     pub io_completed: u64,
+    /// Timers of timed waits (`park_timeout`, `recv_timeout`, `Condvar::wait_timeout`,
+    /// ...) pending in this worker's reactor: armed, or removed after their wait ended
+    /// early and not yet freed. A gauge; it falls back as waits end.
+    pub pending_timers: u64,
 }
 
 impl Metrics {
@@ -59,6 +63,7 @@ impl Metrics {
                     parks: stats.parks.get(),
                     io_submitted: stats.io_submitted.get(),
                     io_completed: stats.io_completed.get(),
+                    pending_timers: stats.pending_timers.get(),
                 }
             })
             .collect();
@@ -94,6 +99,11 @@ impl Metrics {
     /// I/O operations completed on every worker.
     pub fn io_completed(&self) -> u64 {
         self.workers.iter().map(|w| w.io_completed).sum()
+    }
+
+    /// Timers of timed waits pending on every worker.
+    pub fn pending_timers(&self) -> u64 {
+        self.workers.iter().map(|w| w.pending_timers).sum()
     }
 
     /// Runnable green threads queued on every worker.

@@ -12,12 +12,21 @@
 //!    already unwinding is not unwound again: its blocking calls fail with an error instead.
 //! 3. Each worker cancels the I/O in flight on its ring, so threads blocked in `accept` or
 //!    `read` resume and unwind too.
-//! 4. The drop returns once every green thread has finished, or once no thread can make
-//!    progress any more: every worker idle with nothing in flight, the remaining threads
-//!    parked with nothing that could wake them. Those are *leaked* (their stacks stay
-//!    mapped, their values are never dropped), because their frames may still be referred
-//!    to. A thread that computes forever without blocking keeps the drop waiting, as a task
-//!    that never yields keeps an async runtime's; [`Runtime::shutdown_timeout`] bounds that.
+//! 4. The drop returns once every green thread has finished. Waits the runtime can see
+//!    end by themselves count as progress: I/O in flight, and blocking-pool jobs that a
+//!    green thread waits for (`spawn_blocking(..).join()`, the epoll backend's file
+//!    operations). Once no thread can progress on its own (every worker idle, nothing in
+//!    flight or owed, the remaining threads parked), the drop waits up to
+//!    [`Builder::shutdown_grace`] for a wake-up from outside the runtime (an OS thread
+//!    sending on a channel the thread receives from); a thread woken then runs on
+//!    normally. After the grace the parked threads are woken, spuriously as `park`
+//!    allows, and unwind at their next blocking point. Threads that still cannot progress
+//!    after that are *leaked* (their stacks stay mapped, their values are never dropped,
+//!    because their frames may still be referred to), and their `join` returns `Err`
+//!    with [`Cancelled`]. A thread that computes forever without blocking keeps the drop
+//!    waiting, as a task that never yields keeps an async runtime's;
+//!    [`Runtime::shutdown_timeout`] bounds that (and the joins of the threads it leaves
+//!    behind end with `Cancelled` too).
 //!
 //! The default runtime behind [`crate::spawn`] is never shut down; at process exit its
 //! threads end like std threads do.
@@ -88,7 +97,12 @@ pub struct Builder {
     handoff_threshold: Option<Duration>,
     io_backend: Option<IoBackend>,
     migrate: bool,
+    shutdown_grace: Duration,
 }
+
+/// How long a shutdown waits by default, once no green thread can progress on its own, for
+/// a wake-up from outside the runtime (see [`Builder::shutdown_grace`]).
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 impl Default for Builder {
     fn default() -> Builder {
@@ -102,6 +116,7 @@ impl Default for Builder {
             // started threads, so the test suite can run in both modes. Whoever sets that
             // flag accepts `migrate_started_threads`'s contract for the whole program.
             migrate: cfg!(greenring_migrate),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
 }
@@ -205,6 +220,19 @@ impl Builder {
         self
     }
 
+    /// Sets how long a shutdown waits, once no green thread of the runtime can progress on
+    /// its own, for a wake-up from outside it: an OS thread (or another runtime) that will
+    /// send on a channel, release a lock or unpark a thread. A thread woken within it runs
+    /// on normally (until its next blocking point). After it, the threads still parked are
+    /// woken to unwind with [`Cancelled`]. The default is [`DEFAULT_SHUTDOWN_GRACE`] (1 s);
+    /// [`Runtime::shutdown_timeout`] bounds it too. Waits the runtime can see end by
+    /// themselves (I/O, blocking-pool jobs a green thread joins) do not need it: the
+    /// shutdown waits for those as for running threads.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Builder {
+        self.shutdown_grace = grace;
+        self
+    }
+
     /// Forces the I/O backend. Without this, `GREENRING_IO_BACKEND` decides, and without
     /// that io_uring is used where the kernel allows it and epoll elsewhere (see
     /// [`IoBackend`]).
@@ -242,8 +270,13 @@ impl Builder {
             ));
         }
         overflow::install_handler();
-        let (shared, locals) =
-            Shared::new(workers, stack_size, self.handoff_threshold, self.migrate)?;
+        let (shared, locals) = Shared::new(
+            workers,
+            stack_size,
+            self.handoff_threshold,
+            self.migrate,
+            self.shutdown_grace,
+        )?;
         let owner = match (self.migrate, self.handoff_threshold) {
             (false, _) => RingOwner::OneThread,
             (true, Some(_)) => RingOwner::Carried,

@@ -98,8 +98,12 @@ fn spawn_during_shutdown_is_refused() {
 }
 
 #[test]
-fn forever_parked_threads_are_abandoned_promptly() {
-    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+fn forever_parked_threads_unwind_after_the_grace() {
+    let rt = Runtime::builder()
+        .worker_threads(2)
+        .shutdown_grace(Duration::from_millis(200))
+        .build()
+        .unwrap();
     // Parked before the shutdown, and nothing will ever unpark it: it cannot progress.
     let forever = rt.spawn(|| loop {
         greenring::park();
@@ -108,14 +112,15 @@ fn forever_parked_threads_are_abandoned_promptly() {
     assert_eq!(quick.join().unwrap(), 1);
     let start = Instant::now();
     assert!(
-        !rt.shutdown_timeout(Duration::from_secs(30)),
-        "the parked thread did not finish"
+        rt.shutdown_timeout(Duration::from_secs(30)),
+        "the parked thread unwound"
     );
     assert!(
         start.elapsed() < Duration::from_secs(5),
-        "abandoned without waiting for the timeout"
+        "woken after the grace, without waiting for the timeout"
     );
-    assert!(!forever.is_finished());
+    let payload = forever.join().unwrap_err();
+    assert_eq!(payload.downcast_ref::<Cancelled>(), Some(&Cancelled));
 }
 
 #[test]

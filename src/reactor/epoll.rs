@@ -17,15 +17,15 @@
 //! `EEXIST` means it already was. Edge-triggered is enough because every wait follows a
 //! call that reported `EAGAIN` on this worker, with no poll in between: any later change
 //! of readiness is a new edge. Events nobody waits for are dropped. Deadlines of timed
-//! waits and `park_timeout` timers live in heaps the worker fires at every turn;
-//! `epoll_wait` sleeps until the earliest.
+//! waits and `park_timeout` timers live in ordered maps the worker fires at every turn;
+//! `epoll_wait` sleeps until the earliest. A wait that ends before its deadline removes
+//! its entry, so entries never pile up until their deadlines.
 //!
 //! Costs against io_uring: a system call per attempt, and a non-blocking `epoll_wait`
 //! every [`POLL_INTERVAL`] turns of a busy worker.
 
 use std::cell::{Cell, RefCell};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering;
@@ -83,6 +83,7 @@ struct Wait {
     slot: *const Readiness,
     fd: RawFd,
     write: bool,
+    deadline: Option<Instant>,
 }
 
 /// The waits registered for one fd.
@@ -105,35 +106,21 @@ pub(crate) struct Epoll {
     wake_fd: RawFd,
     waits: RefCell<HashMap<u64, Wait>>,
     fds: RefCell<HashMap<RawFd, Interest>>,
-    deadlines: RefCell<BinaryHeap<Reverse<(Instant, u64)>>>,
-    park_timers: RefCell<BinaryHeap<Reverse<ParkTimer>>>,
+    /// Deadlines of readiness waits, with their ids; a wait that ends removes its own.
+    deadlines: RefCell<BTreeSet<(Instant, u64)>>,
+    /// `park_timeout` timers by deadline (and arrival): a wait that ends early removes
+    /// its own, so they do not pile up until their deadlines.
+    park_timers: RefCell<BTreeMap<TimerKey, TaskRef>>,
     next_id: Cell<u64>,
     tick: Cell<u32>,
     stats: Arc<WorkerStats>,
 }
 
-/// A `park_timeout` timer: unparks its thread when due.
-struct ParkTimer {
+/// The key of a `park_timeout` timer: its deadline, then its arrival.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct TimerKey {
     deadline: Instant,
     seq: u64,
-    task: TaskRef,
-}
-
-impl PartialEq for ParkTimer {
-    fn eq(&self, other: &ParkTimer) -> bool {
-        (self.deadline, self.seq) == (other.deadline, other.seq)
-    }
-}
-impl Eq for ParkTimer {}
-impl PartialOrd for ParkTimer {
-    fn partial_cmp(&self, other: &ParkTimer) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for ParkTimer {
-    fn cmp(&self, other: &ParkTimer) -> std::cmp::Ordering {
-        (self.deadline, self.seq).cmp(&(other.deadline, other.seq))
-    }
 }
 
 fn cvt(result: libc::c_int) -> io::Result<libc::c_int> {
@@ -169,8 +156,8 @@ impl Epoll {
             wake_fd,
             waits: RefCell::new(HashMap::new()),
             fds: RefCell::new(HashMap::new()),
-            deadlines: RefCell::new(BinaryHeap::new()),
-            park_timers: RefCell::new(BinaryHeap::new()),
+            deadlines: RefCell::new(BTreeSet::new()),
+            park_timers: RefCell::new(BTreeMap::new()),
             next_id: Cell::new(0),
             tick: Cell::new(0),
             stats,
@@ -211,9 +198,17 @@ impl Epoll {
             interest.readers.push(id);
         }
         drop(fds);
-        self.waits.borrow_mut().insert(id, Wait { slot, fd, write });
+        self.waits.borrow_mut().insert(
+            id,
+            Wait {
+                slot,
+                fd,
+                write,
+                deadline,
+            },
+        );
         if let Some(deadline) = deadline {
-            self.deadlines.borrow_mut().push(Reverse((deadline, id)));
+            self.deadlines.borrow_mut().insert((deadline, id));
         }
         self.stats.io_submitted.incr();
         Ok(())
@@ -248,15 +243,25 @@ impl Epoll {
         Ok(())
     }
 
-    /// Adds a `park_timeout` timer that unparks `task` after `timeout`.
-    pub(crate) fn add_park_timer(&self, timeout: Duration, task: TaskRef) {
+    /// Adds a `park_timeout` timer that unparks `task` after `timeout`; the key removes it.
+    pub(crate) fn add_park_timer(&self, timeout: Duration, task: TaskRef) -> TimerKey {
         let seq = self.next_id.get();
         self.next_id.set(seq + 1);
-        self.park_timers.borrow_mut().push(Reverse(ParkTimer {
+        let key = TimerKey {
             deadline: Instant::now() + crate::time::saturate(timeout),
             seq,
-            task,
-        }));
+        };
+        self.park_timers.borrow_mut().insert(key, task);
+        self.stats.pending_timers.incr();
+        key
+    }
+
+    /// Removes a `park_timeout` timer whose wait ended (a no-op once it fired).
+    pub(crate) fn remove_park_timer(&self, key: TimerKey) {
+        let removed = self.park_timers.borrow_mut().remove(&key);
+        if removed.is_some() {
+            self.stats.pending_timers.decr();
+        }
     }
 
     /// Waits and timers pending.
@@ -273,8 +278,9 @@ impl Epoll {
             }
         }
         let timers = std::mem::take(&mut *self.park_timers.borrow_mut());
-        for Reverse(timer) in timers {
-            if let Some(task) = Task::unpark(&timer.task) {
+        for task in timers.into_values() {
+            self.stats.pending_timers.decr();
+            if let Some(task) = Task::unpark(&task) {
                 schedule(task);
             }
         }
@@ -302,12 +308,12 @@ impl Epoll {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let wait = self.deadlines.borrow().peek().map(|Reverse((d, _))| *d);
+        let wait = self.deadlines.borrow().first().map(|(d, _)| *d);
         let timer = self
             .park_timers
             .borrow()
-            .peek()
-            .map(|Reverse(t)| t.deadline);
+            .first_key_value()
+            .map(|(key, _)| key.deadline);
         match (wait, timer) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -396,13 +402,12 @@ impl Epoll {
         loop {
             let due = {
                 let mut deadlines = self.deadlines.borrow_mut();
-                match deadlines.peek() {
-                    Some(Reverse((deadline, _))) if *deadline <= now => deadlines.pop(),
+                match deadlines.first() {
+                    Some((deadline, _)) if *deadline <= now => deadlines.pop_first(),
                     _ => None,
                 }
             };
-            let Some(Reverse((_, id))) = due else { break };
-            // A wait that ended already left a stale entry: `finish` ignores it.
+            let Some((_, id)) = due else { break };
             if let Some(task) = self.finish(id, Outcome::TimedOut) {
                 schedule(task);
                 scheduled += 1;
@@ -411,13 +416,14 @@ impl Epoll {
         loop {
             let due = {
                 let mut timers = self.park_timers.borrow_mut();
-                match timers.peek() {
-                    Some(Reverse(timer)) if timer.deadline <= now => timers.pop(),
+                match timers.first_key_value() {
+                    Some((key, _)) if key.deadline <= now => timers.pop_first(),
                     _ => None,
                 }
             };
-            let Some(Reverse(timer)) = due else { break };
-            if let Some(task) = Task::unpark(&timer.task) {
+            let Some((_, task)) = due else { break };
+            self.stats.pending_timers.decr();
+            if let Some(task) = Task::unpark(&task) {
                 schedule(task);
                 scheduled += 1;
             }
@@ -429,6 +435,9 @@ impl Epoll {
     /// schedule (`None` if the wait already ended).
     fn finish(&self, id: u64, outcome: Outcome) -> Option<TaskRef> {
         let wait = self.waits.borrow_mut().remove(&id)?;
+        if let Some(deadline) = wait.deadline {
+            self.deadlines.borrow_mut().remove(&(deadline, id));
+        }
         let mut fds = self.fds.borrow_mut();
         if let Some(interest) = fds.get_mut(&wait.fd) {
             if wait.write {

@@ -83,6 +83,18 @@ pub(crate) struct Ring {
     wake_buf: Box<UnsafeCell<u64>>,
     /// The worker's counters (ops submitted and completed).
     stats: Arc<WorkerStats>,
+    /// `user_data` of the entries queued in the submission ring and not yet consumed by
+    /// the kernel, in order: what fails if the kernel refuses them.
+    unsubmitted: RefCell<Vec<u64>>,
+    /// Set (to the errno) once `io_uring_enter` failed in a way retrying cannot fix: the
+    /// ring is retired, see [`Ring::retire`].
+    broken: Cell<Option<i32>>,
+    /// Ops that failed without reaching the kernel, completed with `-errno` by the next
+    /// reap (their threads have suspended by then).
+    failed: RefCell<Vec<(u64, i32)>>,
+    /// An error the next `io_uring_enter` of `submit` returns instead of entering.
+    #[cfg(test)]
+    inject: Cell<Option<i32>>,
 }
 
 impl Ring {
@@ -139,6 +151,15 @@ impl Ring {
                 UringSetup::Plain => {}
             }
             match builder.build(SQ_ENTRIES) {
+                Ok(ring) if !ring.params().is_feature_nodrop() => {
+                    // Before 5.5 the kernel drops completions when the completion ring is
+                    // full, and a dropped completion strands its green thread forever.
+                    // Refused, so the runtime uses epoll instead.
+                    return Err(refused(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        "the kernel may drop completions (no IORING_FEAT_NODROP, Linux 5.5)",
+                    )));
+                }
                 Ok(ring) => {
                     return Ok(Ring {
                         ring: RefCell::new(ring),
@@ -150,6 +171,11 @@ impl Ring {
                         wake_armed: Cell::new(false),
                         wake_buf: Box::new(UnsafeCell::new(0)),
                         stats,
+                        unsubmitted: RefCell::new(Vec::new()),
+                        broken: Cell::new(None),
+                        failed: RefCell::new(Vec::new()),
+                        #[cfg(test)]
+                        inject: Cell::new(None),
                     })
                 }
                 // An older kernel rejects flags it does not know with EINVAL: try the next.
@@ -192,16 +218,26 @@ impl Ring {
     ///
     /// Every pointer the entries hold stays valid until their CQEs are reaped.
     pub(crate) unsafe fn push(&self, entries: &[Entry]) {
+        let owned = entries
+            .iter()
+            .filter(|e| !matches!(e.get_user_data(), WAKE | IGNORED))
+            .count();
         loop {
+            if let Some(errno) = self.broken.get() {
+                // A retired ring: the ops fail without reaching the kernel.
+                self.inflight.set(self.inflight.get() + owned);
+                let mut failed = self.failed.borrow_mut();
+                failed.extend(entries.iter().map(|e| (e.get_user_data(), -errno)));
+                return;
+            }
             {
                 let mut ring = self.ring.borrow_mut();
                 // SAFETY: forwarded from the caller.
                 if unsafe { ring.submission().push_multiple(entries) }.is_ok() {
                     self.queued.set(self.queued.get() + entries.len() as u32);
-                    let owned = entries
-                        .iter()
-                        .filter(|e| !matches!(e.get_user_data(), WAKE | IGNORED))
-                        .count();
+                    self.unsubmitted
+                        .borrow_mut()
+                        .extend(entries.iter().map(Entry::get_user_data));
                     self.inflight.set(self.inflight.get() + owned);
                     self.stats.io_submitted.add(owned as u64);
                     return;
@@ -219,6 +255,11 @@ impl Ring {
 
     /// Cancels every op in flight on this ring (shutdown): they complete with -ECANCELED.
     pub(crate) fn cancel_all(&self) {
+        if self.broken.get().is_some() {
+            // Nothing of a retired ring is in the kernel's hands but what was submitted
+            // before; those complete on their own.
+            return;
+        }
         let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any())
             .build()
             .user_data(IGNORED);
@@ -249,28 +290,88 @@ impl Ring {
         self.queued.get() > 0
     }
 
-    /// Submits every queued op with one `io_uring_enter`. Retries on EINTR; on EBUSY (the
-    /// kernel's completion backlog is full) the caller's next reap makes room.
+    /// Submits every queued op with one `io_uring_enter`. Retries on EINTR; on EBUSY or
+    /// EAGAIN (the kernel's completion backlog is full, or it is short of memory for a
+    /// moment) the ops stay queued and the caller's next reap makes room. Any other error
+    /// retires the ring (see [`Ring::retire`]) instead of taking the worker down.
     pub(crate) fn submit(&self) {
+        if self.broken.get().is_some() {
+            return;
+        }
         let mut ring = self.ring.borrow_mut();
         loop {
+            #[cfg(test)]
+            if let Some(errno) = self.inject.take() {
+                drop(ring);
+                self.retire(io::Error::from_raw_os_error(errno));
+                return;
+            }
             match ring.submit() {
-                Ok(_) => {
+                Ok(consumed) => {
+                    self.consumed(consumed);
                     self.queued.set(ring.submission().len() as u32);
                     return;
                 }
                 Err(err) if err.raw_os_error() == Some(libc::EINTR) => continue,
                 Err(err) if err.raw_os_error() == Some(libc::EBUSY) => return,
                 Err(err) if err.raw_os_error() == Some(libc::EAGAIN) => return,
-                Err(err) => panic!("greenring: io_uring_enter failed unexpectedly: {err}"),
+                Err(err) => {
+                    drop(ring);
+                    self.retire(err);
+                    return;
+                }
             }
         }
+    }
+
+    /// The kernel consumed the first `count` queued entries.
+    fn consumed(&self, count: usize) {
+        let mut unsubmitted = self.unsubmitted.borrow_mut();
+        let count = count.min(unsubmitted.len());
+        unsubmitted.drain(..count);
+    }
+
+    /// `io_uring_enter` failed with `err`, which retrying cannot fix. The entries still
+    /// queued may never reach the kernel: it was refused them, and submitting them later
+    /// would hand it pointers into frames that have moved on. So the ring submits nothing
+    /// any more: the queued ops fail with `err` (their threads resume with it as an
+    /// `io::Error`), and so does every later op of this worker, while the worker keeps
+    /// running its green threads and sleeps in `poll(2)` instead of the ring. Ops the
+    /// kernel already holds complete as usual. Logged once.
+    #[cold]
+    fn retire(&self, err: io::Error) {
+        let errno = err.raw_os_error().unwrap_or(libc::EIO);
+        log::error!(
+            "greenring: io_uring_enter failed ({err}); this worker's I/O fails with that error \
+             from now on, its green threads keep running"
+        );
+        self.broken.set(Some(errno));
+        self.queued.set(0);
+        let queued = std::mem::take(&mut *self.unsubmitted.borrow_mut());
+        self.failed
+            .borrow_mut()
+            .extend(queued.into_iter().map(|user_data| (user_data, -errno)));
+    }
+
+    /// Makes the next `submit` fail with `errno`, as if the kernel had refused it.
+    #[cfg(test)]
+    pub(crate) fn inject_submit_error(&self, errno: i32) {
+        self.inject.set(Some(errno));
     }
 
     /// Handles every CQE available now, passing threads that became runnable to
     /// `schedule`. Returns how many threads it scheduled.
     pub(crate) fn reap(&self, schedule: &mut dyn FnMut(TaskRef)) -> usize {
         let mut scheduled = 0;
+        if !self.failed.borrow().is_empty() {
+            let failed = std::mem::take(&mut *self.failed.borrow_mut());
+            for (user_data, res) in failed {
+                if let Some(task) = self.handle(user_data, res) {
+                    schedule(task);
+                    scheduled += 1;
+                }
+            }
+        }
         loop {
             let mut ring = self.ring.borrow_mut();
             let mut cq = ring.completion();
@@ -323,7 +424,7 @@ impl Ring {
             // whose thread waits for exactly this CQE.
             TAG_OP | TAG_LINK_TIMEOUT => unsafe { completion::complete(user_data, res) },
             // SAFETY: only `timer::park_timeout` submits this tag, with a leaked timer.
-            TAG_TIMER => unsafe { timer::fired(user_data & !TAG_MASK, res) },
+            TAG_TIMER => unsafe { timer::fired(user_data & !TAG_MASK, res, &self.stats) },
             _ => unreachable!("unknown io_uring user_data {user_data:#x}"),
         }
     }
@@ -335,6 +436,9 @@ impl Ring {
         timeout: Option<Duration>,
         schedule: &mut dyn FnMut(TaskRef),
     ) -> usize {
+        if self.broken.get().is_some() {
+            return self.wait_retired(timeout, schedule);
+        }
         if !self.wake_armed.get() {
             let read = opcode::Read::new(types::Fd(self.wake_fd), self.wake_buf.get().cast(), 8)
                 .build()
@@ -365,17 +469,54 @@ impl Ring {
                 _ => ring.submit_and_wait(1),
             };
             match waited {
-                Ok(_) => self.queued.set(ring.submission().len() as u32),
+                Ok(consumed) => {
+                    self.consumed(consumed);
+                    self.queued.set(ring.submission().len() as u32);
+                }
                 Err(err)
                     if matches!(
                         err.raw_os_error(),
                         Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
-                    ) =>
-                {
-                    self.queued.set(ring.submission().len() as u32)
+                    ) => {}
+                Err(err) => {
+                    drop(ring);
+                    self.retire(err);
                 }
-                Err(err) => panic!("greenring: io_uring_enter failed unexpectedly: {err}"),
             }
+        }
+        self.reap(schedule)
+    }
+
+    /// `wait` on a retired ring: completions of ops the kernel held before still land in
+    /// the completion ring (an enter that submits nothing runs their deferred work), but
+    /// the worker sleeps in `poll(2)` on its eventfd (woken as usual by other threads), at
+    /// most 10 ms at a time so those completions are seen.
+    fn wait_retired(&self, timeout: Option<Duration>, schedule: &mut dyn FnMut(TaskRef)) -> usize {
+        {
+            let ring = self.ring.borrow();
+            // Runs deferred completion work without submitting anything; a failure here
+            // changes nothing (the poll below still bounds the sleep).
+            // SAFETY: no argument is passed; nothing queued is submitted (to_submit = 0).
+            let _ = unsafe {
+                ring.submitter()
+                    .enter::<libc::sigset_t>(0, 0, 1 /* IORING_ENTER_GETEVENTS */, None)
+            };
+        }
+        let reaped = self.reap(schedule);
+        if reaped > 0 {
+            return reaped;
+        }
+        let millis = timeout.map_or(10, |t| t.as_millis().min(10) as i32);
+        let mut fds = libc::pollfd {
+            fd: self.wake_fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the call.
+        if unsafe { libc::poll(&mut fds, 1, millis) } > 0 {
+            let mut counter = 0u64;
+            // SAFETY: reads 8 bytes into `counter`; the eventfd is non-blocking.
+            unsafe { libc::read(self.wake_fd, (&mut counter as *mut u64).cast(), 8) };
         }
         self.reap(schedule)
     }
@@ -417,4 +558,53 @@ fn refused(err: io::Error) -> io::Error {
         err.kind(),
         format!("greenring: cannot start the runtime: io_uring is unavailable: {cause} ({err})"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::runtime::{IoBackend, Runtime};
+
+    /// A submission the kernel refuses fails the op of the green thread that queued it
+    /// with the error, and the worker keeps running its other green threads (and their
+    /// I/O fails fast instead of hanging).
+    #[test]
+    fn a_refused_submission_fails_its_op_and_the_worker_runs_on() {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = match Runtime::builder()
+                .worker_threads(1)
+                .io_backend(IoBackend::IoUring)
+                .build()
+            {
+                Ok(rt) => rt,
+                // No io_uring here: nothing to test.
+                Err(_) => return done_tx.send(()).unwrap(),
+            };
+            let failed = rt.block_on(|| {
+                let worker = crate::sched::current::worker_moving().expect("on a green thread");
+                worker.reactor().ring().inject_submit_error(libc::ENOMEM);
+                drop(worker);
+                let file = crate::fs::File::open("/dev/zero").map(drop);
+                file.expect_err("the open was refused with the submission")
+            });
+            assert_eq!(failed.raw_os_error(), Some(libc::ENOMEM));
+            // The same worker runs other threads: computing, sleeping, channels.
+            let other = rt.spawn(|| {
+                crate::time::sleep(Duration::from_millis(5));
+                let (tx, rx) = crate::sync::mpsc::channel();
+                crate::spawn(move || tx.send(21).unwrap());
+                rx.recv().unwrap() * 2
+            });
+            assert_eq!(other.join().unwrap(), 42);
+            let later = rt.block_on(|| crate::fs::File::open("/dev/zero").map(drop));
+            assert_eq!(later.unwrap_err().raw_os_error(), Some(libc::ENOMEM));
+            drop(rt);
+            done_tx.send(()).unwrap();
+        });
+        done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("hung: the worker did not survive the refused submission");
+    }
 }

@@ -1,27 +1,45 @@
 //! `park_timeout` on green threads: a heap timer that unparks its thread when it fires.
 //!
 //! The timer's `Timeout` op is not awaited by the thread: the thread parks the ordinary way
-//! and may be unparked (and, in a migrating runtime, move to another worker) long before the
-//! timer fires. So the
-//! timer owns everything the kernel points at (its timespec) and a reference to the thread,
-//! on the heap, and frees itself when its CQE arrives. A timer is not cancelled when the
-//! thread is unparked first: cancelling needs the ring it was queued on, which the thread
-//! may have left. It fires later and leaves an unpark token, which `park` allows (a
-//! spurious wake-up, as with std).
+//! and may be unparked long before the timer fires. So the timer owns everything the
+//! kernel points at (its timespec) and a reference to the thread, on the heap, shared by
+//! the ring (until the timer's CQE arrives) and the waiting thread (until its wait ends).
+//!
+//! A wait that ends early (an `unpark` before the deadline: a message, a notification)
+//! disarms its timer and removes it from the ring (`TimeoutRemove`), so the timer, its
+//! thread reference and the kernel's timer are freed at once instead of at the deadline:
+//! a loop of short waits with long timeouts keeps no memory. The timer's CQE then comes
+//! with `-ECANCELED` and only frees it. In a runtime that migrates started threads the
+//! thread may have left the worker whose ring holds the timer, and only that worker may
+//! touch its ring: the timer then stays until it fires, disarmed (it frees itself without
+//! unparking anyone).
 
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use io_uring::opcode;
 use io_uring::types::Timespec;
 
-use super::completion::TAG_TIMER;
+use super::completion::{IGNORED, TAG_TIMER};
 use crate::task::{Task, TaskRef};
 
-/// A pending `park_timeout` timer; leaked while its op is in flight.
+/// The timer waits for its deadline and will unpark its thread.
+const ARMED: u8 = 0;
+/// The deadline passed (or the shutdown cancelled the timer): the thread was unparked.
+const FIRED: u8 = 1;
+/// The wait ended first: the timer unparks nobody.
+const DISARMED: u8 = 2;
+
+/// A pending `park_timeout` timer, shared by the ring (one reference leaked into the op's
+/// `user_data` until its CQE) and the waiting thread.
 #[repr(align(8))]
 struct Timer {
     timespec: Timespec,
     task: TaskRef,
+    state: AtomicU8,
+    /// The worker whose ring holds the timer.
+    worker: usize,
 }
 
 /// Blocks the calling thread until its unpark token is available or `timeout` has passed,
@@ -50,33 +68,100 @@ pub(crate) fn park_timeout(timeout: Duration) {
         std::sync::Arc::from_raw(task)
     };
     let worker = crate::sched::current::worker_moving().expect("checked: on a green thread");
-    match worker.reactor() {
+    let armed = match worker.reactor() {
         super::Reactor::Uring(ring) => {
-            let timer = Box::into_raw(Box::new(Timer {
+            let timer = Arc::new(Timer {
                 timespec: Timespec::from(timeout),
                 task,
-            }));
-            // SAFETY: the timer is leaked until `fired` frees it, so the timespec outlives
-            // the op.
-            let entry = opcode::Timeout::new(unsafe { &(*timer).timespec })
+                state: AtomicU8::new(ARMED),
+                worker: worker.index,
+            });
+            let address = Arc::into_raw(Arc::clone(&timer)) as u64;
+            // SAFETY: the ring's reference keeps the timer (and its timespec) alive until
+            // `fired` takes it back on the op's CQE.
+            let entry = opcode::Timeout::new(&timer.timespec)
                 .build()
-                .user_data(timer as u64 | TAG_TIMER);
+                .user_data(address | TAG_TIMER);
             // SAFETY: as above.
             unsafe { ring.push(&[entry]) };
+            worker.shared.stats[worker.index].pending_timers.incr();
+            Armed::Uring(timer)
         }
-        super::Reactor::Epoll(epoll) => epoll.add_park_timer(timeout, task),
-    }
+        super::Reactor::Epoll(epoll) => {
+            Armed::Epoll(worker.index, epoll.add_park_timer(timeout, task))
+        }
+    };
     drop(worker);
     crate::thread::park();
+    armed.disarm();
 }
 
-/// The CQE of a `park_timeout` timer: unparks its thread and frees the timer.
+/// A timer armed by `park_timeout`, to disarm when the wait ends.
+enum Armed {
+    Uring(Arc<Timer>),
+    /// The worker whose epoll reactor holds the timer, and the timer's key there.
+    Epoll(usize, super::epoll::TimerKey),
+}
+
+impl Armed {
+    /// The wait ended: if the timer has not fired, keep it from unparking the thread later
+    /// and remove it from its worker's reactor when the thread is still on that worker.
+    fn disarm(self) {
+        let Some(worker) = crate::sched::current::worker_moving() else {
+            return;
+        };
+        match self {
+            Armed::Uring(timer) => {
+                if timer
+                    .state
+                    .compare_exchange(ARMED, DISARMED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
+                    || timer.worker != worker.index
+                {
+                    // Fired already, or on a ring only its own worker may touch: it frees
+                    // itself when its CQE arrives.
+                    return;
+                }
+                let address = Arc::as_ptr(&timer) as u64;
+                let remove = opcode::TimeoutRemove::new(address | TAG_TIMER)
+                    .build()
+                    .user_data(IGNORED);
+                // SAFETY: the removal holds no pointers (it names the timer by user_data).
+                unsafe { worker.reactor().ring().push(&[remove]) };
+            }
+            Armed::Epoll(index, key) => {
+                if index == worker.index {
+                    if let super::Reactor::Epoll(epoll) = worker.reactor() {
+                        epoll.remove_park_timer(key);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The CQE of a `park_timeout` timer (it fired, was cancelled by the shutdown, or was
+/// removed after its wait ended): unparks its thread unless the wait already ended, and
+/// gives up the ring's reference to the timer.
 ///
 /// # Safety
 ///
-/// `address` is a timer leaked by `park_timeout` whose CQE this is.
-pub(super) unsafe fn fired(address: u64, _res: i32) -> Option<TaskRef> {
+/// `address` is a timer whose reference `park_timeout` leaked into this CQE's op.
+pub(super) unsafe fn fired(
+    address: u64,
+    _res: i32,
+    stats: &crate::sched::WorkerStats,
+) -> Option<TaskRef> {
     // SAFETY: leaked by `park_timeout`, and each timer has exactly one CQE.
-    let timer = unsafe { Box::from_raw(address as *mut Timer) };
-    Task::unpark(&timer.task)
+    let timer = unsafe { Arc::from_raw(address as *const Timer) };
+    stats.pending_timers.decr();
+    if timer
+        .state
+        .compare_exchange(ARMED, FIRED, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
+        Task::unpark(&timer.task)
+    } else {
+        None
+    }
 }

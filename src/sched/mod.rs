@@ -25,7 +25,7 @@ mod timers;
 mod worker;
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -48,7 +48,8 @@ use crate::thread::ThreadId;
 pub(crate) enum Shutdown {
     /// Every green thread finished.
     Finished,
-    /// The rest could make no progress (parked, nothing in flight) and were leaked.
+    /// The rest could make no progress even after being woken to unwind, and were leaked
+    /// (their joins end with `Cancelled`).
     Abandoned,
     /// The timeout passed with threads still running; they were leaked.
     TimedOut,
@@ -68,8 +69,20 @@ pub(crate) struct Shared {
     shutdown: AtomicBool,
     /// Workers exit now, leaking the green threads that have not finished.
     abandon: AtomicBool,
-    /// Signalled when `live` reaches zero during shutdown, or the rest is abandoned.
+    /// Signalled when `live` reaches zero during shutdown, and whenever a worker goes to
+    /// sleep during shutdown (so the shutdown can see that nothing progresses).
     drained: (Mutex<()>, Condvar),
+    /// Green threads parked on a wake-up the runtime cannot see but that will come: a
+    /// blocking-pool job that wakes them (see [`owe_wake`]). While any is owed the runtime
+    /// can still progress.
+    owed: AtomicUsize,
+    /// Green threads run since the shutdown began: how the shutdown tells that nothing ran
+    /// between two looks.
+    shutdown_runs: AtomicU64,
+    /// How long a shutdown waits, once no green thread can progress on its own, for a
+    /// wake-up from outside the runtime (an OS thread sending on a channel, releasing a
+    /// lock) before it wakes the remaining threads to unwind.
+    grace: Duration,
     /// Per worker: its green threads' ops in flight, published whenever it goes to sleep
     /// (while it sleeps the number can only fall). Used to see that nothing can progress.
     inflight: Box<[AtomicUsize]>,
@@ -106,6 +119,7 @@ impl Shared {
         stack_size: usize,
         handoff_threshold: Option<Duration>,
         migrate: bool,
+        grace: Duration,
     ) -> io::Result<(Arc<Shared>, Vec<LocalQueue>)> {
         let (locals, queues) = queue::new(workers);
         let wakers = (0..workers)
@@ -120,6 +134,9 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             abandon: AtomicBool::new(false),
             drained: (Mutex::new(()), Condvar::new()),
+            owed: AtomicUsize::new(0),
+            shutdown_runs: AtomicU64::new(0),
+            grace,
             inflight: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
             stats: (0..workers).map(|_| Arc::default()).collect(),
             handoff: Handoff::new(handoff_threshold),
@@ -135,9 +152,15 @@ impl Shared {
     /// A runtime without workers, for unit tests of the pieces around it.
     #[cfg(test)]
     pub(crate) fn for_tests() -> Arc<Shared> {
-        Shared::new(1, crate::stack::DEFAULT_STACK_SIZE, None, false)
-            .unwrap()
-            .0
+        Shared::new(
+            1,
+            crate::stack::DEFAULT_STACK_SIZE,
+            None,
+            false,
+            crate::runtime::DEFAULT_SHUTDOWN_GRACE,
+        )
+        .unwrap()
+        .0
     }
 
     /// The I/O backend of this runtime's workers.
@@ -296,22 +319,62 @@ impl Shared {
     }
 
     /// Called by worker `index` when it is about to sleep with `inflight` ops of its green
-    /// threads in flight. During shutdown, if every worker now sleeps with nothing in flight
-    /// and nothing queued, no green thread can make progress: abandon them.
+    /// threads in flight. During shutdown, tells the shutdown to look whether anything can
+    /// still progress.
     fn going_to_sleep(&self, index: usize, inflight: usize) {
         self.inflight[index].store(inflight, Ordering::SeqCst);
-        if !self.shutdown.load(Ordering::SeqCst)
-            || self.live.load(Ordering::SeqCst) == 0
-            || !self.idle.all_sleeping()
-            || self.handoff.exiles_running()
-            || self.inflight.iter().any(|n| n.load(Ordering::SeqCst) != 0)
-            || self.queues.has_work()
-        {
-            return;
+        if self.shutdown.load(Ordering::SeqCst) && self.live.load(Ordering::SeqCst) != 0 {
+            self.notify_drained();
         }
+    }
+
+    /// Called by a worker before it runs a green thread.
+    fn running(&self) {
+        if self.shutdown.load(Ordering::Relaxed) {
+            self.shutdown_runs.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// `true` when no green thread can progress on its own (a snapshot): every worker
+    /// sleeps with nothing in flight and nothing queued, no exiled carrier runs one, and
+    /// no wake-up is owed.
+    fn quiescent(&self) -> bool {
+        self.idle.all_sleeping()
+            && !self.handoff.exiles_running()
+            && self.owed.load(Ordering::SeqCst) == 0
+            && self.inflight.iter().all(|n| n.load(Ordering::SeqCst) == 0)
+            && !self.queues.has_work()
+            && (0..self.workers()).all(|index| !self.queues.has_inbox(index))
+    }
+
+    /// Wakes every started green thread that is parked (a spurious wake-up, which `park`
+    /// allows): during shutdown its next blocking point unwinds it.
+    fn wake_parked(&self) {
+        for registry in self.registries.iter() {
+            for task in registry.all() {
+                if let Some(task) = Task::unpark(&task) {
+                    self.requeue(task);
+                }
+            }
+        }
+    }
+
+    /// Gives up on the green threads still live: workers leave, and the joins of those
+    /// threads end with `Cancelled` (the threads themselves are leaked).
+    fn abandon(&self) {
         self.abandon.store(true, Ordering::SeqCst);
+        for registry in self.registries.iter() {
+            for task in registry.all() {
+                task.cancel_join();
+            }
+        }
+        while let Some(task) = self.queues.take_injected_any() {
+            task.cancel_join();
+        }
         self.wake_all();
-        self.notify_drained();
+        for index in 0..self.workers() {
+            self.unpark_worker(index);
+        }
     }
 
     /// `true` once workers should leave their loop.
@@ -322,15 +385,21 @@ impl Shared {
 
     /// Shuts down (see the policy in `runtime`): no more spawns, blocking points unwind,
     /// workers cancel their in-flight I/O. Waits, up to `timeout` (forever with `None`),
-    /// until every green thread has finished or none can progress.
+    /// until every green thread has finished. When none can progress on its own, waits up
+    /// to the grace period for a wake-up from outside, then wakes the parked ones so they
+    /// unwind; if even that leaves threads that cannot progress, gives up on them.
     pub(crate) fn shutdown(&self, timeout: Option<Duration>) -> Shutdown {
+        /// How often the shutdown looks whether anything still progresses.
+        const LOOK: Duration = Duration::from_millis(10);
         self.shutdown.store(true, Ordering::SeqCst);
-        // Wake every worker: each cancels its ring's I/O, and the last to fall asleep with
-        // nothing in flight abandons what is left.
+        // Wake every worker: each cancels its ring's I/O.
         for index in 0..self.workers() {
             self.unpark_worker(index);
         }
         let deadline = timeout.and_then(crate::time::deadline_after);
+        // Since when nothing progressed, and how many runs there had been then.
+        let mut still: Option<(Instant, u64)> = None;
+        let mut woke_parked = false;
         let mut guard = self
             .drained
             .0
@@ -340,29 +409,42 @@ impl Shared {
             if self.live.load(Ordering::SeqCst) == 0 {
                 return Shutdown::Finished;
             }
-            if self.abandon.load(Ordering::SeqCst) {
-                return Shutdown::Abandoned;
+            let now = Instant::now();
+            if deadline.is_some_and(|deadline| now >= deadline) {
+                drop(guard);
+                self.abandon();
+                return Shutdown::TimedOut;
             }
-            guard = match deadline {
-                None => self
-                    .drained
-                    .1
-                    .wait(guard)
-                    .unwrap_or_else(PoisonError::into_inner),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        self.abandon.store(true, Ordering::SeqCst);
-                        self.wake_all();
-                        return Shutdown::TimedOut;
+            if self.quiescent() {
+                let runs = self.shutdown_runs.load(Ordering::SeqCst);
+                match still {
+                    Some((since, seen)) if seen == runs => {
+                        // Once woken, parked threads unwind at once: a second still spell
+                        // needs no grace.
+                        let wait = if woke_parked { LOOK } else { self.grace };
+                        if now.duration_since(since) >= wait {
+                            if woke_parked {
+                                drop(guard);
+                                self.abandon();
+                                return Shutdown::Abandoned;
+                            }
+                            woke_parked = true;
+                            still = None;
+                            self.wake_parked();
+                        }
                     }
-                    self.drained
-                        .1
-                        .wait_timeout(guard, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
+                    _ => still = Some((now, runs)),
                 }
-            };
+            } else {
+                still = None;
+            }
+            let left = deadline.map_or(LOOK, |d| d.saturating_duration_since(now).min(LOOK));
+            guard = self
+                .drained
+                .1
+                .wait_timeout(guard, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 
@@ -428,6 +510,25 @@ pub(crate) fn sleep_until(deadline: std::time::Instant) -> bool {
     true
 }
 
+/// A wake-up owed to the calling green thread by something the runtime cannot see (a
+/// blocking-pool job): while it lives, a shutdown counts the thread as able to progress.
+pub(crate) struct OwedWake(Arc<Shared>);
+
+/// Records that the calling green thread is about to wait for a wake-up that will come
+/// (see [`OwedWake`]); `None` off green threads.
+pub(crate) fn owe_wake() -> Option<OwedWake> {
+    // SAFETY: the running task is alive while it runs.
+    let task = unsafe { current::task().as_ref() }?;
+    task.runtime.owed.fetch_add(1, Ordering::SeqCst);
+    Some(OwedWake(Arc::clone(&task.runtime)))
+}
+
+impl Drop for OwedWake {
+    fn drop(&mut self) {
+        self.0.owed.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Creates a green thread running `main` and makes it runnable.
 ///
 /// # Errors
@@ -439,6 +540,7 @@ pub(crate) fn spawn(
     stack_size: Option<usize>,
     pinned: bool,
     main: Box<dyn FnOnce() + Send>,
+    join: Arc<dyn crate::thread::CancelJoin>,
 ) -> io::Result<TaskRef> {
     if shared.shutdown.load(Ordering::SeqCst) {
         return Err(io::Error::other(
@@ -461,6 +563,7 @@ pub(crate) fn spawn(
         stack,
         pinned,
         main,
+        Some(join),
     );
     shared.live.fetch_add(1, Ordering::SeqCst);
     schedule(Arc::clone(&task));

@@ -108,6 +108,11 @@ impl GlobalQueues {
         settle(|| self.inbox[worker].steal())
     }
 
+    /// One thread out of the injector, without a worker's local queue (shutdown).
+    pub(crate) fn take_injected_any(&self) -> Option<TaskRef> {
+        settle(|| self.injector.steal())
+    }
+
     /// `true` when threads wait in `worker`'s inbox.
     pub(crate) fn has_inbox(&self, worker: usize) -> bool {
         !self.inbox[worker].is_empty()

@@ -67,6 +67,11 @@ impl Registry {
         (found, others)
     }
 
+    /// Every registered thread still alive.
+    pub(crate) fn all(&self) -> Vec<TaskRef> {
+        self.lock().iter().filter_map(Weak::upgrade).collect()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Vec<Weak<Task>>> {
         // Every update is one push or one swap_remove: never left half done.
         self.threads.lock().unwrap_or_else(PoisonError::into_inner)

@@ -21,6 +21,11 @@ impl Counter {
         self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
     }
 
+    /// Subtracts one (a gauge). Only the worker's carrier calls this.
+    pub(crate) fn decr(&self) {
+        self.add(u64::MAX);
+    }
+
     /// Sets the value. Only the worker's carrier calls this.
     pub(crate) fn set(&self, n: u64) {
         self.0.store(n, Relaxed);
@@ -42,6 +47,8 @@ pub(crate) struct WorkerStats {
     pub(crate) io_submitted: Counter,
     /// I/O completions reaped.
     pub(crate) io_completed: Counter,
+    /// `park_timeout` timers (timed waits) pending in this worker's reactor.
+    pub(crate) pending_timers: Counter,
     /// Stacks in this worker's own cache.
     pub(crate) cached_stacks: Counter,
 }

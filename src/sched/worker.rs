@@ -171,6 +171,7 @@ impl WorkerCtx {
     fn run(&self, carrier: &Carrier) -> bool {
         loop {
             if self.shared.abandon.load(Ordering::SeqCst) {
+                self.give_up_queued();
                 return false;
             }
             if self.shared.is_shutting_down() && !self.io_cancelled.replace(true) {
@@ -208,6 +209,24 @@ impl WorkerCtx {
                 continue;
             }
             self.sleep();
+        }
+    }
+
+    /// The runtime gave up on its remaining threads: ends the joins of those still queued
+    /// here, which will never run.
+    fn give_up_queued(&self) {
+        let queues = &self.shared.queues;
+        let mut queued = Vec::new();
+        queued.extend(self.lifo.take());
+        queued.extend(self.anchored.borrow_mut().drain(..));
+        while let Some(task) = self.local.pop() {
+            queued.push(task);
+        }
+        while let Some(task) = queues.take_inbox(self.index) {
+            queued.push(task);
+        }
+        for task in queued {
+            task.cancel_join();
         }
     }
 
@@ -409,6 +428,7 @@ impl WorkerCtx {
     }
 
     fn run_task(&self, task: TaskRef, carrier: &Carrier) -> Ran {
+        self.shared.running();
         if task.start_on(self.index) {
             self.shared.registries[self.index].add(&task);
         }

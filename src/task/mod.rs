@@ -70,6 +70,8 @@ pub(crate) struct Task {
     immediate_ops: Cell<u32>,
     /// Index of this thread in its home worker's registry (see `sched::registry`).
     pub(crate) registry_slot: AtomicUsize,
+    /// The join side of the thread, ended with `Cancelled` if the runtime gives up on it.
+    join: Option<Arc<dyn crate::thread::CancelJoin>>,
     /// The thread's green-thread-local values (`crate::local`); only the thread itself
     /// touches them.
     pub(crate) locals: crate::local::LocalMap,
@@ -97,6 +99,7 @@ impl Task {
         stack: Stack,
         pinned: bool,
         main: Box<dyn FnOnce() + Send>,
+        join: Option<Arc<dyn crate::thread::CancelJoin>>,
     ) -> TaskRef {
         let guard = stack.guard_range();
         let task = Arc::new(Task {
@@ -115,6 +118,7 @@ impl Task {
             immediate_ops: Cell::new(0),
             registry_slot: AtomicUsize::new(NO_SLOT),
             locals: crate::local::LocalMap::default(),
+            join,
         });
         let arg = Arc::as_ptr(&task).cast_mut().cast::<u8>();
         // SAFETY: the new task is not shared with anyone yet, so reading its stack slot
@@ -230,6 +234,14 @@ impl Task {
         unsafe { (*self.stack.get()).take() }
     }
 
+    /// Ends the thread's join with `Cancelled` (the runtime gives up on the thread); a no-op
+    /// once the thread has completed it.
+    pub(crate) fn cancel_join(&self) {
+        if let Some(join) = &self.join {
+            join.cancel();
+        }
+    }
+
     /// Consumes an unpark token if there is one; `true` if there was.
     pub(crate) fn take_token(&self) -> bool {
         self.park.take_token()
@@ -273,6 +285,8 @@ impl Drop for Task {
             // The thread never finished (its runtime gave up on it): its frames may still be
             // referred to from elsewhere, so the stack must never be reused or unmapped.
             std::mem::forget(stack);
+            // Nobody will finish it: its joiner must not wait forever.
+            self.cancel_join();
         }
     }
 }
@@ -302,7 +316,15 @@ mod tests {
         let stack = StackPool::new(4 * page_size())
             .alloc(4 * page_size(), None)
             .unwrap();
-        Task::new(shared, ThreadId::new(), None, stack, false, Box::new(|| {}))
+        Task::new(
+            shared,
+            ThreadId::new(),
+            None,
+            stack,
+            false,
+            Box::new(|| {}),
+            None,
+        )
     }
 
     #[test]

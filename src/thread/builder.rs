@@ -130,7 +130,8 @@ impl Builder {
             their_packet.complete(result);
         });
         let name = self.name.map(String::into_boxed_str);
-        let task = sched::spawn(shared, name, self.stack_size, self.pinned, main)?;
+        let join: Arc<dyn super::CancelJoin> = Arc::clone(&packet) as _;
+        let task = sched::spawn(shared, name, self.stack_size, self.pinned, main, join)?;
         Ok(JoinHandle::new(packet, Thread::green(task)))
     }
 }

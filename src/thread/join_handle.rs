@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -26,6 +26,10 @@ const DONE: u8 = 2;
 /// thread after its swap to `DONE` returned `JOINING` (acquire).
 pub(crate) struct Packet<T> {
     state: AtomicU8,
+    /// Set by the one party that writes `result`: the finishing thread, or the runtime
+    /// cancelling a thread it gives up on (whichever comes first; the other's result is
+    /// dropped).
+    claimed: AtomicBool,
     result: UnsafeCell<Option<std::thread::Result<T>>>,
     joiner: UnsafeCell<Option<Thread>>,
     /// The task awaiting the handle as a `Future`, woken after `DONE` is published.
@@ -40,15 +44,20 @@ impl<T> Packet<T> {
     pub(crate) fn new() -> Packet<T> {
         Packet {
             state: AtomicU8::new(RUNNING),
+            claimed: AtomicBool::new(false),
             result: UnsafeCell::new(None),
             joiner: UnsafeCell::new(None),
             waker: Mutex::new(None),
         }
     }
 
-    /// Called once by the finishing thread.
+    /// Called by the finishing thread, or by the runtime giving up on the thread; only the
+    /// first call counts.
     pub(crate) fn complete(&self, result: std::thread::Result<T>) {
-        // SAFETY: only the finishing thread writes, and nobody reads before DONE.
+        if self.claimed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // SAFETY: only the claimant writes, and nobody reads before DONE.
         unsafe { *self.result.get() = Some(result) };
         if self.state.swap(DONE, Ordering::AcqRel) == JOINING {
             // SAFETY: the joiner wrote its handle before publishing JOINING and does not
@@ -125,6 +134,20 @@ impl<T> Packet<T> {
     }
 }
 
+/// The join side of a green thread, whatever its value type: lets the runtime end a
+/// thread's join when it gives up on the thread (a shutdown that leaks it).
+pub(crate) trait CancelJoin: Send + Sync {
+    /// Completes the join with a [`Cancelled`](crate::runtime::Cancelled) payload, unless
+    /// the thread already completed it.
+    fn cancel(&self);
+}
+
+impl<T: Send> CancelJoin for Packet<T> {
+    fn cancel(&self) {
+        self.complete(Err(Box::new(crate::runtime::Cancelled)));
+    }
+}
+
 /// An owned permission to join a green thread, like [`std::thread::JoinHandle`].
 ///
 /// Dropping the handle detaches the thread: it runs on, and its result is dropped.
@@ -164,6 +187,13 @@ impl<T> JoinHandle<T> {
             me.id() != self.thread.id(),
             "a green thread cannot join itself: it would wait forever"
         );
+        // A green thread waiting for a blocking-pool job is owed a wake-up the runtime
+        // cannot see: counted, so a shutdown waits for it instead of giving up on the thread.
+        let _owed = self
+            .thread
+            .is_blocking_job()
+            .then(crate::sched::owe_wake)
+            .flatten();
         self.packet.wait(me)
     }
 

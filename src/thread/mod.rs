@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 pub use self::builder::Builder;
 pub use self::join_handle::JoinHandle;
-pub(crate) use self::join_handle::Packet;
+pub(crate) use self::join_handle::{CancelJoin, Packet};
 
 use crate::sched::{self, current};
 use crate::task::{Suspend, Task, TaskRef};
@@ -126,6 +126,11 @@ impl Thread {
             ThreadInner::Os { thread, .. } => thread.name(),
             ThreadInner::Blocking(_) => None,
         }
+    }
+
+    /// `true` for the thread of a `spawn_blocking` job.
+    pub(crate) fn is_blocking_job(&self) -> bool {
+        matches!(self.inner, ThreadInner::Blocking(_))
     }
 
     /// `true` for a green thread, `false` for an OS thread.
