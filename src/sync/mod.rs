@@ -6,7 +6,18 @@
 //!   poisoning (std's `PoisonError`, `TryLockError`, `LockResult` are reused);
 //! - [`Semaphore`] and [`WaitGroup`];
 //! - [`mpsc`] mirroring `std::sync::mpsc` (std's error types), [`mpmc`] with cloneable
-//!   receivers, and [`Select`] over several receivers with an optional timeout.
+//!   receivers, and [`Select`] over several receivers with an optional timeout;
+//! - std's own [`Arc`], [`Weak`], [`atomic`], [`Once`], [`OnceLock`], [`LazyLock`] and the
+//!   poisoning types, re-exported so every `std::sync` path resolves here.
+//!
+//! # `Once`, `OnceLock` and `LazyLock`
+//!
+//! These are std's. Their fast path (already initialised) is one atomic load, and an
+//! initialiser that does not block is fine anywhere. While one thread runs the initialiser,
+//! other callers block their *OS thread*: if the initialiser parks its green thread (on
+//! greenring I/O, a greenring lock, a sleep) and a green thread anchored to the same worker
+//! waits for it, that worker deadlocks, as with a std `Mutex` held across a blocking call.
+//! Initialise such values before spawning, or keep blocking calls out of initialisers.
 //!
 //! A std `Mutex` held across a blocking call, or a std channel's `recv`, blocks the worker
 //! OS thread and with it every green thread queued there; these do not.
@@ -36,7 +47,10 @@ pub use self::mutex::{Mutex, MutexGuard};
 pub use self::rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use self::select::{Select, SelectReceiver, SelectTimeoutError};
 pub use self::semaphore::{Semaphore, SemaphorePermit};
-pub use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult, Weak};
+pub use std::sync::{
+    atomic, Arc, LazyLock, LockResult, Once, OnceLock, OnceState, PoisonError, TryLockError,
+    TryLockResult, Weak,
+};
 
 /// The lock around a primitive's wait list. Its critical sections are a few pointer moves
 /// with no switch inside, so the OS-level lock is never held across a park.

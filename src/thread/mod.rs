@@ -26,6 +26,11 @@ use std::sync::Arc;
 
 pub use self::builder::Builder;
 pub use self::join_handle::JoinHandle;
+/// std's, re-exported so every `std::thread` path resolves here. `LocalKey` (the type of a
+/// std `thread_local!`) is the OS thread's slot: a started green thread stays on one OS
+/// thread, so it sees the same slot from start to end (see the crate's `# Soundness`);
+/// [`crate::local`] has values that belong to the green thread itself.
+pub use std::thread::{available_parallelism, panicking, AccessError, LocalKey, Result};
 pub(crate) use self::join_handle::Packet;
 
 use crate::sched::{self, current};
