@@ -11,12 +11,16 @@
 //! assert_eq!(handle.join().unwrap(), 42);
 //! ```
 //!
+//! [`scope`] spawns green threads (and blocking-pool jobs) that borrow from the caller's
+//! stack, as [`std::thread::scope`] does.
+//!
 //! Green threads are `Send` to any worker: after a switch (yield, park, join, blocking I/O)
 //! a green thread may continue on another worker OS thread, so the values of std
 //! `thread_local!`s and `std::thread::current()` can change under it.
 
 mod builder;
 mod join_handle;
+mod scope;
 
 use std::cell::Cell;
 use std::fmt;
@@ -26,12 +30,14 @@ use std::sync::Arc;
 
 pub use self::builder::Builder;
 pub use self::join_handle::JoinHandle;
+pub(crate) use self::join_handle::Packet;
+pub(crate) use self::scope::ScopeData;
+pub use self::scope::{scope, Scope, ScopedJoinHandle};
 /// std's, re-exported so every `std::thread` path resolves here. `LocalKey` (the type of a
 /// std `thread_local!`) is the OS thread's slot: a started green thread stays on one OS
 /// thread, so it sees the same slot from start to end (see the crate's `# Soundness`);
 /// [`crate::local`] has values that belong to the green thread itself.
 pub use std::thread::{available_parallelism, panicking, AccessError, LocalKey, Result};
-pub(crate) use self::join_handle::Packet;
 
 use crate::sched::{self, current};
 use crate::task::{Suspend, Task, TaskRef};
