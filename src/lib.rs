@@ -85,6 +85,7 @@ pub mod local;
 mod loom;
 mod metrics;
 pub mod net;
+pub mod os;
 mod overflow;
 mod reactor;
 pub mod runtime;
