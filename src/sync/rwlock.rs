@@ -330,6 +330,11 @@ impl<T: ?Sized> RwLock<T> {
     }
 }
 
+// As std's: poisoning reports a panic that left the value half-updated, so the lock may
+// cross a `catch_unwind` boundary.
+impl<T: ?Sized> std::panic::UnwindSafe for RwLock<T> {}
+impl<T: ?Sized> std::panic::RefUnwindSafe for RwLock<T> {}
+
 impl<T: Default> Default for RwLock<T> {
     fn default() -> RwLock<T> {
         RwLock::new(T::default())
