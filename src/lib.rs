@@ -100,6 +100,11 @@ pub mod time;
 #[doc(hidden)]
 pub mod bench_support;
 
+/// The README's Rust examples, compiled and run as doctests (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}
+
 pub use crate::blocking::spawn_blocking;
 pub use crate::bridge::block_on;
 pub use crate::context::SwitchBackend;
