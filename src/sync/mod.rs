@@ -7,17 +7,11 @@
 //! - [`Semaphore`] and [`WaitGroup`];
 //! - [`mpsc`] mirroring `std::sync::mpsc` (std's error types), [`mpmc`] with cloneable
 //!   receivers, and [`Select`] over several receivers with an optional timeout;
-//! - std's own [`Arc`], [`Weak`], [`atomic`], [`Once`], [`OnceLock`], [`LazyLock`] and the
-//!   poisoning types, re-exported so every `std::sync` path resolves here.
-//!
-//! # `Once`, `OnceLock` and `LazyLock`
-//!
-//! These are std's. Their fast path (already initialised) is one atomic load, and an
-//! initialiser that does not block is fine anywhere. While one thread runs the initialiser,
-//! other callers block their *OS thread*: if the initialiser parks its green thread (on
-//! greenring I/O, a greenring lock, a sleep) and a green thread anchored to the same worker
-//! waits for it, that worker deadlocks, as with a std `Mutex` held across a blocking call.
-//! Initialise such values before spawning, or keep blocking calls out of initialisers.
+//! - [`Once`], [`OnceLock`] and [`LazyLock`], whose callers wait for a running initialiser
+//!   parked: an initialiser may itself park (greenring I/O, a lock, a sleep), where std's
+//!   would deadlock a worker whose other green thread waits for it;
+//! - std's own [`Arc`], [`Weak`], [`atomic`] and the poisoning types, re-exported so every
+//!   `std::sync` path resolves here.
 //!
 //! A std `Mutex` held across a blocking call, or a std channel's `recv`, blocks the worker
 //! OS thread and with it every green thread queued there; these do not.
@@ -32,6 +26,7 @@ mod condvar;
 pub mod mpmc;
 pub mod mpsc;
 mod mutex;
+mod once;
 mod rwlock;
 mod select;
 mod semaphore;
@@ -44,13 +39,11 @@ mod loom_tests;
 pub use self::barrier::{Barrier, BarrierWaitResult, WaitGroup};
 pub use self::condvar::{Condvar, WaitTimeoutResult};
 pub use self::mutex::{Mutex, MutexGuard};
+pub use self::once::{LazyLock, Once, OnceLock, OnceState};
 pub use self::rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use self::select::{Select, SelectReceiver, SelectTimeoutError};
 pub use self::semaphore::{Semaphore, SemaphorePermit};
-pub use std::sync::{
-    atomic, Arc, LazyLock, LockResult, Once, OnceLock, OnceState, PoisonError, TryLockError,
-    TryLockResult, Weak,
-};
+pub use std::sync::{atomic, Arc, LockResult, PoisonError, TryLockError, TryLockResult, Weak};
 
 /// The lock around a primitive's wait list. Its critical sections are a few pointer moves
 /// with no switch inside, so the OS-level lock is never held across a park.
