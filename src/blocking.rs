@@ -143,9 +143,10 @@ fn pool() -> &'static Arc<Pool> {
 }
 
 /// Runs `f`, which may borrow from the caller, on the blocking pool while the calling green
-/// thread waits (the epoll backend's file operations). Unlike `spawn_blocking(..).join()`,
-/// the wait is not a cancellation point: `f` may be writing into the caller's buffers, so
-/// the caller must not unwind before it is done. A panic in `f` is resumed here.
+/// thread waits (the epoll backend's file operations, `fs`'s directory calls and `flock`).
+/// Unlike `spawn_blocking(..).join()`, the wait is not a cancellation point: `f` may be
+/// writing into the caller's buffers, so the caller must not unwind before it is done. A
+/// panic in `f` is resumed here.
 ///
 /// Must be called on a green thread.
 pub(crate) fn offload<R: Send>(f: impl FnOnce() -> R + Send) -> R {
