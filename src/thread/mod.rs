@@ -14,9 +14,12 @@
 //! [`scope`] spawns green threads (and blocking-pool jobs) that borrow from the caller's
 //! stack, as [`std::thread::scope`] does.
 //!
-//! Green threads are `Send` to any worker: after a switch (yield, park, join, blocking I/O)
-//! a green thread may continue on another worker OS thread, so the values of std
-//! `thread_local!`s and `std::thread::current()` can change under it.
+//! A started green thread stays on the OS thread that first ran it (see the crate's
+//! `# Soundness`), so a std `thread_local!` and `std::thread::current()` keep their values
+//! across a switch (yield, park, join, blocking I/O); they are the worker's, shared with
+//! the other green threads it runs. Only a runtime built with the `unsafe`
+//! [`migrate_started_threads`](crate::runtime::Builder::migrate_started_threads) moves
+//! started threads between OS threads.
 
 mod builder;
 mod join_handle;
