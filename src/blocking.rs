@@ -143,9 +143,10 @@ fn pool() -> &'static Arc<Pool> {
 }
 
 /// Runs `f`, which may borrow from the caller, on the blocking pool while the calling green
-/// thread waits (the epoll backend's file operations). Unlike `spawn_blocking(..).join()`,
-/// the wait is not a cancellation point: `f` may be writing into the caller's buffers, so
-/// the caller must not unwind before it is done. A panic in `f` is resumed here.
+/// thread waits (the epoll backend's file operations, `fs`'s directory calls and `flock`).
+/// Unlike `spawn_blocking(..).join()`, the wait is not a cancellation point: `f` may be
+/// writing into the caller's buffers, so the caller must not unwind before it is done. A
+/// panic in `f` is resumed here.
 ///
 /// Must be called on a green thread.
 pub(crate) fn offload<R: Send>(f: impl FnOnce() -> R + Send) -> R {
@@ -206,16 +207,57 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let packet = Arc::new(crate::thread::Packet::new());
+    // SAFETY: `f` and `T` are 'static: they borrow nothing.
+    unsafe { spawn_on_unchecked(pool, None, f) }
+}
+
+/// Runs `f` on the blocking pool as a job of `scope` (see `Scope::spawn_blocking`).
+///
+/// # Safety
+///
+/// Whatever `f` and its result borrow must outlive the job's packet: the scope waits for
+/// its drop.
+pub(crate) unsafe fn spawn_scoped<'a, F, T>(
+    scope: Arc<crate::thread::ScopeData>,
+    f: F,
+) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'a,
+    T: Send + 'a,
+{
+    // SAFETY: forwarded from the caller.
+    unsafe { spawn_on_unchecked(pool(), Some(scope), f) }
+}
+
+/// Runs `f` on `pool`, as a job of `scope` when given.
+///
+/// # Safety
+///
+/// Whatever `f` and its result borrow must outlive the job and its packet (the caller
+/// waits for the packet's drop, or `'a` is `'static`).
+unsafe fn spawn_on_unchecked<'a, F, T>(
+    pool: &Arc<Pool>,
+    scope: Option<Arc<crate::thread::ScopeData>>,
+    f: F,
+) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'a,
+    T: Send + 'a,
+{
+    let packet = Arc::new(crate::thread::Packet::with_scope(scope));
     let their_packet = Arc::clone(&packet);
     let job_thread = BlockingThread::new();
     let their_thread = Arc::clone(&job_thread);
-    pool.execute(Box::new(move || {
+    let job: Box<dyn FnOnce() + Send + 'a> = Box::new(move || {
         their_thread.started();
         let result = panic::catch_unwind(AssertUnwindSafe(f));
         their_thread.finished();
         their_packet.complete(result);
-    }));
+    });
+    // SAFETY: only the lifetime changes; the caller guarantees that what the job borrows
+    // outlives its run and the packet's drop.
+    let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
+    pool.execute(job);
     JoinHandle::new(packet, Thread::blocking(job_thread))
 }
 

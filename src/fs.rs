@@ -11,6 +11,22 @@
 //! worker; past 10 ms the hand-off monitor moves the worker's other green threads away. `metadata`, `set_len` and seeking are
 //! std's calls everywhere (a `stat` or `lseek` does not wait for the device).
 //!
+//! # Directories, links, copies and locks
+//!
+//! Calls that walk or change the directory tree ([`read_dir`], [`rename`], [`copy`],
+//! [`remove_dir`], [`remove_dir_all`], [`canonicalize`], [`hard_link`], [`read_link`],
+//! [`set_permissions`], [`DirBuilder::create`]) and the waiting [`File::lock`] and
+//! [`File::lock_shared`] run on the blocking pool (see [`crate::spawn_blocking`]) when
+//! called on a green thread, which waits parked meanwhile; off green threads they are the
+//! std calls. [`create_dir`] is an io_uring op like [`create_dir_all`]. The calls that read
+//! or set attributes ([`metadata`], [`symlink_metadata`], [`exists`],
+//! [`File::set_permissions`], [`File::set_times`], [`File::try_lock`], [`File::unlock`])
+//! are std's (or the plain system call) everywhere, as `metadata` is.
+//!
+//! A wait on the blocking pool is not a cancellation point: the pool thread works on the
+//! caller's buffers and paths, so a green thread in [`File::lock`] waits for the lock even
+//! while its runtime shuts down.
+//!
 //! # The file position
 //!
 //! `read(2)` and `write(2)` hold the open file's position lock, so threads sharing a file
@@ -38,16 +54,20 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+use std::collections::VecDeque;
 use std::ffi::CString;
+use std::fmt;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::sync::Mutex;
 
-pub use std::fs::{Metadata, Permissions};
+/// std's, re-exported so every `std::fs` path resolves here. A [`DirEntry`]'s `metadata`
+/// is a plain `statx` and its `file_type` usually needs no system call at all.
+pub use std::fs::{DirEntry, FileTimes, FileType, Metadata, Permissions};
 
 /// Writes up to this many bytes are made with a plain `write`/`pwrite` (see the module
 /// documentation); larger ones go through io_uring.
@@ -172,6 +192,136 @@ impl File {
         })
     }
 
+    /// Opens a new file for reading and writing, failing with `AlreadyExists` if it
+    /// exists, like [`std::fs::File::create_new`].
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn create_new<P: AsRef<Path>>(path: P) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+    }
+
+    /// Changes the file's permissions (`fchmod`).
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn set_permissions(&self, permissions: Permissions) -> io::Result<()> {
+        self.inner.set_permissions(permissions)
+    }
+
+    /// Sets the file's access and modification times (`futimens`).
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use greenring::fs::{File, FileTimes};
+    ///
+    /// # let path = std::env::temp_dir().join(format!("greenring-doc-times-{}", std::process::id()));
+    /// let file = File::create(&path)?;
+    /// let then = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    /// file.set_times(FileTimes::new().set_modified(then))?;
+    /// assert_eq!(file.metadata()?.modified()?, then);
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_times(&self, times: FileTimes) -> io::Result<()> {
+        self.inner.set_times(times)
+    }
+
+    /// Sets the file's modification time, as `set_times` with only that time.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn set_modified(&self, time: std::time::SystemTime) -> io::Result<()> {
+        self.inner.set_modified(time)
+    }
+
+    /// Takes an exclusive advisory lock on the file (`flock`), waiting while another open
+    /// file holds a lock on it, like std's `File::lock` (Rust 1.89).
+    ///
+    /// On a green thread the wait runs on the blocking pool and parks only the caller; it
+    /// is not a cancellation point (see the module documentation).
+    ///
+    /// The lock belongs to the open file: it is shared with this handle's clones and
+    /// released by [`unlock`](File::unlock) or when the last of them closes.
+    ///
+    /// # Errors
+    ///
+    /// As std's (`flock` fails on some file systems).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenring::fs::{File, TryLockError};
+    ///
+    /// # let path = std::env::temp_dir().join(format!("greenring-doc-lock-{}", std::process::id()));
+    /// let first = File::create(&path)?;
+    /// let second = File::open(&path)?;
+    /// first.lock()?;
+    /// assert!(matches!(second.try_lock_shared(), Err(TryLockError::WouldBlock)));
+    /// first.unlock()?;
+    /// second.try_lock_shared()?;
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lock(&self) -> io::Result<()> {
+        let fd = self.as_raw_fd();
+        blocking(|| flock(fd, libc::LOCK_EX))
+    }
+
+    /// Takes a shared advisory lock on the file (`flock`), waiting while another open file
+    /// holds an exclusive one, like std's `File::lock_shared`; see [`File::lock`].
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn lock_shared(&self) -> io::Result<()> {
+        let fd = self.as_raw_fd();
+        blocking(|| flock(fd, libc::LOCK_SH))
+    }
+
+    /// Takes an exclusive advisory lock if no other open file holds a lock, like std's
+    /// `File::try_lock`. Never waits.
+    ///
+    /// # Errors
+    ///
+    /// [`TryLockError::WouldBlock`] when another open file holds a lock;
+    /// [`TryLockError::Error`] as std's.
+    pub fn try_lock(&self) -> Result<(), TryLockError> {
+        try_flock(self.as_raw_fd(), libc::LOCK_EX)
+    }
+
+    /// Takes a shared advisory lock if no other open file holds an exclusive one, like
+    /// std's `File::try_lock_shared`. Never waits.
+    ///
+    /// # Errors
+    ///
+    /// As [`File::try_lock`].
+    pub fn try_lock_shared(&self) -> Result<(), TryLockError> {
+        try_flock(self.as_raw_fd(), libc::LOCK_SH)
+    }
+
+    /// Releases the open file's advisory lock, like std's `File::unlock`.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn unlock(&self) -> io::Result<()> {
+        flock(self.as_raw_fd(), libc::LOCK_UN)
+    }
+
     /// Runs `op` at the file position, holding the position lock, and moves the position
     /// past the bytes it transferred. `op` gets an explicit offset, or [`AT_POSITION`] for
     /// a file that has no position (a pipe, a socket). After a write with `O_APPEND`,
@@ -230,6 +380,68 @@ fn lseek(fd: RawFd, offset: i64, whence: i32) -> io::Result<Option<u64>> {
         Ok(None)
     } else {
         Err(err)
+    }
+}
+
+/// `flock(2)` with `operation`, retried when a signal interrupts it.
+fn flock(fd: RawFd, operation: i32) -> io::Result<()> {
+    loop {
+        // SAFETY: flock takes or drops a lock on an open file and touches no memory.
+        if unsafe { libc::flock(fd, operation) } == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// `flock(2)` with `operation | LOCK_NB`.
+fn try_flock(fd: RawFd, operation: i32) -> Result<(), TryLockError> {
+    match flock(fd, operation | libc::LOCK_NB) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => Err(TryLockError::WouldBlock),
+        Err(err) => Err(TryLockError::Error(err)),
+    }
+}
+
+/// Why [`File::try_lock`] or [`File::try_lock_shared`] did not take the lock, like std's
+/// `std::fs::TryLockError` (Rust 1.89).
+#[derive(Debug)]
+pub enum TryLockError {
+    /// The lock could not be taken for another reason.
+    Error(io::Error),
+    /// Another open file holds a conflicting lock.
+    WouldBlock,
+}
+
+impl fmt::Display for TryLockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryLockError::Error(_) => f.write_str("lock acquisition failed due to I/O error"),
+            TryLockError::WouldBlock => {
+                f.write_str("lock acquisition failed because the operation would block")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TryLockError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TryLockError::Error(err) => Some(err),
+            TryLockError::WouldBlock => None,
+        }
+    }
+}
+
+impl From<TryLockError> for io::Error {
+    fn from(err: TryLockError) -> io::Error {
+        match err {
+            TryLockError::Error(err) => err,
+            TryLockError::WouldBlock => io::ErrorKind::WouldBlock.into(),
+        }
     }
 }
 
@@ -345,6 +557,31 @@ impl IntoRawFd for File {
     }
 }
 
+/// std's positional I/O trait, so ported code that imports it keeps working; its
+/// `read_exact_at` and `write_all_at` loop over [`File::read_at`] and [`File::write_at`].
+///
+/// ```
+/// use greenring::os::unix::fs::FileExt;
+///
+/// # let path = std::env::temp_dir().join(format!("greenring-doc-fileext-{}", std::process::id()));
+/// let file = greenring::fs::File::create_new(&path)?;
+/// file.write_all_at(b"hello, world", 0)?;
+/// let mut word = [0; 5];
+/// file.read_exact_at(&mut word, 7)?;
+/// assert_eq!(&word, b"world");
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+impl std::os::unix::fs::FileExt for File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        File::read_at(self, buf, offset)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        File::write_at(self, buf, offset)
+    }
+}
+
 /// How to open a file, like [`std::fs::OpenOptions`] (with `mode` from `OpenOptionsExt`).
 #[derive(Debug, Clone)]
 #[must_use = "OpenOptions does nothing until `open` is called"]
@@ -356,6 +593,7 @@ pub struct OpenOptions {
     create: bool,
     create_new: bool,
     mode: u32,
+    custom_flags: i32,
 }
 
 impl Default for OpenOptions {
@@ -375,6 +613,7 @@ impl OpenOptions {
             create: false,
             create_new: false,
             mode: 0o666,
+            custom_flags: 0,
         }
     }
 
@@ -420,6 +659,14 @@ impl OpenOptions {
         self
     }
 
+    /// Extra `open(2)` flags (`O_NOFOLLOW`, `O_DIRECT`, ...), as std's
+    /// `OpenOptionsExt::custom_flags`: added to the flags the options above make, with
+    /// the access mode bits (`O_ACCMODE`) masked off.
+    pub fn custom_flags(&mut self, flags: i32) -> &mut OpenOptions {
+        self.custom_flags = flags;
+        self
+    }
+
     /// Opens `path` with these options.
     ///
     /// # Errors
@@ -431,7 +678,8 @@ impl OpenOptions {
         if !crate::thread::is_green() {
             return self.to_std().open(path).map(File::from);
         }
-        let flags = self.access_mode()? | self.creation_mode()?;
+        let flags =
+            self.access_mode()? | self.creation_mode()? | (self.custom_flags & !libc::O_ACCMODE);
         let path = c_path(path)?;
         let fd = ops::open(&path, flags, self.mode).expect("checked: on a green thread")?;
         // SAFETY: openat returned a fresh descriptor that nothing else owns.
@@ -448,7 +696,8 @@ impl OpenOptions {
             .truncate(self.truncate)
             .create(self.create)
             .create_new(self.create_new)
-            .mode(self.mode);
+            .mode(self.mode)
+            .custom_flags(self.custom_flags);
         options
     }
 
@@ -492,6 +741,17 @@ impl OpenOptions {
             (true, true, false) => libc::O_CREAT | libc::O_TRUNC,
             (_, _, true) => libc::O_CREAT | libc::O_EXCL,
         })
+    }
+}
+
+/// std's extension trait, so ported code that imports it keeps working.
+impl std::os::unix::fs::OpenOptionsExt for OpenOptions {
+    fn mode(&mut self, mode: u32) -> &mut OpenOptions {
+        OpenOptions::mode(self, mode)
+    }
+
+    fn custom_flags(&mut self, flags: i32) -> &mut OpenOptions {
+        OpenOptions::custom_flags(self, flags)
     }
 }
 
@@ -590,5 +850,280 @@ pub fn create_dir_all<P: AsRef<Path>>(path: P) -> io::Result<()> {
         Ok(()) => Ok(()),
         Err(_) if path.is_dir() => Ok(()),
         Err(err) => Err(err),
+    }
+}
+
+/// Runs `f` on the blocking pool while the calling green thread waits parked; off green
+/// threads (and while unwinding, when a green thread blocks its OS thread anyway) it is a
+/// plain call.
+pub(crate) fn blocking<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if crate::thread::is_green() && !std::thread::panicking() {
+        crate::blocking::offload(f)
+    } else {
+        f()
+    }
+}
+
+/// Metadata of `path` itself, not following a final symlink (std's `lstat`).
+///
+/// # Errors
+///
+/// As std's.
+pub fn symlink_metadata<P: AsRef<Path>>(path: P) -> io::Result<Metadata> {
+    std::fs::symlink_metadata(path)
+}
+
+/// `Ok(true)` if `path` names an existing file (following symlinks), `Ok(false)` if it
+/// does not, like [`std::fs::exists`].
+///
+/// # Errors
+///
+/// When existence cannot be told (a `PermissionDenied` on a parent, say).
+pub fn exists<P: AsRef<Path>>(path: P) -> io::Result<bool> {
+    match std::fs::metadata(path) {
+        Ok(_) => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// Creates a directory (mode 0o777 less the umask), like [`std::fs::create_dir`]; its
+/// parent must exist.
+///
+/// # Errors
+///
+/// As std's: `AlreadyExists`, `NotFound` for a missing parent, ...
+pub fn create_dir<P: AsRef<Path>>(path: P) -> io::Result<()> {
+    let path = path.as_ref();
+    if !crate::thread::is_green() {
+        return std::fs::create_dir(path);
+    }
+    ops::mkdir(&c_path(path)?).unwrap_or_else(|| std::fs::create_dir(path))
+}
+
+/// Removes an empty directory, like [`std::fs::remove_dir`].
+///
+/// # Errors
+///
+/// As std's.
+pub fn remove_dir<P: AsRef<Path>>(path: P) -> io::Result<()> {
+    let path = path.as_ref();
+    blocking(|| std::fs::remove_dir(path))
+}
+
+/// Removes a directory and everything in it, like [`std::fs::remove_dir_all`] (whose
+/// symlink-race protections it keeps: it is std's, run on the blocking pool).
+///
+/// # Errors
+///
+/// As std's.
+pub fn remove_dir_all<P: AsRef<Path>>(path: P) -> io::Result<()> {
+    let path = path.as_ref();
+    blocking(|| std::fs::remove_dir_all(path))
+}
+
+/// Renames a file or directory, replacing `to` if it exists, like [`std::fs::rename`].
+///
+/// # Errors
+///
+/// As std's.
+pub fn rename<P: AsRef<Path>, Q: AsRef<Path>>(from: P, to: Q) -> io::Result<()> {
+    let (from, to) = (from.as_ref(), to.as_ref());
+    blocking(|| std::fs::rename(from, to))
+}
+
+/// Copies a file's contents and permissions, like [`std::fs::copy`] (in the kernel, with
+/// `copy_file_range`, where it can); returns the number of bytes copied.
+///
+/// # Errors
+///
+/// As std's.
+pub fn copy<P: AsRef<Path>, Q: AsRef<Path>>(from: P, to: Q) -> io::Result<u64> {
+    let (from, to) = (from.as_ref(), to.as_ref());
+    blocking(|| std::fs::copy(from, to))
+}
+
+/// The absolute path with every symlink, `.` and `..` resolved, like
+/// [`std::fs::canonicalize`].
+///
+/// # Errors
+///
+/// As std's (`NotFound` when the path does not exist).
+pub fn canonicalize<P: AsRef<Path>>(path: P) -> io::Result<PathBuf> {
+    let path = path.as_ref();
+    blocking(|| std::fs::canonicalize(path))
+}
+
+/// Makes `link` a new hard link to `original`, like [`std::fs::hard_link`].
+///
+/// # Errors
+///
+/// As std's.
+pub fn hard_link<P: AsRef<Path>, Q: AsRef<Path>>(original: P, link: Q) -> io::Result<()> {
+    let (original, link) = (original.as_ref(), link.as_ref());
+    blocking(|| std::fs::hard_link(original, link))
+}
+
+/// The target of a symlink, like [`std::fs::read_link`].
+///
+/// # Errors
+///
+/// As std's (`InvalidInput` when `path` is not a symlink).
+pub fn read_link<P: AsRef<Path>>(path: P) -> io::Result<PathBuf> {
+    let path = path.as_ref();
+    blocking(|| std::fs::read_link(path))
+}
+
+/// Changes the permissions of the file at `path` (following symlinks), like
+/// [`std::fs::set_permissions`].
+///
+/// # Errors
+///
+/// As std's.
+pub fn set_permissions<P: AsRef<Path>>(path: P, permissions: Permissions) -> io::Result<()> {
+    let path = path.as_ref();
+    blocking(|| std::fs::set_permissions(path, permissions))
+}
+
+/// How many entries one trip to the blocking pool reads ahead in [`ReadDir`].
+const READ_DIR_BATCH: usize = 64;
+
+/// The entries of a directory, like [`std::fs::read_dir`]; the order is the file system's.
+///
+/// On a green thread opening the directory and reading its entries run on the blocking
+/// pool, 64 entries per trip, so iterating never blocks the worker.
+///
+/// # Errors
+///
+/// As std's (`NotFound`, `PermissionDenied`, `NotADirectory`, ...).
+///
+/// # Examples
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("greenring-doc-readdir-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// greenring::fs::write(dir.join("a.txt"), "a")?;
+/// greenring::fs::write(dir.join("b.txt"), "b")?;
+/// let mut names = greenring::fs::read_dir(&dir)?
+///     .map(|entry| entry.map(|entry| entry.file_name()))
+///     .collect::<std::io::Result<Vec<_>>>()?;
+/// names.sort();
+/// assert_eq!(names, ["a.txt", "b.txt"]);
+/// # greenring::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn read_dir<P: AsRef<Path>>(path: P) -> io::Result<ReadDir> {
+    let path = path.as_ref();
+    let inner = blocking(|| std::fs::read_dir(path))?;
+    Ok(ReadDir {
+        inner,
+        ahead: VecDeque::new(),
+        done: false,
+    })
+}
+
+/// An iterator over a directory's entries, from [`read_dir`]; like [`std::fs::ReadDir`].
+#[derive(Debug)]
+pub struct ReadDir {
+    inner: std::fs::ReadDir,
+    /// Entries read ahead on the blocking pool.
+    ahead: VecDeque<io::Result<DirEntry>>,
+    /// The read-ahead met the end.
+    done: bool,
+}
+
+impl Iterator for ReadDir {
+    type Item = io::Result<DirEntry>;
+
+    fn next(&mut self) -> Option<io::Result<DirEntry>> {
+        if let Some(entry) = self.ahead.pop_front() {
+            return Some(entry);
+        }
+        if self.done {
+            return None;
+        }
+        if !crate::thread::is_green() || std::thread::panicking() {
+            return self.inner.next();
+        }
+        let (inner, ahead) = (&mut self.inner, &mut self.ahead);
+        self.done = crate::blocking::offload(|| {
+            while ahead.len() < READ_DIR_BATCH {
+                match inner.next() {
+                    Some(entry) => ahead.push_back(entry),
+                    None => return true,
+                }
+            }
+            false
+        });
+        self.ahead.pop_front()
+    }
+}
+
+/// Creates directories with options, like [`std::fs::DirBuilder`] (with `mode` from
+/// `DirBuilderExt`); [`create`](DirBuilder::create) runs on the blocking pool on a green
+/// thread.
+///
+/// # Examples
+///
+/// ```
+/// use greenring::fs::DirBuilder;
+///
+/// # let dir = std::env::temp_dir().join(format!("greenring-doc-dirbuilder-{}", std::process::id()));
+/// DirBuilder::new().recursive(true).mode(0o750).create(dir.join("a/b/c"))?;
+/// assert!(greenring::fs::metadata(dir.join("a/b/c"))?.is_dir());
+/// # greenring::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct DirBuilder {
+    recursive: bool,
+    mode: u32,
+}
+
+impl Default for DirBuilder {
+    fn default() -> DirBuilder {
+        DirBuilder::new()
+    }
+}
+
+impl DirBuilder {
+    /// Not recursive; mode 0o777 (less the umask).
+    pub fn new() -> DirBuilder {
+        DirBuilder {
+            recursive: false,
+            mode: 0o777,
+        }
+    }
+
+    /// Also create missing parents, and accept a directory that exists already.
+    pub fn recursive(&mut self, recursive: bool) -> &mut DirBuilder {
+        self.recursive = recursive;
+        self
+    }
+
+    /// The permission bits of created directories (before the umask).
+    pub fn mode(&mut self, mode: u32) -> &mut DirBuilder {
+        self.mode = mode;
+        self
+    }
+
+    /// Creates the directory at `path` with these options.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    pub fn create<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        let path = path.as_ref();
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(self.recursive).mode(self.mode);
+        blocking(|| builder.create(path))
+    }
+}
+
+/// std's extension trait, so ported code that imports it keeps working.
+impl std::os::unix::fs::DirBuilderExt for DirBuilder {
+    fn mode(&mut self, mode: u32) -> &mut DirBuilder {
+        DirBuilder::mode(self, mode)
     }
 }

@@ -80,10 +80,12 @@ mod blocking;
 mod bridge;
 mod context;
 pub mod fs;
+pub mod io;
 pub mod local;
 mod loom;
 mod metrics;
 pub mod net;
+pub mod os;
 mod overflow;
 mod reactor;
 pub mod runtime;
@@ -97,6 +99,11 @@ pub mod time;
 
 #[doc(hidden)]
 pub mod bench_support;
+
+/// The README's Rust examples, compiled and run as doctests (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}
 
 pub use crate::blocking::spawn_blocking;
 pub use crate::bridge::block_on;

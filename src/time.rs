@@ -19,7 +19,9 @@
 //! assert!(start.elapsed() >= Duration::from_millis(20));
 //! ```
 
-pub use std::time::{Duration, Instant};
+pub use std::time::{
+    Duration, Instant, SystemTime, SystemTimeError, TryFromFloatSecsError, UNIX_EPOCH,
+};
 
 /// The longest a timer of the runtime is armed for: about 30 years. Every wait is capped at
 /// it, so deadlines and kernel timespecs computed from a wait stay in range; a longer wait

@@ -5,8 +5,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use greenring::sync::{Barrier, Condvar, Mutex, RwLock, Semaphore, WaitGroup};
+use greenring::sync::{
+    Barrier, Condvar, Mutex, RwLock, RwLockWriteGuard, Semaphore, TryLockError, WaitGroup,
+};
 use greenring::Runtime;
+
+#[path = "support/watchdog.rs"]
+mod watchdog;
 
 fn runtime() -> Runtime {
     Runtime::builder().worker_threads(2).build().unwrap()
@@ -211,6 +216,87 @@ fn rwlock_many_readers_and_a_writer() {
         "readers share the lock"
     );
     assert!(lock.try_write().is_ok());
+}
+
+#[test]
+fn rwlock_downgrade_admits_queued_readers_at_once() {
+    watchdog::within(Duration::from_secs(60), || {
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        rt.block_on(|| {
+            let lock = Arc::new(RwLock::new(0));
+            let mut writer = lock.write().unwrap();
+            let readers: Vec<_> = (0..3)
+                .map(|_| {
+                    let lock = Arc::clone(&lock);
+                    greenring::spawn(move || *lock.read().unwrap())
+                })
+                .collect();
+            greenring::time::sleep(Duration::from_millis(20)); // all three queue up
+            *writer = 7;
+            let reader = RwLockWriteGuard::downgrade(writer);
+            // The queued readers finish while the downgraded guard is still held.
+            for handle in readers {
+                assert_eq!(handle.join().unwrap(), 7);
+            }
+            assert!(matches!(lock.try_write(), Err(TryLockError::WouldBlock)));
+            drop(reader);
+            *lock.try_write().unwrap() += 1;
+        });
+    });
+}
+
+#[test]
+fn rwlock_downgrade_keeps_a_queued_writer_first() {
+    watchdog::within(Duration::from_secs(60), || {
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        rt.block_on(|| {
+            let lock = Arc::new(RwLock::new(Vec::new()));
+            let mut writer = lock.write().unwrap();
+            let queued_writer = {
+                let lock = Arc::clone(&lock);
+                greenring::spawn(move || lock.write().unwrap().push("writer"))
+            };
+            greenring::time::sleep(Duration::from_millis(20));
+            let late_reader = {
+                let lock = Arc::clone(&lock);
+                greenring::spawn(move || lock.read().unwrap().clone())
+            };
+            greenring::time::sleep(Duration::from_millis(20));
+            writer.push("first");
+            let reader = RwLockWriteGuard::downgrade(writer);
+            greenring::time::sleep(Duration::from_millis(20));
+            assert!(!queued_writer.is_finished());
+            assert!(
+                !late_reader.is_finished(),
+                "no overtaking the queued writer"
+            );
+            assert_eq!(*reader, ["first"]);
+            drop(reader);
+            queued_writer.join().unwrap();
+            assert_eq!(late_reader.join().unwrap(), ["first", "writer"]);
+        });
+    });
+}
+
+#[test]
+fn rwlock_get_mut_clear_poison_and_from() {
+    let mut lock = RwLock::from(String::from("a"));
+    lock.get_mut().unwrap().push('b');
+    let lock = Arc::new(lock);
+    let poisoner = Arc::clone(&lock);
+    let _ = std::thread::spawn(move || {
+        let _guard = poisoner.write().unwrap();
+        panic!("poisons the lock");
+    })
+    .join();
+    assert!(lock.is_poisoned());
+    assert!(lock.read().is_err());
+    lock.clear_poison();
+    assert!(!lock.is_poisoned());
+    assert_eq!(*lock.read().unwrap(), "ab");
+    let mut lock = Arc::into_inner(lock).unwrap();
+    assert_eq!(lock.get_mut().unwrap(), "ab");
+    assert_eq!(*RwLock::<u8>::default().read().unwrap(), 0);
 }
 
 #[test]

@@ -23,6 +23,9 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! The address types (`IpAddr`, `SocketAddr`, `Shutdown`, `AddrParseError`, ...) are std's,
+//! re-exported so every `std::net` path resolves here.
+//!
 //! Name resolution (`ToSocketAddrs` with host names) is std's, and blocks the worker while
 //! it runs; IP literals resolve without any system call.
 
@@ -35,7 +38,10 @@ mod unix;
 pub use self::tcp::{Incoming, TcpListener, TcpStream};
 pub use self::udp::UdpSocket;
 pub use self::unix::{UnixListener, UnixStream};
-pub use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+pub use std::net::{
+    AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6,
+    ToSocketAddrs,
+};
 
 /// The accept backlog of listeners bound by greenring (std uses 128; the kernel caps it at
 /// `net.core.somaxconn`). Green threads connect in bursts: 200 clients spawned at once

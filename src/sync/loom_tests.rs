@@ -17,7 +17,7 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::wait::Waiter;
-use super::{mpmc, mpsc, shim, Condvar, Mutex, RwLock, Semaphore};
+use super::{mpmc, mpsc, shim, Condvar, Mutex, RwLock, RwLockWriteGuard, Semaphore};
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
@@ -156,6 +156,38 @@ fn rwlock_readers_and_a_writer_all_finish() {
         for reader in readers {
             reader.join().unwrap();
         }
+        assert_eq!(*lock.read().unwrap(), 2);
+    });
+}
+
+#[test]
+fn rwlock_downgrade_lets_readers_in_and_no_writer_between() {
+    model(|| {
+        let lock = Arc::new(RwLock::new(0));
+        let mut guard = lock.write().unwrap();
+        let reader = {
+            let lock = Arc::clone(&lock);
+            thread::spawn(move || {
+                let value = *lock.read().unwrap();
+                assert!(value == 1 || value == 2);
+            })
+        };
+        let writer = {
+            let lock = Arc::clone(&lock);
+            thread::spawn(move || {
+                let mut value = lock.write().unwrap();
+                // Only after the downgraded hold is gone.
+                assert_eq!(*value, 1);
+                *value = 2;
+            })
+        };
+        *guard = 1;
+        let read = RwLockWriteGuard::downgrade(guard);
+        // No writer got in between.
+        assert_eq!(*read, 1);
+        drop(read);
+        reader.join().unwrap();
+        writer.join().unwrap();
         assert_eq!(*lock.read().unwrap(), 2);
     });
 }

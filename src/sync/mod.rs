@@ -6,7 +6,12 @@
 //!   poisoning (std's `PoisonError`, `TryLockError`, `LockResult` are reused);
 //! - [`Semaphore`] and [`WaitGroup`];
 //! - [`mpsc`] mirroring `std::sync::mpsc` (std's error types), [`mpmc`] with cloneable
-//!   receivers, and [`Select`] over several receivers with an optional timeout.
+//!   receivers, and [`Select`] over several receivers with an optional timeout;
+//! - [`Once`], [`OnceLock`] and [`LazyLock`], whose callers wait for a running initialiser
+//!   parked: an initialiser may itself park (greenring I/O, a lock, a sleep), where std's
+//!   would deadlock a worker whose other green thread waits for it;
+//! - std's own [`Arc`], [`Weak`], [`atomic`] and the poisoning types, re-exported so every
+//!   `std::sync` path resolves here.
 //!
 //! A std `Mutex` held across a blocking call, or a std channel's `recv`, blocks the worker
 //! OS thread and with it every green thread queued there; these do not.
@@ -21,6 +26,7 @@ mod condvar;
 pub mod mpmc;
 pub mod mpsc;
 mod mutex;
+mod once;
 mod rwlock;
 mod select;
 mod semaphore;
@@ -33,10 +39,11 @@ mod loom_tests;
 pub use self::barrier::{Barrier, BarrierWaitResult, WaitGroup};
 pub use self::condvar::{Condvar, WaitTimeoutResult};
 pub use self::mutex::{Mutex, MutexGuard};
+pub use self::once::{LazyLock, Once, OnceLock, OnceState};
 pub use self::rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use self::select::{Select, SelectReceiver, SelectTimeoutError};
 pub use self::semaphore::{Semaphore, SemaphorePermit};
-pub use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult, Weak};
+pub use std::sync::{atomic, Arc, LockResult, PoisonError, TryLockError, TryLockResult, Weak};
 
 /// The lock around a primitive's wait list. Its critical sections are a few pointer moves
 /// with no switch inside, so the OS-level lock is never held across a park.

@@ -222,6 +222,11 @@ impl<T: ?Sized> Mutex<T> {
     }
 }
 
+// As std's: poisoning reports a panic that left the value half-updated, so the lock may
+// cross a `catch_unwind` boundary.
+impl<T: ?Sized> std::panic::UnwindSafe for Mutex<T> {}
+impl<T: ?Sized> std::panic::RefUnwindSafe for Mutex<T> {}
+
 impl<T: Default> Default for Mutex<T> {
     fn default() -> Mutex<T> {
         Mutex::new(T::default())

@@ -156,6 +156,44 @@ impl<T: ?Sized> RwLock<T> {
         self.poisoned.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Clears the poison flag, like [`std::sync::RwLock::clear_poison`]: after a writer's
+    /// panic, once the value is known to be consistent again.
+    ///
+    /// ```
+    /// use greenring::sync::RwLock;
+    ///
+    /// let lock = RwLock::new(0);
+    /// let _ = std::panic::catch_unwind(|| {
+    ///     let _guard = lock.write().unwrap();
+    ///     panic!("poisons the lock");
+    /// });
+    /// assert!(lock.is_poisoned());
+    /// *lock.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = 0;
+    /// lock.clear_poison();
+    /// assert!(!lock.is_poisoned());
+    /// ```
+    pub fn clear_poison(&self) {
+        self.poisoned
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Mutable access without locking (the borrow proves exclusivity).
+    ///
+    /// # Errors
+    ///
+    /// A `PoisonError` carrying the reference if a writer panicked.
+    ///
+    /// ```
+    /// let mut lock = greenring::sync::RwLock::new(1);
+    /// *lock.get_mut().unwrap() += 1;
+    /// assert_eq!(*lock.read().unwrap(), 2);
+    /// ```
+    pub fn get_mut(&mut self) -> LockResult<&mut T> {
+        let poisoned = self.is_poisoned();
+        let value = self.data.get_mut();
+        super::poison_result(poisoned, value)
+    }
+
     fn poison_check<G>(&self, guard: G) -> LockResult<G> {
         super::poison_result(self.is_poisoned(), guard)
     }
@@ -218,6 +256,33 @@ impl<T: ?Sized> RwLock<T> {
         }
     }
 
+    /// Turns the caller's write hold into a read hold without letting a writer in between,
+    /// and admits the readers queued at the head (not a writer: it stays first in line).
+    fn downgrade(&self) {
+        if self
+            .state
+            .compare_exchange(WRITER, 1, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+        {
+            return;
+        }
+        // `PARKED` is set. Under the list lock the word cannot change: every other path
+        // sees `WRITER` and queues (taking this lock first) or fails.
+        let mut list = self.list();
+        let mut woken = Vec::new();
+        while list.front().is_some_and(|(kind, _)| *kind == Kind::Read) {
+            woken.push(list.pop_front().expect("front exists").1);
+        }
+        let parked = if list.is_empty() { 0 } else { PARKED };
+        // Stored before anyone is woken, as in `release_slow`: a woken reader may unlock
+        // at once and must find its count in the word.
+        self.state
+            .store((1 + woken.len()) | parked, Ordering::Release);
+        for waiter in woken {
+            waiter.notify();
+        }
+    }
+
     fn read_unlock(&self) {
         let previous = self.state.fetch_sub(1, Ordering::Release);
         if previous & READERS == 1 && previous & PARKED != 0 {
@@ -265,9 +330,20 @@ impl<T: ?Sized> RwLock<T> {
     }
 }
 
+// As std's: poisoning reports a panic that left the value half-updated, so the lock may
+// cross a `catch_unwind` boundary.
+impl<T: ?Sized> std::panic::UnwindSafe for RwLock<T> {}
+impl<T: ?Sized> std::panic::RefUnwindSafe for RwLock<T> {}
+
 impl<T: Default> Default for RwLock<T> {
     fn default() -> RwLock<T> {
         RwLock::new(T::default())
+    }
+}
+
+impl<T> From<T> for RwLock<T> {
+    fn from(value: T) -> RwLock<T> {
+        RwLock::new(value)
     }
 }
 
@@ -324,6 +400,40 @@ pub struct RwLockWriteGuard<'a, T: ?Sized + 'a> {
 
 // SAFETY: sharing the guard shares `&T`.
 unsafe impl<T: ?Sized + Sync> Sync for RwLockWriteGuard<'_, T> {}
+
+impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
+    /// Turns a write guard into a read guard atomically, like std's
+    /// `RwLockWriteGuard::downgrade` (Rust 1.92): no writer can take the lock in between,
+    /// and readers queued first in line share it at once. A writer queued before them
+    /// keeps its place, and gets the lock when the last reader leaves.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenring::sync::{RwLock, RwLockWriteGuard};
+    ///
+    /// let lock = RwLock::new(1);
+    /// let mut writer = lock.write().unwrap();
+    /// *writer += 1;
+    /// let reader = RwLockWriteGuard::downgrade(writer);
+    /// assert_eq!(*reader, 2);
+    /// assert_eq!(*lock.try_read().unwrap(), 2); // other readers get in too
+    /// assert!(lock.try_write().is_err());
+    /// ```
+    pub fn downgrade(guard: RwLockWriteGuard<'a, T>) -> RwLockReadGuard<'a, T> {
+        let guard = std::mem::ManuallyDrop::new(guard);
+        let lock = guard.lock;
+        if !guard.panicking && std::thread::panicking() {
+            lock.poisoned
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        lock.downgrade();
+        RwLockReadGuard {
+            lock,
+            _not_send: PhantomData,
+        }
+    }
+}
 
 impl<T: ?Sized> Deref for RwLockWriteGuard<'_, T> {
     type Target = T;

@@ -5,6 +5,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use super::join_handle::{JoinHandle, Packet};
+use super::scope::ScopeData;
 use super::Thread;
 use crate::runtime::{self, Runtime};
 use crate::sched;
@@ -114,9 +115,29 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let packet = Arc::new(Packet::new());
+        // SAFETY: `f` and `T` are 'static: they borrow nothing.
+        unsafe { self.spawn_unchecked(shared, None, f) }
+    }
+
+    /// Spawns the green thread on `shared`, as a thread of `scope` when given.
+    ///
+    /// # Safety
+    ///
+    /// Whatever `f` and its result borrow ('a) must outlive the thread and its packet: the
+    /// caller waits for the packet's drop (a scope does) or `'a` is `'static`.
+    pub(crate) unsafe fn spawn_unchecked<'a, F, T>(
+        self,
+        shared: &Arc<sched::Shared>,
+        scope: Option<Arc<ScopeData>>,
+        f: F,
+    ) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'a,
+        T: Send + 'a,
+    {
+        let packet = Arc::new(Packet::with_scope(scope));
         let their_packet = Arc::clone(&packet);
-        let main = Box::new(move || {
+        let main: Box<dyn FnOnce() + Send + 'a> = Box::new(move || {
             // The panic is caught here, at the thread's entry, so the worker goes on and
             // `join` hands the payload to the joiner.
             let mut result = panic::catch_unwind(AssertUnwindSafe(f));
@@ -128,9 +149,16 @@ impl Builder {
                 }
             }
             their_packet.complete(result);
+            // `their_packet` is dropped here, the thread's last use of anything borrowed.
         });
+        // SAFETY: only the lifetime changes; the caller guarantees that what `main`
+        // borrows outlives its run and the packet's drop.
+        let main: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(main) };
         let name = self.name.map(String::into_boxed_str);
-        let join: Arc<dyn super::CancelJoin> = Arc::clone(&packet) as _;
+        let join: Arc<dyn super::CancelJoin + 'a> = Arc::clone(&packet) as _;
+        // SAFETY: as for `main`: the packet outlives nothing it borrows, by the caller's
+        // guarantee, and the task drops this reference when it is dropped.
+        let join: Arc<dyn super::CancelJoin> = unsafe { std::mem::transmute(join) };
         let task = sched::spawn(shared, name, self.stack_size, self.pinned, main, join)?;
         Ok(JoinHandle::new(packet, Thread::green(task)))
     }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
+use super::scope::ScopeData;
 use super::Thread;
 
 /// Still running, nobody waiting.
@@ -34,6 +35,9 @@ pub(crate) struct Packet<T> {
     joiner: UnsafeCell<Option<Thread>>,
     /// The task awaiting the handle as a `Future`, woken after `DONE` is published.
     waker: Mutex<Option<Waker>>,
+    /// The scope of a scoped thread: told when the packet, and with it the thread's
+    /// result, is gone (see [`Packet`]'s `Drop`).
+    scope: Option<Arc<ScopeData>>,
 }
 
 // SAFETY: access to the cells follows the protocol above, so at most one party touches
@@ -41,13 +45,19 @@ pub(crate) struct Packet<T> {
 unsafe impl<T: Send> Sync for Packet<T> {}
 
 impl<T> Packet<T> {
-    pub(crate) fn new() -> Packet<T> {
+    /// A new packet; of a scoped thread when `scope` is given: the scope counts it as running
+    /// until the packet is dropped.
+    pub(crate) fn with_scope(scope: Option<Arc<ScopeData>>) -> Packet<T> {
+        if let Some(scope) = &scope {
+            scope.increment_running();
+        }
         Packet {
             state: AtomicU8::new(RUNNING),
             claimed: AtomicBool::new(false),
             result: UnsafeCell::new(None),
             joiner: UnsafeCell::new(None),
             waker: Mutex::new(None),
+            scope,
         }
     }
 
@@ -145,6 +155,27 @@ pub(crate) trait CancelJoin: Send + Sync {
 impl<T: Send> CancelJoin for Packet<T> {
     fn cancel(&self) {
         self.complete(Err(Box::new(crate::runtime::Cancelled)));
+    }
+}
+
+/// The last reference to a scoped thread's packet is dropped once the thread has finished
+/// (it holds one until its very end) and its handle is joined or dropped. Only then is the
+/// result, which may borrow from the scope, gone, and the scope told; so a scope that waits
+/// for all its packets outlives every use of what its threads borrow.
+impl<T> Drop for Packet<T> {
+    fn drop(&mut self) {
+        let Some(scope) = self.scope.take() else {
+            return;
+        };
+        let result = self.result.get_mut().take();
+        let mut unhandled_panic = matches!(result, Some(Err(_)));
+        // The result's destructor is the user's: a panic in it counts as the thread's
+        // panic (it must not unwind out of a finishing thread, nor skip the decrement).
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(result))) {
+            unhandled_panic = true;
+            let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
+        }
+        scope.decrement_running(unhandled_panic);
     }
 }
 

@@ -11,12 +11,19 @@
 //! assert_eq!(handle.join().unwrap(), 42);
 //! ```
 //!
-//! Green threads are `Send` to any worker: after a switch (yield, park, join, blocking I/O)
-//! a green thread may continue on another worker OS thread, so the values of std
-//! `thread_local!`s and `std::thread::current()` can change under it.
+//! [`scope`] spawns green threads (and blocking-pool jobs) that borrow from the caller's
+//! stack, as [`std::thread::scope`] does.
+//!
+//! A started green thread stays on the OS thread that first ran it (see the crate's
+//! `# Soundness`), so a std `thread_local!` and `std::thread::current()` keep their values
+//! across a switch (yield, park, join, blocking I/O); they are the worker's, shared with
+//! the other green threads it runs. Only a runtime built with the `unsafe`
+//! [`migrate_started_threads`](crate::runtime::Builder::migrate_started_threads) moves
+//! started threads between OS threads.
 
 mod builder;
 mod join_handle;
+mod scope;
 
 use std::cell::Cell;
 use std::fmt;
@@ -27,6 +34,13 @@ use std::sync::Arc;
 pub use self::builder::Builder;
 pub use self::join_handle::JoinHandle;
 pub(crate) use self::join_handle::{CancelJoin, Packet};
+pub(crate) use self::scope::ScopeData;
+pub use self::scope::{scope, Scope, ScopedJoinHandle};
+/// std's, re-exported so every `std::thread` path resolves here. `LocalKey` (the type of a
+/// std `thread_local!`) is the OS thread's slot: a started green thread stays on one OS
+/// thread, so it sees the same slot from start to end (see the crate's `# Soundness`);
+/// [`crate::local`] has values that belong to the green thread itself.
+pub use std::thread::{available_parallelism, panicking, AccessError, LocalKey, Result};
 
 use crate::sched::{self, current};
 use crate::task::{Suspend, Task, TaskRef};
