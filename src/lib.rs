@@ -85,6 +85,7 @@ mod loom;
 mod metrics;
 pub mod net;
 mod overflow;
+pub mod process;
 mod reactor;
 pub mod runtime;
 mod sched;
