@@ -80,6 +80,7 @@ mod blocking;
 mod bridge;
 mod context;
 pub mod fs;
+pub mod io;
 pub mod local;
 mod loom;
 mod metrics;
