@@ -210,7 +210,10 @@ fn off_green_threads_it_is_std() {
             .args(["-c", "echo out; echo err >&2"])
             .output()
             .unwrap();
-        assert_eq!((&output.stdout[..], &output.stderr[..]), (&b"out\n"[..], &b"err\n"[..]));
+        assert_eq!(
+            (&output.stdout[..], &output.stderr[..]),
+            (&b"out\n"[..], &b"err\n"[..])
+        );
         let mut child = Command::new("cat")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

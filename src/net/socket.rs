@@ -66,7 +66,9 @@ impl Settings {
     }
 
     pub(super) fn set_nonblocking(&self, nonblocking: bool) {
-        self.shared.nonblocking.store(nonblocking, Ordering::Relaxed);
+        self.shared
+            .nonblocking
+            .store(nonblocking, Ordering::Relaxed);
     }
 
     /// The socket `fd` with these settings, as the reactor's ops take it.

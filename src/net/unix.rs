@@ -201,10 +201,7 @@ fn std_unix_addr(addr: &libc::sockaddr_un, len: libc::socklen_t) -> io::Result<S
     let path_len = (len as usize)
         .saturating_sub(offset)
         .min(addr.sun_path.len());
-    let bytes: Vec<u8> = addr.sun_path[..path_len]
-        .iter()
-        .map(|&c| c as u8)
-        .collect();
+    let bytes: Vec<u8> = addr.sun_path[..path_len].iter().map(|&c| c as u8).collect();
     match bytes.split_first() {
         // Unnamed (an unbound sender): std has no constructor for it, but an unbound
         // socket's own address is one.
@@ -334,7 +331,8 @@ impl UnixDatagram {
     ///
     /// As std's; `WouldBlock` after the read timeout.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.recv_flags(buf, 0).unwrap_or_else(|| self.inner.recv(buf))
+        self.recv_flags(buf, 0)
+            .unwrap_or_else(|| self.inner.recv(buf))
     }
 
     /// Receives the next datagram without taking it from the socket (`MSG_PEEK`).

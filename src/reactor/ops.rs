@@ -696,7 +696,9 @@ unsafe impl Op for Stream {
                 .offset(u64::MAX)
                 .build()
         } else {
-            opcode::Read::new(fd, self.buf, len).offset(u64::MAX).build()
+            opcode::Read::new(fd, self.buf, len)
+                .offset(u64::MAX)
+                .build()
         }
     }
 
