@@ -165,7 +165,7 @@ fn the_io_module_re_exports_std() {
     assert_eq!(first, "line one\n");
     let mut sink = io::sink();
     assert_eq!(io::copy(&mut cursor, &mut sink).unwrap(), 9);
-    let err = io::Error::new(io::ErrorKind::Other, "x");
+    let err = io::Error::other("x");
     assert_eq!(err.kind(), io::ErrorKind::Other);
     let mut buf = io::BufWriter::new(Vec::new());
     buf.write_all(b"ok").unwrap();
