@@ -87,6 +87,7 @@ mod metrics;
 pub mod net;
 pub mod os;
 mod overflow;
+pub mod process;
 mod reactor;
 pub mod runtime;
 mod sched;

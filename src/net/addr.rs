@@ -2,7 +2,7 @@
 
 use std::io;
 use std::mem;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs};
 
 /// A socket address as the kernel reads it.
 pub(super) struct RawAddr {
@@ -105,15 +105,49 @@ impl RawAddr {
     }
 }
 
-/// Tries `f` on each address `addr` resolves to, as std does: the first success, or the
-/// last error.
-pub(super) fn each_addr<A: ToSocketAddrs, T>(
-    addr: A,
+/// `true` for the std address types whose `to_socket_addrs` never makes a system call (an
+/// IP address and a port): they resolve in place. Host names can only come in a string
+/// (`&str`, `String`, `(&str, u16)`, ...), which may hold either a name or a literal.
+///
+/// Only an optimisation (it spares a blocking-pool hop), so comparing the type's name with
+/// the names of the std types is enough: at worst an unknown type takes the pool.
+fn resolves_in_place<A: ?Sized>() -> bool {
+    use std::any::type_name;
+    let name = type_name::<A>().trim_start_matches('&');
+    [
+        type_name::<SocketAddr>(),
+        type_name::<SocketAddrV4>(),
+        type_name::<SocketAddrV6>(),
+        type_name::<(IpAddr, u16)>(),
+        type_name::<(Ipv4Addr, u16)>(),
+        type_name::<(Ipv6Addr, u16)>(),
+        type_name::<[SocketAddr]>(),
+    ]
+    .contains(&name)
+}
+
+/// The addresses `addr` resolves to, as std resolves them. On a green thread, a host name
+/// (`getaddrinfo(3)`, which may wait for DNS for seconds) is resolved on the blocking pool
+/// while only the green thread waits; IP addresses resolve in place.
+///
+/// # Errors
+///
+/// std's resolution error (`getaddrinfo`'s, or `InvalidInput` for a malformed address).
+pub(super) fn resolve<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<SocketAddr>> {
+    if resolves_in_place::<A>() || !crate::thread::is_green() || std::thread::panicking() {
+        return Ok(addr.to_socket_addrs()?.collect());
+    }
+    crate::blocking::offload(move || Ok(addr.to_socket_addrs()?.collect()))
+}
+
+/// Tries `f` on each of `addrs` in turn, as std does: the first success, or the last error.
+pub(super) fn each_addr<T>(
+    addrs: &[SocketAddr],
     mut f: impl FnMut(&SocketAddr) -> io::Result<T>,
 ) -> io::Result<T> {
     let mut last = None;
-    for addr in addr.to_socket_addrs()? {
-        match f(&addr) {
+    for addr in addrs {
+        match f(addr) {
             Ok(value) => return Ok(value),
             Err(err) => last = Some(err),
         }
@@ -136,5 +170,16 @@ mod tests {
             let addr: SocketAddr = text.parse().unwrap();
             assert_eq!(RawAddr::from_std(&addr).to_std().unwrap(), addr);
         }
+    }
+
+    #[test]
+    fn ip_addresses_resolve_in_place_and_strings_do_not() {
+        assert!(resolves_in_place::<SocketAddr>());
+        assert!(resolves_in_place::<&SocketAddr>());
+        assert!(resolves_in_place::<(Ipv4Addr, u16)>());
+        assert!(resolves_in_place::<&[SocketAddr]>());
+        assert!(!resolves_in_place::<&str>());
+        assert!(!resolves_in_place::<(&str, u16)>());
+        assert!(!resolves_in_place::<String>());
     }
 }

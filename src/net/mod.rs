@@ -26,8 +26,13 @@
 //! The address types (`IpAddr`, `SocketAddr`, `Shutdown`, `AddrParseError`, ...) are std's,
 //! re-exported so every `std::net` path resolves here.
 //!
-//! Name resolution (`ToSocketAddrs` with host names) is std's, and blocks the worker while
-//! it runs; IP literals resolve without any system call.
+//! Name resolution (`ToSocketAddrs` with host names, `"localhost:80"`) is std's, run on
+//! the blocking pool while only the calling green thread waits; IP addresses resolve in
+//! place, without any system call. The functions that resolve take `A: ToSocketAddrs +
+//! Send` for that (every std address type is `Send`).
+//!
+//! `try_clone` gives a second handle that shares the timeouts and the blocking mode with
+//! the first, as std's clones (dup'ed fds) do.
 
 mod addr;
 mod socket;
@@ -37,7 +42,7 @@ mod unix;
 
 pub use self::tcp::{Incoming, TcpListener, TcpStream};
 pub use self::udp::UdpSocket;
-pub use self::unix::{UnixListener, UnixStream};
+pub use self::unix::{UnixDatagram, UnixListener, UnixStream};
 pub use std::net::{
     AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6,
     ToSocketAddrs,

@@ -5,18 +5,28 @@
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Read/write timeouts and the non-blocking flag of one socket, readable through `&self`.
+///
+/// Clones made by `try_clone` share them, as std's clones (dup'ed fds of one open socket)
+/// share `O_NONBLOCK` and `SO_RCVTIMEO`; the epoll registrations stay per fd.
 #[derive(Debug, Default)]
 pub(super) struct Settings {
+    shared: Arc<Shared>,
+    /// The workers whose epoll sets hold the socket (see `reactor::ops::Socket`); a clone
+    /// is a new fd and starts with none.
+    epoll_registered: AtomicU64,
+}
+
+/// The settings every clone of a socket shares.
+#[derive(Debug, Default)]
+struct Shared {
     /// Nanoseconds, 0 for none.
     read_timeout: AtomicU64,
     write_timeout: AtomicU64,
     nonblocking: AtomicBool,
-    /// The workers whose epoll sets hold the socket (see `reactor::ops::Socket`); a clone
-    /// is a new fd and starts with none.
-    epoll_registered: AtomicU64,
 }
 
 fn encode(timeout: Option<Duration>) -> u64 {
@@ -31,28 +41,34 @@ fn decode(nanos: u64) -> Option<Duration> {
 
 impl Settings {
     pub(super) fn read_timeout(&self) -> Option<Duration> {
-        decode(self.read_timeout.load(Ordering::Relaxed))
+        decode(self.shared.read_timeout.load(Ordering::Relaxed))
     }
 
     pub(super) fn write_timeout(&self) -> Option<Duration> {
-        decode(self.write_timeout.load(Ordering::Relaxed))
+        decode(self.shared.write_timeout.load(Ordering::Relaxed))
     }
 
     pub(super) fn set_read_timeout(&self, timeout: Option<Duration>) {
-        self.read_timeout.store(encode(timeout), Ordering::Relaxed);
+        self.shared
+            .read_timeout
+            .store(encode(timeout), Ordering::Relaxed);
     }
 
     pub(super) fn set_write_timeout(&self, timeout: Option<Duration>) {
-        self.write_timeout.store(encode(timeout), Ordering::Relaxed);
+        self.shared
+            .write_timeout
+            .store(encode(timeout), Ordering::Relaxed);
     }
 
     /// `true` when blocking calls should go through io_uring (the socket is in blocking mode).
     pub(super) fn blocking(&self) -> bool {
-        !self.nonblocking.load(Ordering::Relaxed)
+        !self.shared.nonblocking.load(Ordering::Relaxed)
     }
 
     pub(super) fn set_nonblocking(&self, nonblocking: bool) {
-        self.nonblocking.store(nonblocking, Ordering::Relaxed);
+        self.shared
+            .nonblocking
+            .store(nonblocking, Ordering::Relaxed);
     }
 
     /// The socket `fd` with these settings, as the reactor's ops take it.
@@ -60,13 +76,13 @@ impl Settings {
         crate::reactor::ops::Socket::new(fd, &self.epoll_registered)
     }
 
-    /// A copy, for `try_clone` (std's clones share the socket, and so its options).
+    /// The settings of a clone (`try_clone`): the same shared timeouts and mode, and no
+    /// epoll registration yet (the clone is another fd).
     pub(super) fn duplicate(&self) -> Settings {
-        let copy = Settings::default();
-        copy.set_read_timeout(self.read_timeout());
-        copy.set_write_timeout(self.write_timeout());
-        copy.set_nonblocking(!self.blocking());
-        copy
+        Settings {
+            shared: Arc::clone(&self.shared),
+            epoll_registered: AtomicU64::new(0),
+        }
     }
 }
 
@@ -121,6 +137,20 @@ macro_rules! socket_common {
             }
         }
 
+        impl From<std::os::fd::OwnedFd> for $ty {
+            /// Takes ownership of an open socket, in blocking mode as far as greenring
+            /// knows (as `from_raw_fd`).
+            fn from(fd: std::os::fd::OwnedFd) -> $ty {
+                $ty::from(<$std>::from(fd))
+            }
+        }
+
+        impl From<$ty> for std::os::fd::OwnedFd {
+            fn from(socket: $ty) -> std::os::fd::OwnedFd {
+                socket.inner.into()
+            }
+        }
+
         impl std::os::fd::IntoRawFd for $ty {
             fn into_raw_fd(self) -> std::os::fd::RawFd {
                 self.inner.into_raw_fd()
@@ -141,7 +171,9 @@ macro_rules! socket_common {
                 Ok(())
             }
 
-            /// A second handle to the same socket, with the same timeouts and mode.
+            /// A second handle to the same socket (a dup'ed fd, as std's). As with std,
+            /// the two share their timeouts and blocking mode: setting them on one sets
+            /// them for both.
             ///
             /// # Errors
             ///

@@ -5,7 +5,7 @@ use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use super::addr::{each_addr, RawAddr};
+use super::addr::{each_addr, resolve, RawAddr};
 use super::socket::{new_socket, socket_common, socket_timeouts, stream_io, Settings};
 use crate::reactor::ops;
 
@@ -24,14 +24,24 @@ stream_io!(TcpStream);
 impl TcpStream {
     /// Opens a TCP connection to `addr`, trying each address it resolves to in turn.
     ///
+    /// On a green thread a host name (`"localhost:80"`) is resolved on the blocking pool
+    /// while only the green thread waits (`A` is `Send` for that, as every std address
+    /// type is); IP addresses resolve in place.
+    ///
+    /// ```no_run
+    /// let stream = greenring::net::TcpStream::connect("localhost:8080")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
-    /// The error of the last address tried, or `InvalidInput` when none resolved.
-    pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+    /// std's resolution error; the error of the last address tried, or `InvalidInput`
+    /// when none resolved.
+    pub fn connect<A: ToSocketAddrs + Send>(addr: A) -> io::Result<TcpStream> {
         if !crate::thread::is_green() {
             return std::net::TcpStream::connect(addr).map(TcpStream::from);
         }
-        each_addr(addr, |addr| connect_green(addr, None))
+        each_addr(&resolve(addr)?, |addr| connect_green(addr, None))
     }
 
     /// Opens a TCP connection to `addr`, giving up after `timeout` with `TimedOut`.
@@ -78,6 +88,24 @@ impl TcpStream {
     /// As std's.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.inner.shutdown(how)
+    }
+
+    /// Reads what has arrived into `buf` without taking it from the socket (`MSG_PEEK`):
+    /// the next read returns the same bytes. Waits, parking only the green thread, until
+    /// something has arrived, as `read` does.
+    ///
+    /// # Errors
+    ///
+    /// As `read`'s; `WouldBlock` after the read timeout or in non-blocking mode.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.settings.blocking() {
+            let socket = self.settings.op_socket(self.as_raw_fd());
+            let timeout = self.settings.read_timeout();
+            if let Some(result) = ops::recv(socket, buf, libc::MSG_PEEK, timeout) {
+                return result;
+            }
+        }
+        self.inner.peek(buf)
     }
 
     /// Sets `TCP_NODELAY`.
@@ -144,13 +172,14 @@ socket_common!(TcpListener, std::net::TcpListener);
 
 impl TcpListener {
     /// Binds a listener to `addr` (the first address that works), with an accept backlog
-    /// of [`LISTEN_BACKLOG`](super::LISTEN_BACKLOG) rather than std's 128.
+    /// of [`LISTEN_BACKLOG`](super::LISTEN_BACKLOG) rather than std's 128. Host names
+    /// resolve as for [`TcpStream::connect`].
     ///
     /// # Errors
     ///
     /// As std's.
-    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
-        let listener = std::net::TcpListener::bind(addr)?;
+    pub fn bind<A: ToSocketAddrs + Send>(addr: A) -> io::Result<TcpListener> {
+        let listener = std::net::TcpListener::bind(&resolve(addr)?[..])?;
         super::raise_backlog(std::os::fd::AsRawFd::as_raw_fd(&listener))?;
         Ok(TcpListener::from(listener))
     }
