@@ -9,9 +9,9 @@
 //!
 //! 1. A green thread on worker W calls e.g. `stream.read(&mut buf)`. `net` builds the op
 //!    value (`ops`), whose pointers (buffer, sockaddr) all point into the caller's frame,
-//!    and the driver (`op::run`) turns it into an SQE and calls [`park_on`]. (An op that
-//!    usually succeeds at once, such as a send, is first tried as a non-blocking system
-//!    call and only comes here when that would block.)
+//!    and the driver (`op::run`) turns it into an SQE and calls [`park_on`]. (The driver
+//!    can also try an op first as its non-blocking system call and come here only when
+//!    that would block; see `op` for when that pays.)
 //! 2. `park_on` puts a [`Completion`] slot on the green thread's stack, tags the SQE with
 //!    its address, queues it on W's ring (no system call yet) and suspends the thread with
 //!    `Suspend::Io`. The worker then leaks the thread's run reference into the slot: the

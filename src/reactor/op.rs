@@ -7,23 +7,33 @@
 //! and runs the op on that worker's backend:
 //!
 //! - **io_uring.** The SQE is queued on the worker's ring and the thread parks until its
-//!   last CQE (see [`park_on`]). An op whose call usually succeeds at once (a send: the
-//!   socket buffer has room) is first tried as the non-blocking system call, and parks only
-//!   if that would block: one system call and no switch instead of an SQE, a switch, an
-//!   `io_uring_enter` and a CQE. A recv is queued with the kernel's poll-first hint when
-//!   its socket is known to be empty (see [`Recv`](super::ops)): the kernel then arms its
-//!   poll at once instead of first trying a receive that fails.
+//!   last CQE (see [`park_on`]); the worker hands every queued SQE to the kernel in one
+//!   `io_uring_enter`. An op may instead be tried first as its non-blocking system call,
+//!   parking only if that would block (see below); a recv that just found its socket
+//!   empty is then queued with the kernel's poll-first hint, so the kernel arms its poll
+//!   at once instead of first repeating the receive that failed.
 //! - **epoll.** A socket op makes its non-blocking call, and on `EAGAIN` waits on the
 //!   worker's epoll for readiness and calls again. File ops, which have no readiness, run
 //!   on the blocking pool while the green thread waits.
 //!
-//! # Which form wins, per op (measured with `wrk` and `compare --load` in another process)
+//! # Which form wins on io_uring, per op
 //!
-//! Against clients in another process, a send tried at once almost never blocks, so its
-//! SQE round trip (queue, switch, submit, reap, switch back) was pure cost. A recv that
-//! follows a reply almost never finds data, so trying it first would cost a failed system
-//! call per request; it is queued directly, with the poll-first hint, which spares the
-//! kernel the same failed attempt at submission.
+//! Measured side by side (`GREENRING_SOCKET_PATH` selects the forms, see `ops`) with
+//! clients in another process on a 2-CPU VM, `compare --load` echo at 64 connections and
+//! `wrk` against `examples/http_hello`, alternating rounds:
+//! - **send: the SQE.** Trying the send first as a system call saves the SQE round trip
+//!   (a switch, the CQE) but costs one system call per send, where the SQEs of all the
+//!   worker's threads share one `io_uring_enter`: 1.4-1.6 system calls per echoed message
+//!   against 0.8-1.0, and the SQE form served more messages in each echo round (97k
+//!   against 82k, 128k against 98k per second); `wrk` could not tell them apart.
+//! - **recv: the SQE, without the poll-first hint.** A recv that follows a reply almost
+//!   never finds data, so trying it first costs a failed system call per message; the
+//!   hint on every recv cost more system calls (1.7 per message against 0.8-1.0: each
+//!   completion then comes through deferred poll work, which the worker enters the kernel
+//!   to run) and served the fewest messages of the three.
+//!
+//! Whatever the form, a thread that keeps finding its ops complete without waiting yields
+//! to the worker's other threads every [`CALL_BUDGET`] ops.
 
 use std::io;
 use std::os::fd::RawFd;

@@ -29,9 +29,12 @@ fn len_u32(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
 
-/// How the io_uring backend runs socket reads and writes, for measuring the variants side
-/// by side: `GREENRING_SOCKET_PATH` = `recv-sqe`, `recv-poll-first`, `recv-call`, each
-/// optionally followed by `,send-sqe`. Unset: the measured best.
+/// How the io_uring backend runs socket reads and writes. By default both are SQEs: they
+/// share the worker's `io_uring_enter` with its other ops (see `op` for the measurements).
+/// `GREENRING_SOCKET_PATH` selects the other forms, to measure them side by side: a
+/// comma-separated list of `send-call` (try a send as a non-blocking system call first),
+/// `recv-call` (the same for a recv) and `recv-poll-first` (queue every recv with the
+/// poll-first hint).
 #[derive(Clone, Copy)]
 struct SocketPath {
     recv_call_first: bool,
@@ -43,10 +46,11 @@ fn socket_path() -> SocketPath {
     static PATH: OnceLock<SocketPath> = OnceLock::new();
     *PATH.get_or_init(|| {
         let var = std::env::var("GREENRING_SOCKET_PATH").unwrap_or_default();
+        let has = |name: &str| var.split(',').any(|part| part.trim() == name);
         SocketPath {
-            recv_call_first: var.contains("recv-call"),
-            recv_poll_first: var.contains("recv-poll-first"),
-            send_call_first: !var.contains("send-sqe"),
+            recv_call_first: has("recv-call"),
+            recv_poll_first: has("recv-poll-first"),
+            send_call_first: has("send-call"),
         }
     })
 }
