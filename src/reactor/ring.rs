@@ -353,7 +353,8 @@ impl Ring {
             .extend(queued.into_iter().map(|user_data| (user_data, -errno)));
     }
 
-    /// Makes the next `submit` fail with `errno`, as if the kernel had refused it.
+    /// Makes the next `io_uring_enter` that submits (`submit`, or the one `wait` sleeps
+    /// in) fail with `errno`, as if the kernel had refused it.
     #[cfg(test)]
     pub(crate) fn inject_submit_error(&self, errno: i32) {
         self.inject.set(Some(errno));
@@ -461,6 +462,12 @@ impl Ring {
                 }
             }
             let mut ring = self.ring.borrow_mut();
+            #[cfg(test)]
+            if let Some(errno) = self.inject.take() {
+                drop(ring);
+                self.retire(io::Error::from_raw_os_error(errno));
+                return self.reap(schedule);
+            }
             let waited = match &timespec {
                 // EXT_ARG (5.11): wait with a timeout without spending an SQE.
                 Some(ts) if ring.params().is_feature_ext_arg() => ring

@@ -4,8 +4,10 @@
 //! the next green thread (see [`WorkerCtx::next_task`]: its LIFO slot, its queue of
 //! anchored threads, its stealable queue, its inbox, the injector every
 //! [`INJECTOR_INTERVAL`] ticks), steals when it has none, and sleeps in `io_uring_enter`
-//! when nobody has any. Queued I/O is submitted in one batch when the local queue runs dry,
-//! and every [`SUBMIT_INTERVAL`] ticks while it does not. After a green thread switches
+//! when nobody has any. Queued I/O is submitted every [`SUBMIT_INTERVAL`] ticks while
+//! threads are runnable, and otherwise by the `io_uring_enter` that puts the worker to
+//! sleep (one system call submits and waits; it returns at once if a submitted op
+//! completes on the spot). After a green thread switches
 //! back, the worker acts on why, on its carrier's stack: requeue after a yield, publish the
 //! park, hand the thread to its in-flight op, or recycle the stack of a finished thread.
 //!
@@ -191,22 +193,24 @@ impl WorkerCtx {
                     return true;
                 }
                 let tick = self.tick.get();
-                if (tick % SUBMIT_INTERVAL == 0 || self.is_idle()) && self.reactor.needs_enter() {
+                if tick % SUBMIT_INTERVAL == 0 && self.reactor.needs_enter() {
                     self.reactor.submit();
                 }
                 continue;
             }
-            if self.reactor.has_queued() {
-                self.reactor.submit();
-                continue;
-            }
-            // Deferred completion work alone is no reason to loop: the sleep below waits
-            // with GETEVENTS, which runs it (and returns at once if it completes anything).
+            // Nothing runnable. Ops still queued go to the kernel with the sleep's own
+            // `io_uring_enter` below, which returns at once if any of them completes on
+            // submission; deferred completion work runs there too (GETEVENTS).
             if self.shared.should_exit() {
                 return false;
             }
-            if self.crossed.replace(false) && self.spin_for_work() {
-                continue;
+            if self.crossed.replace(false) {
+                if self.reactor.has_queued() {
+                    self.reactor.submit();
+                }
+                if self.spin_for_work() {
+                    continue;
+                }
             }
             self.sleep();
         }
