@@ -60,10 +60,6 @@ impl LocalQueue {
     pub(crate) fn pop(&self) -> Option<TaskRef> {
         self.0.pop()
     }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl GlobalQueues {
@@ -165,11 +161,6 @@ impl<T> LifoSlot<T> {
         let old = self.0.swap(ptr::null_mut(), Ordering::AcqRel);
         // SAFETY: as in `replace`.
         (!old.is_null()).then(|| unsafe { Arc::from_raw(old) })
-    }
-
-    /// `true` when the slot is empty (a snapshot).
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.load(Ordering::Relaxed).is_null()
     }
 }
 

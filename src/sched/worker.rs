@@ -339,14 +339,6 @@ impl WorkerCtx {
         stolen
     }
 
-    /// `true` when nothing is runnable on this worker right now.
-    fn is_idle(&self) -> bool {
-        self.local.is_empty()
-            && self.lifo.is_empty()
-            && self.anchored.borrow().is_empty()
-            && !self.shared.queues.has_inbox(self.index)
-    }
-
     /// Makes the threads whose I/O completed runnable here. In a migrating runtime, with
     /// more than one, wakes a sleeping worker that could take some; anchored threads can
     /// only run here, so waking another worker for them would only cost it a cross-CPU
