@@ -1,5 +1,7 @@
 //! Host names in every address argument, resolved on the blocking pool from green threads.
 
+#[path = "support/backends.rs"]
+mod backends;
 #[path = "support/watchdog.rs"]
 mod watchdog;
 
@@ -7,27 +9,14 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use greenring::net::{TcpListener, TcpStream, UdpSocket};
-use greenring::{IoBackend, Runtime};
+use greenring::Runtime;
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn runtimes() -> Vec<Runtime> {
-    [IoBackend::IoUring, IoBackend::Epoll]
-        .into_iter()
-        .filter_map(|backend| {
-            Runtime::builder()
-                .worker_threads(1)
-                .io_backend(backend)
-                .build()
-                .ok()
-        })
-        .collect()
-}
 
 #[test]
 fn tcp_connects_to_localhost_by_name() {
     watchdog::within(LIMIT, || {
-        for rt in runtimes() {
+        for rt in backends::one_worker_runtimes() {
             rt.block_on(|| {
                 let listener = TcpListener::bind("localhost:0").unwrap();
                 let port = listener.local_addr().unwrap().port();
@@ -50,7 +39,7 @@ fn tcp_connects_to_localhost_by_name() {
 #[test]
 fn udp_binds_and_sends_by_name() {
     watchdog::within(LIMIT, || {
-        for rt in runtimes() {
+        for rt in backends::one_worker_runtimes() {
             rt.block_on(|| {
                 let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
                 let port = receiver.local_addr().unwrap().port();

@@ -1,6 +1,8 @@
 //! Peeking, UDP options, Unix datagram sockets, fd conversions and clones that share their
 //! settings, on both I/O backends.
 
+#[path = "support/backends.rs"]
+mod backends;
 #[path = "support/watchdog.rs"]
 mod watchdog;
 
@@ -12,22 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use greenring::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram};
-use greenring::{IoBackend, Runtime};
+use greenring::Runtime;
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn runtimes() -> Vec<Runtime> {
-    [IoBackend::IoUring, IoBackend::Epoll]
-        .into_iter()
-        .filter_map(|backend| {
-            Runtime::builder()
-                .worker_threads(1)
-                .io_backend(backend)
-                .build()
-                .ok()
-        })
-        .collect()
-}
 
 /// Counts while `f` runs on the same one-worker runtime: more than a few ticks mean `f`
 /// parked only its green thread.
@@ -58,7 +47,7 @@ fn ticks_during<T: Send + 'static>(
 #[test]
 fn tcp_peek_parks_and_leaves_the_data() {
     watchdog::within(LIMIT, || {
-        for rt in runtimes() {
+        for rt in backends::one_worker_runtimes() {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
             let mut theirs = std::net::TcpStream::connect(addr).unwrap();
@@ -89,7 +78,7 @@ fn tcp_peek_parks_and_leaves_the_data() {
 #[test]
 fn udp_peek_peek_from_and_options() {
     watchdog::within(LIMIT, || {
-        for rt in runtimes() {
+        for rt in backends::one_worker_runtimes() {
             rt.block_on(|| {
                 let a = UdpSocket::bind("127.0.0.1:0").unwrap();
                 let b = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -131,7 +120,7 @@ fn unix_datagrams_between_green_threads() {
     watchdog::within(LIMIT, || {
         let dir = std::env::temp_dir().join(format!("greenring-dgram-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        for (i, rt) in runtimes().into_iter().enumerate() {
+        for (i, rt) in backends::one_worker_runtimes().into_iter().enumerate() {
             let server_path = dir.join(format!("server-{i}"));
             let client_path = dir.join(format!("client-{i}"));
             let _ = std::fs::remove_file(&server_path);
@@ -187,7 +176,7 @@ fn unix_datagrams_between_green_threads() {
 #[test]
 fn clones_share_timeouts_and_blocking_mode() {
     watchdog::within(LIMIT, || {
-        for rt in runtimes() {
+        for rt in backends::one_worker_runtimes() {
             rt.block_on(|| {
                 let (a, _b) = UnixDatagram::pair().unwrap();
                 let clone = a.try_clone().unwrap();

@@ -1,6 +1,8 @@
 //! Child processes: output capture, pipes and waits that park only the green thread, on
 //! both I/O backends, and the same calls off green threads.
 
+#[path = "support/backends.rs"]
+mod backends;
 #[path = "support/watchdog.rs"]
 mod watchdog;
 
@@ -11,31 +13,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use greenring::process::{Command, Stdio};
-use greenring::{IoBackend, Runtime};
+use greenring::Runtime;
 
 use watchdog::within;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// A one-worker runtime on each backend: a wait that blocked the worker would stall
-/// every other green thread.
-fn runtimes() -> Vec<Runtime> {
-    [IoBackend::IoUring, IoBackend::Epoll]
-        .into_iter()
-        .filter_map(|backend| {
-            Runtime::builder()
-                .worker_threads(1)
-                .io_backend(backend)
-                .build()
-                .ok()
-        })
-        .collect()
-}
-
 #[test]
 fn output_captures_stdout_stderr_and_the_exit_code() {
     within(LIMIT, || {
-        for rt in runtimes() {
+        for rt in backends::one_worker_runtimes() {
             let output = rt.block_on(|| {
                 Command::new("sh")
                     .args(["-c", "echo out; echo err >&2; exit 3"])
@@ -54,7 +41,7 @@ fn output_reads_both_pipes_at_once() {
     // 1 MiB on each stream, stderr first: reading stdout alone to its end first would
     // leave the child blocked on a full stderr pipe forever.
     within(LIMIT, || {
-        for rt in runtimes() {
+        for rt in backends::one_worker_runtimes() {
             let output = rt.block_on(|| {
                 Command::new("sh")
                     .args([
@@ -74,7 +61,7 @@ fn output_reads_both_pipes_at_once() {
 #[test]
 fn a_wait_parks_only_the_green_thread() {
     within(LIMIT, || {
-        for rt in runtimes() {
+        for rt in backends::one_worker_runtimes() {
             let ticks = Arc::new(AtomicU32::new(0));
             let done = Arc::new(AtomicBool::new(false));
             let ticker = {
@@ -107,7 +94,7 @@ fn a_wait_parks_only_the_green_thread() {
 #[test]
 fn piped_stdin_and_stdout_through_cat_in_two_green_threads() {
     within(LIMIT, || {
-        for rt in runtimes() {
+        for rt in backends::one_worker_runtimes() {
             let data: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 251) as u8).collect();
             let expected = data.clone();
             let echoed = rt.block_on(move || {
@@ -138,7 +125,7 @@ fn piped_stdin_and_stdout_through_cat_in_two_green_threads() {
 #[test]
 fn kill_try_wait_and_id() {
     within(LIMIT, || {
-        for rt in runtimes() {
+        for rt in backends::one_worker_runtimes() {
             rt.block_on(|| {
                 let mut child = Command::new("sleep").arg("30").spawn().unwrap();
                 assert!(child.id() > 0);
