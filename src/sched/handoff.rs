@@ -308,12 +308,18 @@ impl Monitor<'_> {
                 self.shared.requeue(task);
             }
             self.shared.wake_one();
+            self.shared.dumps.stall_began(index, stuck_for);
             let (stuck, _) = registry.snapshot(running, 0);
             if let Some(stuck) = stuck.filter(|task| !task.stall_reported()) {
                 log::warn!(
-                    "greenring: green thread {} has blocked worker {index}'s OS thread for {}                      ms without yielding (a blocking call greenring does not own, a std lock,                      or a long computation). Threads of this worker that have not started                      move to other workers; started ones wait for it. Use greenring's I/O                      and `greenring::sync`, `spawn_blocking` or `yield_now` instead.",
+                    "greenring: green thread {} has blocked worker {index}'s OS thread for {} \
+                     ms without yielding (a blocking call greenring does not own, a std lock, \
+                     or a long computation); {}. Threads of this worker that have not started \
+                     move to other workers; started ones wait for it. Use greenring's I/O \
+                     and `greenring::sync`, `spawn_blocking` or `yield_now` instead.",
                     stuck.describe(),
                     stuck_for.as_millis(),
+                    crate::dump::last_wait(&stuck),
                 );
             }
         }
