@@ -624,12 +624,15 @@ pub(crate) fn last_wait(task: &Task) -> String {
         ))
     });
     match (kind_of(code, arg, op), code) {
-        (Some(kind), _) => match ago {
-            Some(ago) => {
-                format!("its last blocking greenring call waited on {kind} (began {ago} ago)")
+        (Some(kind), _) => {
+            let label = ThreadState::Waiting(kind).label();
+            match ago {
+                Some(ago) => {
+                    format!("its last blocking greenring call was {label}, which began {ago} ago")
+                }
+                None => format!("its last blocking greenring call was {label}"),
             }
-            None => format!("its last blocking greenring call waited on {kind}"),
-        },
+        }
         (None, wait::RUNNABLE) => "it last yielded (yield_now, or an I/O budget)".to_owned(),
         (None, _) => "it has made no blocking greenring call since it started".to_owned(),
     }

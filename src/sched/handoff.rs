@@ -337,7 +337,12 @@ impl Monitor<'_> {
             names.push(format!("and {} more", waiting - names.len()));
         }
         log::error!(
-            "greenring: worker {index}'s OS thread has been blocked for {} ms in green thread              {}, and {waiting} started green thread(s) anchored to it cannot run until it              returns: {}. If the blocked thread waits for one of them (a std::sync or              parking_lot lock held across a greenring blocking call), this is a deadlock: use              greenring::sync's locks, which park the green thread instead of blocking the              worker.",
+            "greenring: worker {index}'s OS thread has been blocked for {} ms in green thread \
+             {}, and {waiting} started green thread(s) anchored to it cannot run until it \
+             returns: {}. If the blocked thread waits for one of them (a std::sync or \
+             parking_lot lock held across a greenring blocking call), this is a deadlock: use \
+             greenring::sync's locks, which park the green thread instead of blocking the \
+             worker.",
             stuck_for.as_millis(),
             stuck.map_or_else(|| format!("ThreadId({running})"), |t| t.describe()),
             names.join(", "),
