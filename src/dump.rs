@@ -299,8 +299,7 @@ impl Dump {
     /// Threads grouped by state (without per-thread details such as the fd) and
     /// backtrace, largest group first: what [`Display`](fmt::Display) prints.
     pub fn groups(&self) -> Vec<Vec<&ThreadDump>> {
-        let mut groups: HashMap<(String, Option<&StackTrace>, Option<&str>), Vec<&ThreadDump>> =
-            HashMap::new();
+        let mut groups: HashMap<GroupKey<'_>, Vec<&ThreadDump>> = HashMap::new();
         for thread in &self.threads {
             let (trace, missing) = match &thread.backtrace {
                 Ok(trace) => (Some(&**trace), None),
@@ -320,6 +319,9 @@ impl Dump {
         groups
     }
 }
+
+/// What threads of a group share: state label, backtrace, or why there is none.
+type GroupKey<'a> = (String, Option<&'a StackTrace>, Option<&'a str>);
 
 fn describe(thread: &ThreadDump) -> String {
     match &thread.name {
@@ -586,7 +588,7 @@ fn from_record(
 }
 
 /// The wait of a record's code and arguments; `None` for a runnable thread.
-fn kind_of(code: u8, arg: u64, op: Option<fn() -> &'static str>) -> Option<WaitKind> {
+fn kind_of(code: u8, arg: u64, op: Option<wait::OpName>) -> Option<WaitKind> {
     Some(match code {
         wait::PARK => WaitKind::Park,
         wait::LOCK => WaitKind::Lock,

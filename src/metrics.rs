@@ -35,7 +35,7 @@ pub struct Metrics {
     /// more than `2^(i-1)`), for `i` below [`STACK_BUCKETS`]` - 1`; the last entry counts
     /// the rest. Touched means resident (`mincore(2)`): pooled stacks are reused without
     /// being cleared, so a thread on a reused stack also counts the pages earlier threads
-    /// touched there (see [`crate::dump`]). Computing it costs one `mincore` per started
+    /// touched there (see [`mod@crate::dump`]). Computing it costs one `mincore` per started
     /// thread.
     pub stack_pages_touched: Vec<u64>,
 }

@@ -453,7 +453,7 @@ impl Runtime {
     /// A snapshot of every green thread of this runtime: its state (running, runnable, or
     /// waiting, and on what), for how long, its stack use and the backtrace of its
     /// suspended stack; `Display` groups threads with the same state and backtrace. See
-    /// [`crate::dump`] for how it is taken and what it costs (the workers walk their own
+    /// [`mod@crate::dump`] for how it is taken and what it costs (the workers walk their own
     /// threads' stacks between two green threads; a worker stuck in one green thread is
     /// waited for at most [`crate::dump::ANSWER_TIMEOUT`]).
     ///

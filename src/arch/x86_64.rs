@@ -61,6 +61,8 @@ global_asm!(include_str!("../../asm/x86_64.S"));
 extern "C" {
     fn greenring_switch(save_sp: *mut *mut u8, next_sp: *mut u8);
     fn greenring_trampoline();
+    // Used by the own-assembly backend only (not with the `corosensei` feature).
+    #[cfg_attr(feature = "corosensei", allow(dead_code))]
     fn greenring_probe(suspended_sp: *mut u8, f: unsafe extern "C" fn(*mut u8), arg: *mut u8);
 }
 
@@ -137,6 +139,7 @@ pub(crate) unsafe fn switch(save_sp: *mut *mut u8, next_sp: *mut u8) {
 /// `suspended_sp` must be the stack pointer saved by the [`switch`] that suspended a
 /// context which has not been resumed since, whose stack stays mapped and unchanged while
 /// `f` runs. `f` must not unwind.
+#[cfg_attr(feature = "corosensei", allow(dead_code))]
 pub(crate) unsafe fn probe(suspended_sp: *mut u8, f: unsafe extern "C" fn(*mut u8), arg: *mut u8) {
     // SAFETY: forwarded from the caller; greenring_probe is an ordinary C-ABI call that
     // returns normally after `f` does.

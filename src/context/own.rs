@@ -78,6 +78,8 @@ impl Context {
     ///
     /// Started, not running, not finished, and not resumed by anyone until this returns.
     /// `f` must not unwind.
+    // Used when this is the runtime's backend (not with the `corosensei` feature).
+    #[cfg_attr(feature = "corosensei", allow(dead_code))]
     pub(crate) unsafe fn probe(&self, f: unsafe extern "C" fn(*mut u8), arg: *mut u8) -> bool {
         #[cfg(target_arch = "x86_64")]
         {

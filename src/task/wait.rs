@@ -101,7 +101,7 @@ impl WaitRecord {
     }
 
     /// A snapshot: (state with the [`RUNNING`] flag, since, arg, op).
-    pub(crate) fn read(&self) -> (u16, u64, u64, Option<fn() -> &'static str>) {
+    pub(crate) fn read(&self) -> (u16, u64, u64, Option<OpName>) {
         let op = self.op.load(Ordering::Relaxed);
         let op = (op != 0).then(|| {
             // SAFETY: `op` only ever holds 0 or a `fn() -> &'static str` stored by `io`.
@@ -115,6 +115,9 @@ impl WaitRecord {
         )
     }
 }
+
+/// Names the op type of an I/O wait.
+pub(crate) type OpName = fn() -> &'static str;
 
 /// Sets the wait hint of the calling green thread until the guard drops; a no-op off green
 /// threads.
