@@ -144,8 +144,12 @@ pub(crate) fn hint(code: u8) -> Hint {
 
 #[inline]
 fn hint_with(code: u8, args: impl FnOnce(&WaitRecord)) -> Hint {
-    let task = current::task();
-    // SAFETY: the running task is alive while it runs.
+    hint_on(current::task(), code, args)
+}
+
+#[inline]
+fn hint_on(task: *const Task, code: u8, args: impl FnOnce(&WaitRecord)) -> Hint {
+    // SAFETY: `task` is the running task (or null), alive while it runs.
     let previous = match unsafe { task.as_ref() } {
         Some(task) => {
             args(&task.wait);
@@ -156,10 +160,11 @@ fn hint_with(code: u8, args: impl FnOnce(&WaitRecord)) -> Hint {
     Hint { task, previous }
 }
 
-/// The calling green thread runs the I/O op `O` on `fd` until the guard drops.
+/// The running green thread `task` (the caller) runs the I/O op `O` on `fd` until the
+/// guard drops.
 #[inline]
-pub(crate) fn io<O>(fd: i32) -> Hint {
-    hint_with(IO, |wait| {
+pub(crate) fn io<O>(task: &Task, fd: i32) -> Hint {
+    hint_on(task, IO, |wait| {
         wait.arg.store(fd as u32 as u64, Ordering::Relaxed);
         let name: fn() -> &'static str = std::any::type_name::<O>;
         wait.op.store(name as usize, Ordering::Relaxed);
