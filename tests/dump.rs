@@ -47,37 +47,51 @@ fn named<T: Send + 'static>(
 
 #[inline(never)]
 fn blocked_in_accept(listener: TcpListener) {
+    // A constant of its own, so release builds do not fold it with a twin.
+    std::hint::black_box(1);
     let _ = std::hint::black_box(listener.accept());
 }
 
 #[inline(never)]
 fn blocked_in_read(mut stream: TcpStream) {
+    // A constant of its own, so release builds do not fold it with a twin.
+    std::hint::black_box(2);
     let mut buf = [0; 16];
     let _ = std::hint::black_box(stream.read(&mut buf));
 }
 
 #[inline(never)]
 fn blocked_on_lock(lock: Arc<Mutex<()>>) {
+    // A constant of its own, so release builds do not fold it with a twin.
+    std::hint::black_box(3);
     drop(std::hint::black_box(lock.lock()));
 }
 
 #[inline(never)]
 fn blocked_on_recv(rx: mpsc::Receiver<()>) {
+    // A constant of its own, so release builds do not fold it with a twin.
+    std::hint::black_box(4);
     let _ = std::hint::black_box(rx.recv());
 }
 
 #[inline(never)]
 fn blocked_on_send(tx: mpsc::SyncSender<()>) {
+    // A constant of its own, so release builds do not fold it with a twin.
+    std::hint::black_box(5);
     let _ = std::hint::black_box(tx.send(()));
 }
 
 #[inline(never)]
 fn blocked_in_join(handle: greenring::JoinHandle<()>) {
+    // A constant of its own, so release builds do not fold it with a twin.
+    std::hint::black_box(6);
     let _ = std::hint::black_box(handle.join());
 }
 
 #[inline(never)]
 fn blocked_in_sleep(stop: Arc<AtomicBool>) {
+    // A constant of its own, so release builds do not fold it with a twin.
+    std::hint::black_box(7);
     while !stop.load(Ordering::SeqCst) {
         greenring::time::sleep(Duration::from_millis(200));
     }
@@ -85,6 +99,8 @@ fn blocked_in_sleep(stop: Arc<AtomicBool>) {
 
 #[inline(never)]
 fn blocked_in_park(stop: Arc<AtomicBool>) {
+    // A constant of its own, so release builds do not fold it with a twin.
+    std::hint::black_box(8);
     while !stop.load(Ordering::SeqCst) {
         greenring::park();
     }
@@ -92,6 +108,8 @@ fn blocked_in_park(stop: Arc<AtomicBool>) {
 
 #[inline(never)]
 fn blocked_on_condvar(pair: Arc<(Mutex<bool>, Condvar)>) {
+    // A constant of its own, so release builds do not fold it with a twin.
+    std::hint::black_box(9);
     let (lock, cond) = &*pair;
     let mut done = lock.lock().unwrap();
     while !*done {
@@ -101,6 +119,8 @@ fn blocked_on_condvar(pair: Arc<(Mutex<bool>, Condvar)>) {
 
 #[inline(never)]
 fn blocked_on_semaphore(semaphore: Arc<Semaphore>) {
+    // A constant of its own, so release builds do not fold it with a twin.
+    std::hint::black_box(10);
     drop(std::hint::black_box(semaphore.acquire()));
 }
 
@@ -320,6 +340,8 @@ fn a_dump_of_100k_threads_is_quick_and_grouped() {
 
 #[inline(never)]
 fn blocked_on_mpmc(rx: mpmc::Receiver<()>) {
+    // A constant of its own, so release builds do not fold it with a twin.
+    std::hint::black_box(11);
     let _ = std::hint::black_box(rx.recv());
 }
 
@@ -353,6 +375,8 @@ fn captured() -> &'static Captured {
 
 #[inline(never)]
 fn spin_until(flag: &AtomicBool) {
+    // A constant of its own, so release builds do not fold it with a twin.
+    std::hint::black_box(12);
     while !flag.load(Ordering::SeqCst) {
         std::hint::spin_loop();
     }
@@ -434,6 +458,8 @@ fn the_stall_report_names_the_thread_and_its_last_wait() {
 
 #[inline(never)]
 fn recurse_then_wait(depth: usize, rx: &mpsc::Receiver<()>) {
+    // A constant of its own, so release builds do not fold it with a twin.
+    std::hint::black_box(13);
     let frame = std::hint::black_box([depth as u8; 1024]);
     if depth == 0 {
         let _ = rx.recv();
