@@ -20,12 +20,17 @@
 //!   thread's stack as if the thread had called it where it switched away. Nothing is
 //!   written to that stack (a thread in the middle of an I/O op keeps its completion slot
 //!   exactly as it was). Each worker first collects bare return addresses (cheap) and
-//!   captures a symbolised [`std::backtrace::Backtrace`] once per distinct stack; the
-//!   dump then symbolises one backtrace per group.
+//!   captures a [`std::backtrace::Backtrace`] once per distinct stack; the dump then
+//!   symbolises one backtrace per group.
 //! - A worker whose OS thread is stuck in one green thread cannot answer: its threads are
-//!   listed from their records, without backtraces, and the dump says why. It waits at
-//!   most [`ANSWER_TIMEOUT`] for the others, and not at all for a worker the monitor
-//!   already reports stalled.
+//!   listed from their records, without backtraces, and the dump says why. The dump waits
+//!   at most [`ANSWER_TIMEOUT`] for a worker to start its walk (then for the walk to end:
+//!   a walk never blocks), and not at all for a worker the monitor already reports
+//!   stalled. Called from a green thread of another runtime, the dump blocks that thread's
+//!   worker meanwhile, as any OS-level wait would.
+//! - A thread woken but not yet run may still show the wait it was woken from (a parked
+//!   thread shows as runnable once unparked; an I/O or sleep wake-up is only seen when the
+//!   thread runs).
 //! - **Stack use** is the number of the stack's pages that are resident (`mincore(2)`): a
 //!   page of a lazily committed mapping is resident once written. Stacks are pooled and
 //!   reused without being cleared, so a thread on a reused stack also counts the pages
