@@ -103,5 +103,45 @@ greenring_trampoline:
     .cfi_endproc
     .size greenring_trampoline, . - greenring_trampoline
 
+# void greenring_probe(void *suspended_sp /* rdi */, void (*f)(void *) /* rsi */,
+#                      void *arg /* rdx */)
+#
+# Calls f(arg) on the caller's stack, with call-frame information that names the context
+# suspended at suspended_sp as f's caller: an unwinder started in f continues from
+# greenring_probe into the frames of that context, exactly as it would unwind out of the
+# greenring_switch call that suspended it (the frame at suspended_sp holds the caller's
+# callee-saved registers and return address, see FRAME_*). The suspended stack is only
+# read, by the unwinder; the context itself never runs. rbx holds suspended_sp during the
+# call (callee-saved, so f preserves it), which is what the CFA rule refers to.
+    .globl greenring_probe
+    .type greenring_probe, @function
+    .p2align 4
+greenring_probe:
+    .cfi_startproc
+    push rbx
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset rbx, 0
+    mov rbx, rdi
+    .cfi_remember_state
+    # CFA = suspended_sp + FRAME_SIZE + 8: the suspended caller's rsp after its call
+    # returned. Its return address and saved registers sit at fixed offsets below.
+    .cfi_def_cfa rbx, 64
+    .cfi_offset rip, -8
+    .cfi_offset rbp, -16
+    .cfi_offset rbx, -24
+    .cfi_offset r12, -32
+    .cfi_offset r13, -40
+    .cfi_offset r14, -48
+    .cfi_offset r15, -56
+    mov rdi, rdx
+    call rsi
+    .cfi_restore_state
+    pop rbx
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore rbx
+    ret
+    .cfi_endproc
+    .size greenring_probe, . - greenring_probe
+
     .section .note.GNU-stack,"",@progbits
     .text

@@ -79,6 +79,7 @@ mod arch;
 mod blocking;
 mod bridge;
 mod context;
+pub mod dump;
 pub mod fs;
 pub mod io;
 pub mod local;
@@ -112,3 +113,22 @@ pub use crate::context::SwitchBackend;
 pub use crate::runtime::{IoBackend, Runtime};
 pub use crate::stack::{StackGuard, DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 pub use crate::thread::{current, park, spawn, yield_now, JoinHandle};
+
+/// A dump of the runtime of the calling green thread, or of the default runtime (started
+/// if it was not): see [`Runtime::dump`].
+///
+/// # Panics
+///
+/// When the default runtime cannot start.
+///
+/// ```
+/// let sleeper = greenring::spawn(|| greenring::time::sleep(std::time::Duration::from_millis(50)));
+/// let dump = greenring::dump();
+/// println!("{dump}");
+/// sleeper.join().unwrap();
+/// ```
+pub fn dump() -> dump::Dump {
+    let shared = runtime::current_shared()
+        .unwrap_or_else(|err| panic!("greenring: no runtime to dump: {err}"));
+    dump::take(&shared)
+}

@@ -37,7 +37,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-pub use crate::metrics::{Metrics, WorkerMetrics};
+pub use crate::metrics::{Metrics, WorkerMetrics, STACK_BUCKETS};
 pub use crate::reactor::{IoBackend, UringSetup};
 pub use crate::sched::handoff::DEFAULT_THRESHOLD as DEFAULT_HANDOFF_THRESHOLD;
 
@@ -433,9 +433,10 @@ impl Runtime {
     }
 
     /// A snapshot of this runtime's counters: live green threads, per-worker queue depth,
-    /// steals, parks, I/O, stacks and hand-offs. Reading it costs a few atomic loads per
-    /// worker and one lock; the counters themselves cost the workers no atomic
-    /// read-modify-write.
+    /// steals, parks, I/O, stacks and hand-offs, and a histogram of the started threads'
+    /// stack high-water marks. Reading it costs a few atomic loads per worker, one lock,
+    /// and one `mincore` system call per started thread (for the histogram); the counters
+    /// themselves cost the workers no atomic read-modify-write.
     ///
     /// ```
     /// let rt = greenring::Runtime::builder().worker_threads(2).build()?;
@@ -447,6 +448,46 @@ impl Runtime {
     /// ```
     pub fn metrics(&self) -> Metrics {
         Metrics::collect(&self.shared)
+    }
+
+    /// A snapshot of every green thread of this runtime: its state (running, runnable, or
+    /// waiting, and on what), for how long, its stack use and the backtrace of its
+    /// suspended stack; `Display` groups threads with the same state and backtrace. See
+    /// [`mod@crate::dump`] for how it is taken and what it costs (the workers walk their own
+    /// threads' stacks between two green threads; a worker stuck in one green thread is
+    /// waited for at most [`crate::dump::ANSWER_TIMEOUT`]).
+    ///
+    /// From one of this runtime's green threads, the dump is taken on the blocking pool
+    /// while the caller waits (its own state then shows as a join).
+    ///
+    /// ```
+    /// use greenring::dump::{ThreadState, WaitKind};
+    ///
+    /// let rt = greenring::Runtime::builder().worker_threads(1).build()?;
+    /// let lock = std::sync::Arc::new(greenring::sync::Mutex::new(()));
+    /// let held = lock.lock().unwrap();
+    /// let waiter = {
+    ///     let lock = std::sync::Arc::clone(&lock);
+    ///     greenring::thread::Builder::new()
+    ///         .name("waiter".into())
+    ///         .spawn_on(&rt, move || drop(lock.lock().unwrap()))?
+    /// };
+    /// let dump = loop {
+    ///     let dump = rt.dump();
+    ///     if dump.thread("waiter").is_some_and(|t| t.state != ThreadState::Runnable) {
+    ///         break dump;
+    ///     }
+    ///     std::thread::sleep(std::time::Duration::from_millis(1));
+    /// };
+    /// let waiter_dump = dump.thread("waiter").unwrap();
+    /// assert_eq!(waiter_dump.state, ThreadState::Waiting(WaitKind::Lock));
+    /// println!("{dump}");
+    /// drop(held);
+    /// waiter.join().unwrap();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn dump(&self) -> crate::dump::Dump {
+        crate::dump::take(&self.shared)
     }
 
     /// The I/O backend this runtime's workers use (see [`IoBackend`]).

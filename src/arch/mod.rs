@@ -17,7 +17,11 @@ mod x86_64;
 #[cfg(target_arch = "aarch64")]
 pub(crate) use self::aarch64::{init_stack, switch};
 #[cfg(target_arch = "x86_64")]
-pub(crate) use self::x86_64::{init_stack, switch};
+pub(crate) use self::x86_64::{init_stack, probe, switch};
+
+/// Whether [`probe`] exists here: x86-64 only, for now (the AArch64 assembly has no probe
+/// yet, so dumps there carry no backtraces).
+pub(crate) const HAS_PROBE: bool = cfg!(target_arch = "x86_64");
 
 /// Whether this architecture has greenring's own assembly.
 pub(crate) const HAS_OWN_ASM: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));

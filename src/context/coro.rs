@@ -98,6 +98,21 @@ impl Context {
     }
 }
 
+impl Context {
+    /// corosensei keeps a suspended coroutine's registers to itself: no probe (see
+    /// `own::Context::probe`); always `false`.
+    ///
+    /// # Safety
+    ///
+    /// None needed; `unsafe` to match the other backend.
+    // Used when corosensei is the runtime's backend (the feature, or no assembly of ours).
+    #[cfg_attr(not(feature = "corosensei"), allow(dead_code))]
+    pub(crate) unsafe fn probe(&self, f: unsafe extern "C" fn(*mut u8), arg: *mut u8) -> bool {
+        let _ = (f, arg);
+        false
+    }
+}
+
 impl Drop for Context {
     fn drop(&mut self) {
         if let Some(coroutine) = self.coroutine.get_mut().take() {

@@ -169,6 +169,7 @@ pub(crate) fn run<O: Op>(mut op: O, timeout: Option<Duration>) -> Option<io::Res
         crate::thread::yield_now();
         task.reset_immediate_ops();
     }
+    let _wait = crate::task::wait::io::<O>(task, op.socket().fd);
     Some(match task.runtime.io_backend() {
         IoBackend::IoUring => uring(task, &mut op, timeout),
         IoBackend::Epoll => epoll(task, &mut op, timeout),

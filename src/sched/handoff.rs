@@ -308,12 +308,18 @@ impl Monitor<'_> {
                 self.shared.requeue(task);
             }
             self.shared.wake_one();
+            self.shared.dumps.stall_began(index, stuck_for);
             let (stuck, _) = registry.snapshot(running, 0);
             if let Some(stuck) = stuck.filter(|task| !task.stall_reported()) {
                 log::warn!(
-                    "greenring: green thread {} has blocked worker {index}'s OS thread for {}                      ms without yielding (a blocking call greenring does not own, a std lock,                      or a long computation). Threads of this worker that have not started                      move to other workers; started ones wait for it. Use greenring's I/O                      and `greenring::sync`, `spawn_blocking` or `yield_now` instead.",
+                    "greenring: green thread {} has blocked worker {index}'s OS thread for {} \
+                     ms without yielding (a blocking call greenring does not own, a std lock, \
+                     or a long computation); {}. Threads of this worker that have not started \
+                     move to other workers; started ones wait for it. Use greenring's I/O \
+                     and `greenring::sync`, `spawn_blocking` or `yield_now` instead.",
                     stuck.describe(),
                     stuck_for.as_millis(),
+                    crate::dump::last_wait(&stuck),
                 );
             }
         }
@@ -331,7 +337,12 @@ impl Monitor<'_> {
             names.push(format!("and {} more", waiting - names.len()));
         }
         log::error!(
-            "greenring: worker {index}'s OS thread has been blocked for {} ms in green thread              {}, and {waiting} started green thread(s) anchored to it cannot run until it              returns: {}. If the blocked thread waits for one of them (a std::sync or              parking_lot lock held across a greenring blocking call), this is a deadlock: use              greenring::sync's locks, which park the green thread instead of blocking the              worker.",
+            "greenring: worker {index}'s OS thread has been blocked for {} ms in green thread \
+             {}, and {waiting} started green thread(s) anchored to it cannot run until it \
+             returns: {}. If the blocked thread waits for one of them (a std::sync or \
+             parking_lot lock held across a greenring blocking call), this is a deadlock: use \
+             greenring::sync's locks, which park the green thread instead of blocking the \
+             worker.",
             stuck_for.as_millis(),
             stuck.map_or_else(|| format!("ThreadId({running})"), |t| t.describe()),
             names.join(", "),

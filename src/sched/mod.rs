@@ -105,6 +105,8 @@ pub(crate) struct Shared {
     pub(crate) registries: Box<[Registry]>,
     /// How the workers' rings are set up (io_uring backend), set by `Runtime::build`.
     uring_setup: std::sync::OnceLock<UringSetup>,
+    /// How `Runtime::dump` asks the workers to walk their threads.
+    pub(crate) dumps: crate::dump::Desk,
 }
 
 impl Shared {
@@ -145,6 +147,7 @@ impl Shared {
             stalled: (0..workers).map(|_| AtomicBool::new(false)).collect(),
             registries: (0..workers).map(|_| Registry::default()).collect(),
             uring_setup: std::sync::OnceLock::new(),
+            dumps: crate::dump::Desk::new(workers),
         });
         Ok((shared, locals))
     }
@@ -204,6 +207,7 @@ impl Shared {
     fn end_stall(&self, index: usize) {
         if self.stalled[index].load(Ordering::Relaxed) {
             self.stalled[index].store(false, Ordering::Relaxed);
+            self.dumps.stall_ended(index);
         }
     }
 
@@ -284,6 +288,11 @@ impl Shared {
 
     fn unpark_worker(&self, index: usize) {
         self.wakers[index].wake();
+    }
+
+    /// Wakes worker `index` if it sleeps (a spurious wake-up otherwise).
+    pub(crate) fn wake_worker(&self, index: usize) {
+        self.unpark_worker(index);
     }
 
     /// The waker of worker `index`, for its reactor.
@@ -500,6 +509,7 @@ pub(crate) fn sleep_until(deadline: std::time::Instant) -> bool {
     let Some(worker) = current::worker_moving() else {
         return false;
     };
+    crate::task::wait::sleeping(task_ref, deadline);
     worker.timers().insert(deadline, task);
     worker.hold_across_suspend();
     // SAFETY: we are that green thread, on its own stack; the heap entry owns the run

@@ -176,6 +176,9 @@ impl WorkerCtx {
                 self.give_up_queued();
                 return false;
             }
+            if self.shared.dumps.is_pending(self.index) {
+                self.answer_dump();
+            }
             if self.shared.is_shutting_down() && !self.io_cancelled.replace(true) {
                 // Threads blocked in I/O resume with ECANCELED and unwind, sleepers wake
                 // early and unwind (no new op or sleep starts during shutdown, so once is
@@ -232,6 +235,19 @@ impl WorkerCtx {
         for task in queued {
             task.cancel_join();
         }
+    }
+
+    /// Walks this worker's threads for a `Runtime::dump` (see `crate::dump`), between two
+    /// green threads.
+    #[cold]
+    fn answer_dump(&self) {
+        let queued: std::collections::HashSet<u64> = self
+            .anchored
+            .borrow()
+            .iter()
+            .map(|task| task.id.as_u64().get())
+            .collect();
+        crate::dump::answer(&self.shared, self.index, &queued);
     }
 
     /// The next green thread to run, from this worker's own queues or by stealing.
@@ -531,11 +547,12 @@ fn exiled(task: TaskRef, finished: bool, carrier: &Carrier) {
         let stalled = carrier.stuck_since().map(|since| since.elapsed());
         log::warn!(
             "greenring: green thread {} blocked its worker's OS thread for {} ms without \
-             yielding (a blocking call or a long computation); the worker's other green \
-             threads were handed to another OS thread meanwhile. Use greenring's I/O, \
-             `spawn_blocking` or `yield_now` to avoid this.",
+             yielding (a blocking call or a long computation); before that, {}. The \
+             worker's other green threads were handed to another OS thread meanwhile. Use \
+             greenring's I/O, `spawn_blocking` or `yield_now` to avoid this.",
             task.describe(),
             stalled.map_or(0, |d| d.as_millis()),
+            crate::dump::last_wait(&task),
         );
     }
     if finished {

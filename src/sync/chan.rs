@@ -91,6 +91,10 @@ impl<T> Chan<T> {
         deadline: Option<Instant>,
         unsent: Option<u64>,
     ) -> (MutexGuard<'a, State<T>>, bool) {
+        let _wait = crate::task::wait::hint(match side {
+            Side::Sending => crate::task::wait::CHANNEL_SEND,
+            Side::Receiving => crate::task::wait::CHANNEL_RECV,
+        });
         let waiter = Waiter::new();
         state.list(side).push(waiter.clone());
         drop(state);

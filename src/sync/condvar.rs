@@ -126,6 +126,7 @@ impl Condvar {
         guard: MutexGuard<'a, T>,
         deadline: Option<Instant>,
     ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
+        let _wait = crate::task::wait::hint(crate::task::wait::CONDVAR);
         let waiter = Waiter::new();
         list_lock(&self.waiters).push(waiter.clone());
         let mutex = guard.mutex();

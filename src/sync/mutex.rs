@@ -164,6 +164,7 @@ impl<T: ?Sized> Mutex<T> {
                 shim::spin_loop();
                 continue;
             }
+            let _wait = crate::task::wait::hint(crate::task::wait::LOCK);
             let waiter = Waiter::new();
             {
                 let mut waiters = list_lock(&self.waiters);

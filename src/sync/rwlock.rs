@@ -204,6 +204,7 @@ impl<T: ?Sized> RwLock<T> {
 
     fn acquire_slow(&self, kind: Kind) {
         loop {
+            let _wait = crate::task::wait::hint(crate::task::wait::LOCK);
             let waiter = Waiter::new();
             {
                 let mut list = self.list();

@@ -130,6 +130,7 @@ impl<'a> Select<'a> {
             if let Some(index) = self.scan() {
                 return Ok(index);
             }
+            let _wait = crate::task::wait::hint(crate::task::wait::SELECT);
             let waiter = Waiter::new();
             let ready_at_register = self.receivers.iter().any(|r| r.register(&waiter));
             let receivers = &self.receivers;

@@ -62,6 +62,7 @@ impl Semaphore {
         if self.try_take() {
             return SemaphorePermit { semaphore: self };
         }
+        let _wait = crate::task::wait::hint(crate::task::wait::SEMAPHORE);
         let waiter = Waiter::new();
         {
             let mut waiters = list_lock(&self.waiters);

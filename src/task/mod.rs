@@ -11,8 +11,13 @@
 //!   or the spawner before the first schedule. Ownership passes through the run queues and
 //!   through the park word, both of which synchronise (release/acquire).
 //! - `registry_slot`: under the lock of the registry of the thread's home worker.
+//! - `wait`: written by the thread itself around its switches, read by anyone (see
+//!   [`wait`]).
+//! - `stack_range`: immutable; the stack's memory itself belongs to the owner of the run
+//!   (the dump reads a suspended thread's stack only on its home worker, between runs).
 
 mod park;
+pub(crate) mod wait;
 
 pub(crate) use self::park::Unparked;
 
@@ -75,6 +80,10 @@ pub(crate) struct Task {
     /// The thread's green-thread-local values (`crate::local`); only the thread itself
     /// touches them.
     pub(crate) locals: crate::local::LocalMap,
+    /// What the thread waits for, or last waited for (see [`wait`]).
+    pub(crate) wait: wait::WaitRecord,
+    /// The usable stack, `(lowest address, top)`, top exclusive; both page aligned.
+    pub(crate) stack_range: (usize, usize),
 }
 
 /// `home` of a thread that has not run yet.
@@ -102,6 +111,7 @@ impl Task {
         join: Option<Arc<dyn crate::thread::CancelJoin>>,
     ) -> TaskRef {
         let guard = stack.guard_range();
+        let stack_range = (stack.limit(), stack.top() as usize);
         let task = Arc::new(Task {
             id,
             name,
@@ -119,6 +129,8 @@ impl Task {
             registry_slot: AtomicUsize::new(NO_SLOT),
             locals: crate::local::LocalMap::default(),
             join,
+            wait: wait::WaitRecord::new(),
+            stack_range,
         });
         let arg = Arc::as_ptr(&task).cast_mut().cast::<u8>();
         // SAFETY: the new task is not shared with anyone yet, so reading its stack slot
@@ -220,8 +232,26 @@ impl Task {
     /// Must be called by the thread itself, on its own stack.
     pub(crate) unsafe fn suspend(&self, why: Suspend) {
         self.suspended_for.set(why);
+        let code = self.wait.suspending(why);
         // SAFETY: forwarded from the caller.
         unsafe { self.context.suspend() }
+        self.wait.resumed(code);
+    }
+
+    /// Runs `f(arg)` on the calling OS thread's stack with unwind information that continues
+    /// into this suspended thread's frames, so an unwinder started in `f` walks the thread's
+    /// stack (reading it only) as if the thread had called `f` where it switched away.
+    /// `false` when the context backend cannot (corosensei, or no assembly for this
+    /// architecture); `f` did not run then.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the thread's run (or, for a parked thread, is the only OS thread
+    /// that may ever resume it, and does not while this runs), and the thread has started
+    /// and not finished. `f` must not unwind.
+    pub(crate) unsafe fn probe(&self, f: unsafe extern "C" fn(*mut u8), arg: *mut u8) -> bool {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.context.probe(f, arg) }
     }
 
     /// Takes the stack of a finished thread, for reuse.
@@ -240,6 +270,11 @@ impl Task {
         if let Some(join) = &self.join {
             join.cancel();
         }
+    }
+
+    /// `true` while the thread is parked with nobody having woken it yet.
+    pub(crate) fn is_parked(&self) -> bool {
+        self.park.is_parked()
     }
 
     /// Consumes an unpark token if there is one; `true` if there was.
@@ -300,6 +335,7 @@ unsafe fn run_main(arg: *mut u8) {
     // SAFETY: the Task is kept alive by the run reference of whoever resumed us.
     let task = unsafe { &*arg.cast_const().cast::<Task>() };
     let main = task.main.take().expect("a green thread starts once");
+    task.wait.resumed(wait::NOT_STARTED);
     main();
 }
 

@@ -73,6 +73,11 @@ impl ParkWord {
         }
     }
 
+    /// `true` in `PARKED`: the thread waits for an unpark.
+    pub(crate) fn is_parked(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == PARKED
+    }
+
     /// Consumes an unpark token if there is one; `true` if there was.
     pub(crate) fn take_token(&self) -> bool {
         self.state

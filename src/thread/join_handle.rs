@@ -127,6 +127,7 @@ impl<T> Packet<T> {
                 .compare_exchange(RUNNING, JOINING, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
+                let _wait = crate::task::wait::hint(crate::task::wait::JOIN);
                 while !self.is_done() {
                     super::park();
                 }
