@@ -212,10 +212,12 @@ fn wait_timeout_with_a_huge_timeout_waits_for_the_notification() {
         "wait_timeout_while",
         move |huge| {
             let (lock, cvar) = &*pair;
-            let mut ready = lock.lock().unwrap();
-            *ready = false;
-            let (ready, result) = cvar.wait_timeout_while(ready, huge, |r| !*r).unwrap();
+            let ready = lock.lock().unwrap();
+            let (mut ready, result) = cvar.wait_timeout_while(ready, huge, |r| !*r).unwrap();
             assert!(*ready && !result.timed_out());
+            // Consumed, for the next round: resetting it before the wait instead would
+            // lose a notification that came first (a waiter started late).
+            *ready = false;
         },
         move || {
             *notifier.0.lock().unwrap() = true;
