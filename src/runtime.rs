@@ -159,7 +159,7 @@ impl Builder {
     /// thread. What the monitor does about a stall:
     /// - threads of that worker that have not started yet move to other workers at once,
     ///   and new spawns avoid the stalled worker;
-    /// - a warning names the stuck green thread and how long it blocked (once per thread,
+    /// - a warning names the stuck green thread and how long it blocked (once per stall,
     ///   through the `log` crate);
     /// - if the stall goes on (ten thresholds, at least 100 ms) while other started threads
     ///   are anchored to the worker, an error names them: if the stuck thread waits for one

@@ -533,3 +533,51 @@ fn a_green_thread_can_dump_its_own_runtime() {
         waiter.join().unwrap();
     });
 }
+
+#[test]
+fn each_stall_of_a_thread_is_reported() {
+    let logs = captured();
+    within(Duration::from_secs(60), move || {
+        let rt = Runtime::builder()
+            .worker_threads(2)
+            .handoff_threshold(Some(Duration::from_millis(5)))
+            .build()
+            .unwrap();
+        if rt.migrates_started_threads() {
+            return;
+        }
+        let count = |logs: &Captured| {
+            logs.0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|line| line.contains("'twice-stalled'"))
+                .count()
+        };
+        let wait_for = |reports: usize| {
+            let start = Instant::now();
+            while count(logs) < reports {
+                assert!(start.elapsed() < Duration::from_secs(20), "no stall report");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        let (first, second) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let spinner = named(&rt, "twice-stalled", {
+            let (first, second) = (Arc::clone(&first), Arc::clone(&second));
+            move || {
+                spin_until(&first);
+                // A greenring wait (the thread switches back to its worker) ends the stall.
+                greenring::thread::sleep(Duration::from_millis(10));
+                spin_until(&second);
+            }
+        });
+        wait_for(1);
+        first.store(true, Ordering::SeqCst);
+        wait_for(2);
+        second.store(true, Ordering::SeqCst);
+        spinner.join().unwrap();
+    });
+}

@@ -16,7 +16,8 @@
 //!   other workers take it;
 //! - wakes a sleeping worker, which steals the stalled worker's threads that have not
 //!   started (stealing never takes started ones);
-//! - logs a warning naming the stuck thread, once per thread;
+//! - logs a warning naming the stuck thread, how long and in what it was last waiting,
+//!   once per stall;
 //! - if the stall lasts [`DEADLOCK_FACTOR`] times the threshold (at least
 //!   [`DEADLOCK_MIN`]) while other started threads are anchored to the worker, logs an
 //!   error naming them: they cannot run until the OS thread returns, and if the stuck
@@ -310,7 +311,7 @@ impl Monitor<'_> {
             self.shared.wake_one();
             self.shared.dumps.stall_began(index, stuck_for);
             let (stuck, _) = registry.snapshot(running, 0);
-            if let Some(stuck) = stuck.filter(|task| !task.stall_reported()) {
+            if let Some(stuck) = stuck {
                 log::warn!(
                     "greenring: green thread {} has blocked worker {index}'s OS thread for {} \
                      ms without yielding (a blocking call greenring does not own, a std lock, \
