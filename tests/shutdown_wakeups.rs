@@ -160,7 +160,13 @@ fn threads_parked_past_the_grace_unwind_and_their_joins_end_cancelled() {
 #[test]
 fn joins_of_threads_left_behind_by_a_timed_out_shutdown_end_cancelled() {
     watchdog::within(LIMIT, || {
-        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        // No hand-off monitor: nothing may run the queued thread while the worker is busy
+        // (a migrating runtime would hand the worker to a spare OS thread).
+        let rt = Runtime::builder()
+            .worker_threads(1)
+            .handoff_threshold(None)
+            .build()
+            .unwrap();
         let stop = flag();
         let their_stop = Arc::clone(&stop);
         // Computes without a blocking point until told to stop: the shutdown times out.
