@@ -89,6 +89,14 @@ impl Stack {
         self.top.as_ptr() as usize - self.usable
     }
 
+    /// Gives up the stack without returning its memory (see `map::release`, which did);
+    /// the mapping is unmapped when the result is its last reference.
+    fn into_mapping(self) -> Arc<map::Mapping> {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: the Arc is read out once, and `this` is neither used nor dropped again.
+        unsafe { std::ptr::read(&this.mapping) }
+    }
+
     /// The guard page's address range `(start, end)`, end exclusive.
     pub(crate) fn guard_range(&self) -> (usize, usize) {
         let limit = self.limit();
