@@ -132,6 +132,11 @@ pub(crate) fn map_stacks(count: usize, usable: usize) -> io::Result<Vec<Stack>> 
             // SAFETY: `top` is inside or one past a successful mapping, never null.
             top: unsafe { NonNull::new_unchecked((base + i * stride) as *mut u8) },
             usable,
+            skew: if count > 1 {
+                i * super::SKEW_STEP % super::MAX_SKEW
+            } else {
+                0
+            },
             mapping: Arc::clone(&mapping),
         })
         .collect();
@@ -440,7 +445,8 @@ mod tests {
         let page = page_size();
         let stacks = map_stacks(4, 4 * page).unwrap();
         for pair in stacks.windows(2) {
-            assert_eq!(pair[0].top() as usize % 16, 0);
+            assert_eq!(pair[0].top() as usize % 64, 0);
+            assert!(pair[0].top() as usize > pair[0].limit());
             assert_eq!(
                 pair[1].guard_range().0,
                 pair[0].limit() + pair[0].usable_size()
