@@ -913,7 +913,10 @@ pub fn live_child(args: &[String]) -> ! {
             });
             wait_all(&started, n);
             let all_started = start.elapsed();
-            (all_started, spawn_loop, rss_bytes().saturating_sub(before))
+            let growth = rss_bytes().saturating_sub(before);
+            // Dropping the runtime would shut it down and unwind every thread first.
+            std::mem::forget(rt);
+            (all_started, spawn_loop, growth)
         }
         "tokio" => {
             let rt = tokio_runtime(workers).unwrap();
@@ -943,7 +946,10 @@ pub fn live_child(args: &[String]) -> ! {
             });
             wait_all(&started, n);
             let all_started = start.elapsed();
-            (all_started, spawn_loop, rss_bytes().saturating_sub(before))
+            let growth = rss_bytes().saturating_sub(before);
+            // Dropping the runtime would shut it down and unwind every thread first.
+            std::mem::forget(rt);
+            (all_started, spawn_loop, growth)
         }
         other => panic!("no live-threads workload for {other}"),
     };
