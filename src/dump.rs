@@ -648,7 +648,9 @@ pub(crate) fn last_wait(task: &Task) -> String {
 /// Stack use of the stack `(lowest, top)`, from `mincore`.
 fn stack_use((lowest, top): (usize, usize), buf: &mut Vec<u8>) -> Option<StackUse> {
     let page_size = crate::stack::page_size();
-    let pages = (top - lowest) / page_size;
+    // mincore writes one byte per page the range touches: round up, so a range that is
+    // not page aligned can never overrun the buffer.
+    let pages = (top - lowest).div_ceil(page_size);
     buf.clear();
     buf.resize(pages, 0);
     // SAFETY: [lowest, top) is the usable part of a mapped stack (page aligned): stacks of

@@ -458,6 +458,18 @@ mod tests {
     }
 
     #[test]
+    fn accepts_the_fan_out_and_live_thread_rows() {
+        const ROWS: &[&str] = &["fan_out_10k", "fan_out_100k", "live_threads"];
+        // std runs the small fan-out only.
+        assert_eq!(check_json(&results(ROWS, &[], None)).unwrap().results, 7);
+        let err = check_json(&results(ROWS, &[], Some("rss_bytes"))).unwrap_err();
+        assert!(
+            err.contains("live_threads") && err.contains("rss_bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn checks_the_direction_of_rates() {
         let flipped = results(&["http_wrk"], &[], None)
             .replace("\"lower_is_better\": false", "\"lower_is_better\": true");

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example compare                      # full run (a few minutes)
-//! cargo run --release --example compare -- --quick           # about 70 s on 2 CPUs, 50-60 s of it the external rows
+//! cargo run --release --example compare -- --quick           # about 80 s on 2 CPUs, 50-60 s of it the external rows
 //! cargo run --release --example compare -- --only tcp_echo,sleepers --workers 4
 //! cargo run --release --example compare -- --backend epoll --out results/
 //! cargo run --release --example compare -- --check results/ # validate a results dir
@@ -185,6 +185,39 @@ pub const WORKLOADS: &[Workload] = &[
         needs: None,
         favours: "timer heaps/wheels in user space over one kernel timer per OS thread",
     },
+    Workload {
+        name: "fan_out_10k",
+        title: "fan-out: spawn 10,000 then join all",
+        unit: "ns",
+        impls: ALL,
+        run: workloads::fan_out_small,
+        higher_is_better: false,
+        extras: &[],
+        needs: None,
+        favours: "tasks: a task is one allocation; a green thread also needs a stack (pooled) and its first page; std pays clone() and a mapping per thread",
+    },
+    Workload {
+        name: "fan_out_100k",
+        title: "fan-out: spawn 100,000 then join all (no std: 100,000 OS threads at once)",
+        unit: "ns",
+        impls: &[Impl::Greenring, Impl::Tokio],
+        run: workloads::fan_out_large,
+        higher_is_better: false,
+        extras: &[],
+        needs: None,
+        favours: "tasks: a task is one allocation; a green thread also needs a stack and its first page, more of them than the pools keep",
+    },
+    Workload {
+        name: "live_threads",
+        title: "live threads: spawn 1,000,000 that stay parked, per thread until all started (quick: 100,000)",
+        unit: "ns",
+        impls: &[Impl::Greenring, Impl::Tokio],
+        run: workloads::live_threads,
+        higher_is_better: false,
+        extras: &["spawn_ns", "rss_bytes"],
+        needs: None,
+        favours: "tasks: an idle task is its future's state, where a green thread keeps a touched stack page; no std: a million OS threads exceed the thread limits",
+    },
 ];
 
 /// Command-line options.
@@ -224,6 +257,9 @@ fn parse() -> Options {
     let all: Vec<String> = std::env::args().skip(1).collect();
     if all.first().map(String::as_str) == Some("--idle-child") {
         workloads::idle_child(&all[1..]);
+    }
+    if all.first().map(String::as_str) == Some("--live-child") {
+        workloads::live_child(&all[1..]);
     }
     if all.first().map(String::as_str) == Some("--load") {
         load::run(&all[1..]);

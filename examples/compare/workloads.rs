@@ -67,6 +67,12 @@ pub struct Sizes {
     pub std_idle_threads: usize,
     pub sleepers: usize,
     pub std_sleepers: usize,
+    /// Threads of the small and the large fan-out, and fan-outs per sample.
+    pub fan_out_small: usize,
+    pub fan_out_large: usize,
+    pub fan_out_rounds: usize,
+    /// Live threads started at once.
+    pub live_threads: usize,
     /// Measured window and warm-up of each external echo sample, in seconds.
     pub external_secs: f64,
     pub external_warmup: f64,
@@ -81,8 +87,9 @@ impl Sizes {
         format!(
             "Sizes: {} switch pairs; {} spawns (std {}); {} yields (std {}); {} ping-pongs \
              (std {}); 64 contenders x {} locks; {} connections x {} echoes; {} readers x {} \
-             reads of a {} MiB file; {} idle threads (std {}); {} sleepers (std {}); external \
-             echo: {} s windows after a {} s warm-up; wrk: {} s runs{}.",
+             reads of a {} MiB file; {} idle threads (std {}); {} sleepers (std {}); fan-outs of \
+             {} and {} threads ({} a sample); {} live threads; external echo: {} s windows \
+             after a {} s warm-up; wrk: {} s runs{}.",
             self.switches,
             self.spawns,
             self.std_spawns,
@@ -100,6 +107,10 @@ impl Sizes {
             self.std_idle_threads,
             self.sleepers,
             self.std_sleepers,
+            self.fan_out_small,
+            self.fan_out_large,
+            self.fan_out_rounds,
+            self.live_threads,
             self.external_secs,
             self.external_warmup,
             self.wrk_secs,
@@ -130,6 +141,10 @@ impl Sizes {
             std_idle_threads: if quick { 200 } else { 1_000 },
             sleepers: if quick { 1_000 } else { 10_000 },
             std_sleepers: if quick { 200 } else { 2_000 },
+            fan_out_small: 10_000,
+            fan_out_large: 100_000,
+            fan_out_rounds: if quick { 1 } else { 3 },
+            live_threads: if quick { 100_000 } else { 1_000_000 },
             external_secs: if quick { 1.0 } else { 2.0 },
             external_warmup: 0.5,
             wrk_secs: if quick { 1 } else { 3 },
@@ -757,4 +772,201 @@ pub fn sleepers(env: &Env, imp: Impl) -> Sample {
         Impl::Corosensei => unreachable!(),
     };
     sample
+}
+
+/// `threads` threads (tasks) spawned at once from inside the runtime, each returning a
+/// number, then joined in order; `fan_out_rounds` times. Nanoseconds per thread.
+fn fan_out(env: &Env, imp: Impl, threads: usize) -> Sample {
+    let rounds = env.sizes.fan_out_rounds;
+    let total = (threads * rounds) as u64;
+    let elapsed = match imp {
+        Impl::Greenring => env.greenring.block_on(move || {
+            let start = Instant::now();
+            for _ in 0..rounds {
+                let handles: Vec<_> = (0..threads).map(|i| greenring::spawn(move || i)).collect();
+                let sum: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+                assert_eq!(sum, threads * (threads - 1) / 2);
+            }
+            start.elapsed()
+        }),
+        Impl::Tokio => env.tokio.block_on(async move {
+            tokio::spawn(async move {
+                let start = Instant::now();
+                for _ in 0..rounds {
+                    let handles: Vec<_> = (0..threads)
+                        .map(|i| tokio::spawn(async move { i }))
+                        .collect();
+                    let mut sum = 0;
+                    for handle in handles {
+                        sum += handle.await.unwrap();
+                    }
+                    assert_eq!(sum, threads * (threads - 1) / 2);
+                }
+                start.elapsed()
+            })
+            .await
+            .unwrap()
+        }),
+        Impl::Std => {
+            let start = Instant::now();
+            for _ in 0..rounds {
+                let handles: Vec<_> = (0..threads)
+                    .map(|i| {
+                        std::thread::Builder::new()
+                            .stack_size(64 * 1024)
+                            .spawn(move || i)
+                            .unwrap()
+                    })
+                    .collect();
+                let sum: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+                assert_eq!(sum, threads * (threads - 1) / 2);
+            }
+            start.elapsed()
+        }
+        Impl::Corosensei => unreachable!(),
+    };
+    Sample::of(per_item(elapsed, total, NS))
+}
+
+/// A fan-out of `fan_out_small` (10,000) threads.
+pub fn fan_out_small(env: &Env, imp: Impl) -> Sample {
+    fan_out(env, imp, env.sizes.fan_out_small)
+}
+
+/// A fan-out of `fan_out_large` (100,000) threads (not for std: 100,000 OS threads at once
+/// take minutes and hit the thread limits).
+pub fn fan_out_large(env: &Env, imp: Impl) -> Sample {
+    fan_out(env, imp, env.sizes.fan_out_large)
+}
+
+/// `live_threads` threads (tasks) spawned from inside the runtime that all stay alive,
+/// parked (awaiting), measured in a fresh child process (`--live-child`): the headline is
+/// nanoseconds per spawn from the first spawn until every thread has started, the extras
+/// the spawn loop alone per thread and the resident memory each live thread adds.
+pub fn live_threads(env: &Env, imp: Impl) -> Sample {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command.args([
+        "--live-child",
+        imp.name(),
+        &env.sizes.live_threads.to_string(),
+        &env.workers.to_string(),
+        env.backend.map_or("auto", greenring::IoBackend::name),
+    ]);
+    let output = command.output().expect("start the live-threads child");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let numbers: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    let [started_ns, spawn_ns, rss_bytes] = numbers[..] else {
+        panic!(
+            "live-threads child failed: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    Sample {
+        value: started_ns,
+        extra: vec![("spawn_ns", spawn_ns), ("rss_bytes", rss_bytes)],
+    }
+}
+
+/// Body of the `--live-child IMPL COUNT WORKERS BACKEND` process: spawns COUNT threads
+/// that stay parked, from inside the runtime, and prints the nanoseconds per thread until
+/// all have started, those of the spawn loop alone, and the resident bytes per thread. It
+/// then exits without releasing them (a million joins would only slow the row down).
+pub fn live_child(args: &[String]) -> ! {
+    let [imp, count, workers, backend] = args else {
+        panic!("--live-child IMPL COUNT WORKERS BACKEND");
+    };
+    let n: usize = count.parse().unwrap();
+    let workers: usize = workers.parse().unwrap();
+    let backend = match backend.as_str() {
+        "epoll" => Some(greenring::IoBackend::Epoll),
+        "io_uring" => Some(greenring::IoBackend::IoUring),
+        _ => None,
+    };
+    let started = Arc::new(AtomicUsize::new(0));
+    let per = |d: Duration| d.as_nanos() as f64 / n as f64;
+    let (all_started, spawn_loop, growth) = match imp.as_str() {
+        "greenring" => {
+            let rt = greenring_runtime(workers, backend).unwrap();
+            rt.block_on(|| ());
+            let before = rss_bytes();
+            let release = Arc::new(AtomicBool::new(false));
+            let counter = Arc::clone(&started);
+            let (start, spawn_loop) = rt.block_on(move || {
+                let start = Instant::now();
+                let handles: Vec<_> = (0..n)
+                    .map(|_| {
+                        let (started, release) = (Arc::clone(&counter), Arc::clone(&release));
+                        greenring::spawn(move || {
+                            started.fetch_add(1, Ordering::SeqCst);
+                            while !release.load(Ordering::SeqCst) {
+                                greenring::park();
+                            }
+                        })
+                    })
+                    .collect();
+                let spawn_loop = start.elapsed();
+                std::mem::forget(handles);
+                (start, spawn_loop)
+            });
+            wait_all(&started, n);
+            let all_started = start.elapsed();
+            let growth = rss_bytes().saturating_sub(before);
+            // Dropping the runtime would shut it down and unwind every thread first.
+            std::mem::forget(rt);
+            (all_started, spawn_loop, growth)
+        }
+        "tokio" => {
+            let rt = tokio_runtime(workers).unwrap();
+            rt.block_on(async {});
+            let before = rss_bytes();
+            let release = Arc::new(tokio::sync::Notify::new());
+            let counter = Arc::clone(&started);
+            let (start, spawn_loop) = rt.block_on(async move {
+                tokio::spawn(async move {
+                    let start = Instant::now();
+                    let handles: Vec<_> = (0..n)
+                        .map(|_| {
+                            let (started, release) = (Arc::clone(&counter), Arc::clone(&release));
+                            tokio::spawn(async move {
+                                let notified = release.notified();
+                                started.fetch_add(1, Ordering::SeqCst);
+                                notified.await;
+                            })
+                        })
+                        .collect();
+                    let spawn_loop = start.elapsed();
+                    std::mem::forget(handles);
+                    (start, spawn_loop)
+                })
+                .await
+                .unwrap()
+            });
+            wait_all(&started, n);
+            let all_started = start.elapsed();
+            let growth = rss_bytes().saturating_sub(before);
+            // Dropping the runtime would shut it down and unwind every thread first.
+            std::mem::forget(rt);
+            (all_started, spawn_loop, growth)
+        }
+        other => panic!("no live-threads workload for {other}"),
+    };
+    println!(
+        "{} {} {}",
+        per(all_started),
+        per(spawn_loop),
+        growth as f64 / n as f64
+    );
+    std::process::exit(0);
+}
+
+/// Waits (polling every 100 us) until `count` reaches `target`.
+fn wait_all(count: &AtomicUsize, target: usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count.load(Ordering::SeqCst) < target {
+        assert!(Instant::now() < deadline, "live threads did not all start");
+        std::thread::sleep(Duration::from_micros(100));
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::io;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use memmap2::{MmapMut, MmapOptions};
@@ -11,6 +11,16 @@ use super::Stack;
 
 /// `madvise` advice that installs guard regions (Linux 6.13); libc 0.2 does not name it yet.
 const MADV_GUARD_INSTALL: libc::c_int = 102;
+/// `madvise` advice that faults pages in, writable, without touching them (Linux 5.14).
+const MADV_POPULATE_WRITE: libc::c_int = 23;
+/// The `pidfd` that names the calling process to `process_madvise` (Linux 6.14); older
+/// kernels need a pidfd from `pidfd_open`.
+const PIDFD_SELF_THREAD_GROUP: libc::c_int = -10001;
+/// Ranges one `process_madvise` call takes at most (the kernel's `UIO_MAXIOV`).
+const MAX_IOV: usize = 1024;
+/// Pages at the top of each pooled stack faulted in when its slab is mapped: where a new
+/// thread's first frames go.
+const POPULATED_PAGES: usize = 1;
 
 /// Environment variable that forces the `mprotect` guard fallback when set to `mprotect`
 /// (to exercise the fallback on kernels that have guard regions). Read once per process.
@@ -33,6 +43,15 @@ const GUARD_MPROTECT: u8 = 2;
 
 /// Which guard mechanism works here; decided by the first guard installed in the process.
 static GUARD_KIND: AtomicU8 = AtomicU8::new(GUARD_UNKNOWN);
+
+/// The pidfd `process_madvise` is called with: [`PIDFD_UNKNOWN`] until the first call,
+/// [`PIDFD_NONE`] when the kernel has no usable `process_madvise`.
+static PIDFD: AtomicI32 = AtomicI32::new(PIDFD_UNKNOWN);
+const PIDFD_UNKNOWN: i32 = i32::MIN;
+const PIDFD_NONE: i32 = i32::MIN + 1;
+/// Bit `advice` set: `process_madvise` refused that advice here (kernels before 6.13 take
+/// only a few advices from it), so it is applied one range at a time, or not at all.
+static UNBATCHED: AtomicU64 = AtomicU64::new(0);
 
 /// The system page size, read once.
 pub(crate) fn page_size() -> usize {
@@ -94,19 +113,225 @@ pub(crate) fn map_stacks(count: usize, usable: usize) -> io::Result<Vec<Stack>> 
     let base = map.as_mut_ptr() as usize;
     // Own the mapping before any further fallible step, so an error unmaps it.
     let mapping = Arc::new(Mapping { _map: map });
-    let mut stacks = Vec::with_capacity(count);
-    for index in 0..count {
-        let guard = base + index * stride;
-        install_guard(guard, page).map_err(|err| limit_error(len, err))?;
-        let top = guard + stride;
-        stacks.push(Stack {
-            // SAFETY: `top` is inside or one past a successful mapping, never null.
-            top: unsafe { NonNull::new_unchecked(top as *mut u8) },
-            usable,
-            mapping: Arc::clone(&mapping),
-        });
+    // Every guard of the slab in one pass (one system call where the kernel allows), before
+    // any page is touched: nothing to zap, no TLB to flush.
+    let guards: Vec<(usize, usize)> = (0..count).map(|i| (base + i * stride, page)).collect();
+    install_guards(&guards).map_err(|err| limit_error(len, err))?;
+    if count > 1 {
+        // The first pages of every stack of a slab, faulted in at once: the threads that
+        // get them then start without a page fault each. Best effort: without batched
+        // `process_madvise` the first touch faults the page in as before.
+        let first = POPULATED_PAGES.min(usable / page) * page;
+        let tops: Vec<(usize, usize)> = (1..=count)
+            .map(|i| (base + i * stride - first, first))
+            .collect();
+        let _ = advise_batch(&tops, MADV_POPULATE_WRITE);
     }
+    let stacks = (1..=count)
+        .map(|i| Stack {
+            // SAFETY: `top` is inside or one past a successful mapping, never null.
+            top: unsafe { NonNull::new_unchecked((base + i * stride) as *mut u8) },
+            usable,
+            skew: if count > 1 {
+                i * super::SKEW_STEP % super::MAX_SKEW
+            } else {
+                0
+            },
+            mapping: Arc::clone(&mapping),
+        })
+        .collect();
     Ok(stacks)
+}
+
+/// Returns the memory of `stacks` to the kernel and drops them, in as few system calls as
+/// possible: one `process_madvise(MADV_DONTNEED)` (one TLB flush) over all of them,
+/// neighbouring stacks merged into one range, where dropping them one by one costs a
+/// `madvise` and a TLB shootdown each. Stacks whose mapping goes away with them are only
+/// unmapped.
+pub(crate) fn release(mut stacks: Vec<Stack>) {
+    let page = page_size();
+    stacks.sort_unstable_by_key(Stack::limit);
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    let mut at = 0;
+    while at < stacks.len() {
+        // Stacks of one mapping are neighbours once sorted.
+        let mapping = &stacks[at].mapping;
+        let group = stacks[at..]
+            .iter()
+            .take_while(|s| Arc::ptr_eq(&s.mapping, mapping))
+            .count();
+        if Arc::strong_count(mapping) > group {
+            for stack in &stacks[at..at + group] {
+                match ranges.last_mut() {
+                    // The guard page between two stacks survives MADV_DONTNEED (a guard
+                    // region keeps its marker; a PROT_NONE page has nothing to drop).
+                    Some((start, len)) if *start + *len + page == stack.limit() => {
+                        *len += page + stack.usable;
+                    }
+                    _ => ranges.push((stack.limit(), stack.usable)),
+                }
+            }
+        }
+        at += group;
+    }
+    if !advise_batch(&ranges, libc::MADV_DONTNEED).unwrap_or(false) {
+        for &(addr, len) in &ranges {
+            // SAFETY: the range covers stacks we own, whose threads have finished, and the
+            // guard pages between them, in mappings that stay mapped while we hold them.
+            unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+        }
+    }
+    for stack in stacks {
+        drop(stack.into_mapping());
+    }
+}
+
+/// Applies `advice` to every `(address, length)` range with `process_madvise`, up to
+/// [`MAX_IOV`] ranges a call. `Ok(false)` when the kernel cannot do that (no
+/// `process_madvise`, or not for this advice: before Linux 6.13 it took only a few) and the
+/// caller must fall back; the ranges then are untouched.
+///
+/// # Errors
+///
+/// The kernel refused the advice for a range (the error of `madvise` on that range).
+fn advise_batch(ranges: &[(usize, usize)], advice: libc::c_int) -> io::Result<bool> {
+    let bit = 1u64 << (advice as u32 % 64);
+    if ranges.is_empty() {
+        return Ok(true);
+    }
+    if UNBATCHED.load(Ordering::Relaxed) & bit != 0 {
+        return Ok(false);
+    }
+    let Some(pidfd) = self_pidfd() else {
+        return Ok(false);
+    };
+    let iov: Vec<libc::iovec> = ranges
+        .iter()
+        .map(|&(addr, len)| libc::iovec {
+            iov_base: addr as *mut libc::c_void,
+            iov_len: len,
+        })
+        .collect();
+    let mut done = 0;
+    while done < iov.len() {
+        let chunk = &iov[done..(done + MAX_IOV).min(iov.len())];
+        // SAFETY: the iovecs name ranges of mappings the caller owns; the kernel only reads
+        // the array, which outlives the call.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_process_madvise,
+                pidfd,
+                chunk.as_ptr(),
+                chunk.len(),
+                advice,
+                0u32,
+            )
+        };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            if done == 0
+                && matches!(
+                    err.raw_os_error(),
+                    Some(libc::EINVAL | libc::ENOSYS | libc::EPERM | libc::EBADF)
+                )
+            {
+                // Not for this advice (or not at all) here: the caller applies it range by
+                // range; a real refusal of the first range shows up there again.
+                UNBATCHED.fetch_or(bit, Ordering::Relaxed);
+                return Ok(false);
+            }
+            return Err(err);
+        }
+        // The call stops at the first range the advice fails for; `rc` counts the bytes of
+        // the ranges before it.
+        let mut advised = rc as usize;
+        let mut whole = 0;
+        while whole < chunk.len() && advised >= chunk[whole].iov_len {
+            advised -= chunk[whole].iov_len;
+            whole += 1;
+        }
+        done += whole;
+        if whole < chunk.len() {
+            // Retry the range it stopped at alone, to get its error (or see it succeed,
+            // after a transient failure).
+            let range = iov[done];
+            // SAFETY: as above.
+            if unsafe { libc::madvise(range.iov_base, range.iov_len, advice) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            done += 1;
+        }
+    }
+    Ok(true)
+}
+
+/// A pidfd naming this process for `process_madvise`: `PIDFD_SELF` where the kernel knows
+/// it (Linux 6.14), else one from `pidfd_open`, kept open for the life of the process.
+fn self_pidfd() -> Option<libc::c_int> {
+    match PIDFD.load(Ordering::Relaxed) {
+        PIDFD_NONE => return None,
+        PIDFD_UNKNOWN => {}
+        fd => return Some(fd),
+    }
+    // A zero-length call checks the pidfd and nothing else.
+    let works = |fd: libc::c_int| {
+        // SAFETY: no ranges: the kernel reads nothing.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_process_madvise,
+                fd,
+                std::ptr::null::<libc::iovec>(),
+                0usize,
+                libc::MADV_DONTNEED,
+                0u32,
+            )
+        };
+        rc == 0
+    };
+    let fd = if works(PIDFD_SELF_THREAD_GROUP) {
+        PIDFD_SELF_THREAD_GROUP
+    } else {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0u32) } as i32;
+        if fd >= 0 && works(fd) {
+            fd
+        } else {
+            if fd >= 0 {
+                // SAFETY: `fd` is the descriptor we just opened and nobody else knows.
+                unsafe { libc::close(fd) };
+            }
+            PIDFD_NONE
+        }
+    };
+    match PIDFD.compare_exchange(PIDFD_UNKNOWN, fd, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => {}
+        Err(winner) => {
+            if fd >= 0 {
+                // Another thread opened one first: keep theirs.
+                // SAFETY: as above.
+                unsafe { libc::close(fd) };
+            }
+            return (winner != PIDFD_NONE).then_some(winner);
+        }
+    }
+    (fd != PIDFD_NONE).then_some(fd)
+}
+
+/// Installs a guard on every `(address, length)` range: batched when guard regions work
+/// here, one range at a time otherwise (the first decides which mechanism works).
+fn install_guards(ranges: &[(usize, usize)]) -> io::Result<()> {
+    let Some((&(addr, len), rest)) = ranges.split_first() else {
+        return Ok(());
+    };
+    install_guard(addr, len)?;
+    if GUARD_KIND.load(Ordering::Relaxed) == GUARD_REGION && advise_batch(rest, MADV_GUARD_INSTALL)?
+    {
+        return Ok(());
+    }
+    for &(addr, len) in rest {
+        install_guard(addr, len)?;
+    }
+    Ok(())
 }
 
 /// Makes `[addr, addr + len)` fault on any access.
@@ -220,8 +445,12 @@ mod tests {
         let page = page_size();
         let stacks = map_stacks(4, 4 * page).unwrap();
         for pair in stacks.windows(2) {
-            assert_eq!(pair[0].top() as usize % 16, 0);
-            assert_eq!(pair[1].guard_range().0, pair[0].top() as usize);
+            assert_eq!(pair[0].top() as usize % 64, 0);
+            assert!(pair[0].top() as usize > pair[0].limit());
+            assert_eq!(
+                pair[1].guard_range().0,
+                pair[0].limit() + pair[0].usable_size()
+            );
         }
         for stack in &stacks {
             // The whole usable range is writable.

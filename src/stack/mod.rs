@@ -27,6 +27,14 @@ pub const MIN_STACK_SIZE: usize = 16 * 1024;
 /// Usable stack size of a green thread when neither the runtime nor the thread says
 /// otherwise, in bytes.
 pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
+/// The most a stack's start is skewed below the top of its memory (see [`Stack::top`]):
+/// within the first half page, so that a thread whose first frames fit in 2 KiB still
+/// touches one page.
+const MAX_SKEW: usize = 2048;
+/// The step between the skews of neighbouring stacks: three cache lines, so consecutive
+/// stacks land in different sets and in different lines of a set's prefetch pair.
+const SKEW_STEP: usize = 192;
+
 /// Largest usable stack size a green thread may ask for, in bytes.
 pub const MAX_STACK_SIZE: usize = 1 << 30;
 
@@ -65,6 +73,9 @@ pub(crate) struct Stack {
     top: NonNull<u8>,
     /// Bytes between the guard page and `top`.
     usable: usize,
+    /// Bytes left unused at the top (a multiple of 64 below [`MAX_SKEW`]), different for
+    /// neighbouring stacks of a slab: see [`Stack::top`].
+    skew: usize,
     /// The mapping the stack lives in; unmapped when its last stack is dropped.
     mapping: Arc<map::Mapping>,
 }
@@ -74,9 +85,13 @@ pub(crate) struct Stack {
 unsafe impl Send for Stack {}
 
 impl Stack {
-    /// The highest address of the stack (exclusive), 16-byte aligned.
+    /// Where the thread's stack begins (exclusive): `skew` bytes below the top of its
+    /// memory, 64-byte aligned. Stacks that all began at the same offset in a page would
+    /// put the hot top frames of every thread in the same few L1 cache sets (which only
+    /// the address bits within a page select), so streaming through thousands of new
+    /// threads' frames would evict each other's and the running thread's.
     pub(crate) fn top(&self) -> *mut u8 {
-        self.top.as_ptr()
+        self.top.as_ptr().wrapping_sub(self.skew)
     }
 
     /// The usable size in bytes.
@@ -87,6 +102,14 @@ impl Stack {
     /// Lowest usable address: everything in `[limit - page, limit)` is the guard page.
     pub(crate) fn limit(&self) -> usize {
         self.top.as_ptr() as usize - self.usable
+    }
+
+    /// Gives up the stack without returning its memory (see `map::release`, which did);
+    /// the mapping is unmapped when the result is its last reference.
+    fn into_mapping(self) -> Arc<map::Mapping> {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: the Arc is read out once, and `this` is neither used nor dropped again.
+        unsafe { std::ptr::read(&this.mapping) }
     }
 
     /// The guard page's address range `(start, end)`, end exclusive.

@@ -2,23 +2,29 @@
 //!
 //! Allocation tries, in order: the calling worker's [`LocalCache`] (no lock), the runtime's
 //! shared free list (one lock, refilling the cache in a batch), and carving a new slab of
-//! about [`SLAB_BYTES`] (one `mmap`, plus one guard `madvise` per stack). Freed stacks go
-//! back to the local cache, overflow to the shared list (up to [`SHARED_CAP`]), and are
-//! trimmed back to [`SHARED_KEEP`] by a worker about to sleep ([`StackPool::trim`]): the
-//! `madvise` that returns a dropped stack's memory costs a system call per stack, which a
-//! burst of 10,000 finishing threads should not pay on its way out (measured: it spread
-//! their wake-ups over 35 ms instead of 14). Stacks of any other size are mapped one by one
-//! and never pooled.
+//! about [`SLAB_BYTES`] (one `mmap`, one batched guard `madvise` for all its stacks, and
+//! their first pages faulted in at once; see `map::map_stacks`). Freed stacks go back to
+//! the local cache, overflow to the shared list (up to [`SHARED_CAP`]), and are trimmed by
+//! a worker about to sleep ([`StackPool::trim`]): the stacks that stayed unused in the list
+//! for a whole [`TRIM_AFTER`] beyond [`SHARED_KEEP`] go back to the kernel, all in one
+//! `process_madvise`. Returning a stack's memory costs a system call and a TLB shootdown
+//! (an IPI to every other CPU running the process), which a burst of 10,000 finishing
+//! threads should not pay on its way out (measured: it spread their wake-ups over 35 ms
+//! instead of 14), nor a fan-out that spawns and joins again and again and so drains the
+//! list between two sleeps. Stacks of any other size are mapped one by one and never
+//! pooled.
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::{map, page_size, Stack};
 
-/// Bytes of address space a slab aims at: 64 default stacks. Large stacks get slabs of
-/// fewer (at least one), so a big default size does not reserve a huge region.
-pub(crate) const SLAB_BYTES: usize = 64 * (64 + 4) * 1024;
+/// Bytes of address space a slab aims at: 256 default stacks (17 MiB of address space, and
+/// one page of memory each until used), so a burst of spawns maps rarely. Large stacks get
+/// slabs of fewer (at least one), so a big default size does not reserve a huge region.
+pub(crate) const SLAB_BYTES: usize = 256 * (64 + 4) * 1024;
 /// Stacks a worker keeps for itself.
 pub(crate) const LOCAL_CAP: usize = 64;
 /// Stacks moved between a worker's cache and the shared list at once; refills take at most
@@ -28,6 +34,8 @@ const BATCH: usize = LOCAL_CAP / 2;
 pub(crate) const SHARED_CAP: usize = 1 << 16;
 /// Stacks the shared free list keeps once the runtime is idle.
 pub(crate) const SHARED_KEEP: usize = 1024;
+/// How long stacks must stay unused in the shared list before a trim returns them.
+pub(crate) const TRIM_AFTER: Duration = Duration::from_millis(50);
 
 /// The stacks one worker keeps for reuse; only that worker's thread touches it.
 #[derive(Default)]
@@ -42,10 +50,30 @@ impl LocalCache {
     }
 }
 
+/// The shared free list.
+struct Free {
+    /// Most recently freed last.
+    stacks: Vec<Stack>,
+    /// The fewest stacks the list held since the last trim: the bottom `low` ones have not
+    /// been used since.
+    low: usize,
+    /// When the last trim looked.
+    trimmed: Instant,
+}
+
+impl Free {
+    /// Takes the `count` most recently freed stacks.
+    fn take(&mut self, count: usize) -> std::vec::Drain<'_, Stack> {
+        let keep = self.stacks.len() - count.min(self.stacks.len());
+        self.low = self.low.min(keep);
+        self.stacks.drain(keep..)
+    }
+}
+
 /// A runtime's stack allocator for its default stack size.
 pub(crate) struct StackPool {
     usable: usize,
-    free: Mutex<Vec<Stack>>,
+    free: Mutex<Free>,
     /// Stacks mapped by this pool and not unmapped yet.
     mapped: AtomicUsize,
 }
@@ -55,7 +83,11 @@ impl StackPool {
     pub(crate) fn new(usable: usize) -> StackPool {
         StackPool {
             usable,
-            free: Mutex::new(Vec::new()),
+            free: Mutex::new(Free {
+                stacks: Vec::new(),
+                low: 0,
+                trimmed: Instant::now(),
+            }),
             mapped: AtomicUsize::new(0),
         }
     }
@@ -67,7 +99,7 @@ impl StackPool {
 
     /// Stacks in the shared free list (metrics).
     pub(crate) fn pooled(&self) -> usize {
-        self.lock().len()
+        self.lock().stacks.len()
     }
 
     /// The usable size of the stacks this pool serves.
@@ -96,8 +128,7 @@ impl StackPool {
                 let mut free = self.lock();
                 let batch = BATCH.min(self.per_slab());
                 self.refill(&mut free, batch)?;
-                let keep = free.len() - batch.min(free.len());
-                cache.stacks.extend(free.drain(keep..));
+                cache.stacks.extend(free.take(batch));
                 drop(free);
                 Ok(cache
                     .stacks
@@ -107,7 +138,8 @@ impl StackPool {
             None => {
                 let mut free = self.lock();
                 self.refill(&mut free, 1)?;
-                Ok(free.pop().expect("refill leaves at least one stack"))
+                let stack = free.take(1).next();
+                Ok(stack.expect("refill leaves at least one stack"))
             }
         }
     }
@@ -122,21 +154,25 @@ impl StackPool {
         match cache {
             Some(cache) if cache.stacks.len() < LOCAL_CAP => cache.stacks.push(stack),
             Some(cache) => {
-                // Full: hand half of it to the shared list in one lock.
+                // Full: hand half of it to the shared list in one lock; what the list has
+                // no room for goes back to the kernel in one batch.
                 let mut free = self.lock();
-                let room = SHARED_CAP.saturating_sub(free.len());
+                let room = SHARED_CAP.saturating_sub(free.stacks.len());
                 let moved = cache.stacks.len() - BATCH;
-                let before = free.len();
-                free.extend(cache.stacks.drain(moved..).take(room));
-                let unmapped = BATCH - (free.len() - before);
+                let mut half = cache.stacks.split_off(moved);
+                let over = half.split_off(room.min(half.len()));
+                free.stacks.append(&mut half);
                 drop(free);
-                self.mapped.fetch_sub(unmapped, Relaxed);
                 cache.stacks.push(stack);
+                if !over.is_empty() {
+                    self.mapped.fetch_sub(over.len(), Relaxed);
+                    map::release(over);
+                }
             }
             None => {
                 let mut free = self.lock();
-                if free.len() < SHARED_CAP {
-                    free.push(stack);
+                if free.stacks.len() < SHARED_CAP {
+                    free.stacks.push(stack);
                 } else {
                     drop(free);
                     drop(stack);
@@ -146,29 +182,44 @@ impl StackPool {
         }
     }
 
-    /// Drops the stacks beyond [`SHARED_KEEP`], returning their memory; called off the hot
-    /// path, by workers about to sleep.
+    /// Returns to the kernel the stacks beyond [`SHARED_KEEP`] that nobody took from the
+    /// shared list for the last [`TRIM_AFTER`] or more; called off the hot path, by workers
+    /// about to sleep. Stacks a fan-out takes again soon stay (their pages too).
     pub(crate) fn trim(&self) {
-        let excess = {
+        self.trim_at(Instant::now());
+    }
+
+    fn trim_at(&self, now: Instant) {
+        let unused = {
             let mut free = self.lock();
-            if free.len() <= SHARED_KEEP {
+            if now.saturating_duration_since(free.trimmed) < TRIM_AFTER {
                 return;
             }
-            free.split_off(SHARED_KEEP)
+            let excess = free.low.saturating_sub(SHARED_KEEP);
+            // The oldest stacks, at the bottom of the list: untouched since the last look.
+            let unused: Vec<Stack> = free.stacks.drain(..excess).collect();
+            free.low = free.stacks.len();
+            free.trimmed = now;
+            unused
         };
-        self.mapped.fetch_sub(excess.len(), Relaxed);
-        drop(excess);
+        if !unused.is_empty() {
+            self.mapped.fetch_sub(unused.len(), Relaxed);
+            map::release(unused);
+        }
     }
 
     /// Returns a worker's cached stacks to the shared list (when the worker exits).
     pub(crate) fn drain(&self, cache: &mut LocalCache) {
         let mut free = self.lock();
-        let room = SHARED_CAP.saturating_sub(free.len());
-        let before = free.len();
-        let total = cache.stacks.len();
-        free.extend(cache.stacks.drain(..).take(room));
-        self.mapped
-            .fetch_sub(total - (free.len() - before), Relaxed);
+        let room = SHARED_CAP.saturating_sub(free.stacks.len());
+        let mut all = std::mem::take(&mut cache.stacks);
+        let over = all.split_off(room.min(all.len()));
+        free.stacks.append(&mut all);
+        drop(free);
+        if !over.is_empty() {
+            self.mapped.fetch_sub(over.len(), Relaxed);
+            map::release(over);
+        }
     }
 
     /// Stacks carved from one slab: fewer for bigger stacks, one for stacks of a slab or
@@ -178,19 +229,27 @@ impl StackPool {
     }
 
     /// Ensures `free` holds at least `want` stacks, mapping slabs as needed.
-    fn refill(&self, free: &mut Vec<Stack>, want: usize) -> io::Result<()> {
+    fn refill(&self, free: &mut Free, want: usize) -> io::Result<()> {
         let per_slab = self.per_slab();
-        while free.len() < want {
-            free.extend(map::map_stacks(per_slab, self.usable)?);
+        while free.stacks.len() < want {
+            free.stacks.extend(map::map_stacks(per_slab, self.usable)?);
             self.mapped.fetch_add(per_slab, Relaxed);
         }
         Ok(())
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Stack>> {
+    fn lock(&self) -> MutexGuard<'_, Free> {
         // The list is consistent whatever a panicking holder was doing: every element is a
         // valid free stack.
         self.free.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for StackPool {
+    fn drop(&mut self) {
+        // All at once: slabs whose every stack is here are only unmapped.
+        let free = self.free.get_mut().unwrap_or_else(PoisonError::into_inner);
+        map::release(std::mem::take(&mut free.stacks));
     }
 }
 
@@ -226,7 +285,7 @@ mod tests {
             pool.free(stack, Some(&mut cache));
             assert!(cache.stacks.len() <= LOCAL_CAP);
         }
-        assert!(pool.lock().len() <= SHARED_CAP);
+        assert!(pool.lock().stacks.len() <= SHARED_CAP);
     }
 
     #[test]
@@ -240,9 +299,42 @@ mod tests {
             pool.free(stack, None);
         }
         // The freed stacks, plus what the last slab had left uncarved.
-        assert!(pool.lock().len() >= SHARED_KEEP + 100);
-        pool.trim();
-        assert_eq!(pool.lock().len(), SHARED_KEEP);
+        let pooled = pool.lock().stacks.len();
+        assert!(pooled >= SHARED_KEEP + 100);
+        let start = pool.lock().trimmed;
+        pool.trim_at(start + TRIM_AFTER / 2);
+        assert_eq!(pool.lock().stacks.len(), pooled, "too soon to trim");
+        // The list was empty at first: nothing has stayed unused for a whole period yet.
+        pool.trim_at(start + TRIM_AFTER);
+        assert_eq!(pool.lock().stacks.len(), pooled);
+        let mapped = pool.mapped();
+        pool.trim_at(start + 2 * TRIM_AFTER);
+        assert_eq!(pool.lock().stacks.len(), SHARED_KEEP);
+        assert_eq!(pool.mapped(), mapped - (pooled - SHARED_KEEP));
+    }
+
+    #[test]
+    fn trim_keeps_stacks_taken_since_the_last_look() {
+        let size = 4 * page_size();
+        let pool = StackPool::new(size);
+        let stacks: Vec<_> = (0..2 * SHARED_KEEP)
+            .map(|_| pool.alloc(size, None).unwrap())
+            .collect();
+        for stack in stacks {
+            pool.free(stack, None);
+        }
+        let start = pool.lock().trimmed;
+        pool.trim_at(start + TRIM_AFTER);
+        let pooled = pool.lock().stacks.len();
+        // A fan-out takes all but 10 and gives them back before the next look.
+        let again: Vec<_> = (0..pooled - 10)
+            .map(|_| pool.alloc(size, None).unwrap())
+            .collect();
+        for stack in again {
+            pool.free(stack, None);
+        }
+        pool.trim_at(start + 2 * TRIM_AFTER);
+        assert_eq!(pool.lock().stacks.len(), pooled, "all were used recently");
     }
 
     #[test]
@@ -262,6 +354,6 @@ mod tests {
         let odd = pool.alloc(8 * page_size(), None).unwrap();
         assert_eq!(odd.usable_size(), 8 * page_size());
         pool.free(odd, None);
-        assert!(pool.lock().is_empty());
+        assert!(pool.lock().stacks.is_empty());
     }
 }

@@ -111,7 +111,9 @@ impl Task {
         join: Option<Arc<dyn crate::thread::CancelJoin>>,
     ) -> TaskRef {
         let guard = stack.guard_range();
-        let stack_range = (stack.limit(), stack.top() as usize);
+        // The whole usable memory, page aligned at both ends (the thread's first frame
+        // starts a little below its top, see `Stack::top`).
+        let stack_range = (stack.limit(), stack.limit() + stack.usable_size());
         let task = Arc::new(Task {
             id,
             name,
