@@ -1,8 +1,10 @@
 //! A blocking key-value server, ported from std to greenring by changing its imports only.
 //!
-//! The protocol is one command per line: `SET key value`, `GET key`, `DEL key`, `QUIT`.
-//! Every change is appended to a log file, replayed at start-up. One thread per connection,
-//! a `Mutex<HashMap>` for the data, a `Mutex<File>` for the log: plain blocking code.
+//! The protocol is one command per line: `SET key value`, `GET key`, `DEL key`, `STATS`,
+//! `QUIT`. Every change is appended to a log file, replayed at start-up. One thread per
+//! connection, a `Mutex<HashMap>` for the data, a `Mutex<File>` for the log: plain blocking
+//! code. `STATS` shells out (`wc -c` of the log) and the clients connect by host name
+//! (`localhost`), so the port also covers child processes and name resolution.
 //!
 //! ```text
 //! cargo run --release --example port_blocking                        # green threads
@@ -10,14 +12,15 @@
 //! cargo run --release --example port_blocking -- 127.0.0.1:7878 kv.log   # serve
 //! ```
 //!
-//! Without arguments it runs a self-test: 200 concurrent clients, then a restart that
-//! replays the log. The `rt` module below is the whole port: the two variants differ there
+//! Without arguments it runs a self-test: 200 concurrent clients, some of which ask for
+//! `STATS` meanwhile, then a restart that replays the log. The `rt` module below is the whole port: the two variants differ there
 //! and nowhere else.
 
 #[cfg(not(feature = "port-std"))]
 mod rt {
     pub use greenring::fs::OpenOptions;
     pub use greenring::net::{TcpListener, TcpStream};
+    pub use greenring::process::Command;
     pub use greenring::sync::Mutex;
     pub use greenring::thread::spawn;
     pub const NAME: &str = "greenring green threads";
@@ -27,6 +30,7 @@ mod rt {
 mod rt {
     pub use std::fs::OpenOptions;
     pub use std::net::{TcpListener, TcpStream};
+    pub use std::process::Command;
     pub use std::sync::Mutex;
     pub use std::thread::spawn;
     pub const NAME: &str = "std OS threads";
@@ -34,17 +38,17 @@ mod rt {
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use rt::{Mutex, OpenOptions, TcpListener, TcpStream};
+use rt::{Command, Mutex, OpenOptions, TcpListener, TcpStream};
 
 /// The data and its append-only log.
 struct Store<W> {
     data: Mutex<HashMap<String, String>>,
     log: Mutex<W>,
+    log_path: PathBuf,
 }
 
 impl<W: Write> Store<W> {
@@ -75,11 +79,32 @@ impl<W: Write> Store<W> {
                     None => "NONE".to_owned(),
                 }
             }
+            (Some("STATS"), None, None) => {
+                let keys = self.data.lock().unwrap().len();
+                match file_size(&self.log_path) {
+                    Ok(bytes) => format!("STATS keys={keys} log_bytes={bytes}"),
+                    Err(err) => format!("ERROR {err}"),
+                }
+            }
             (Some("QUIT"), None, None) => return None,
             _ => format!("ERROR bad command: {line}"),
         };
         Some(reply)
     }
+}
+
+/// The size of the file at `path`, as `wc -c` counts it.
+fn file_size(path: &Path) -> io::Result<u64> {
+    let output = Command::new("wc").arg("-c").arg(path).output()?;
+    if !output.status.success() {
+        return Err(io::Error::other(format!("wc failed: {}", output.status)));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .split_whitespace()
+        .next()
+        .and_then(|bytes| bytes.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("unexpected wc output: {stdout:?}")))
 }
 
 /// Opens the log at `path`, replaying it into a fresh map.
@@ -112,6 +137,7 @@ fn open_store(path: &Path) -> io::Result<Store<impl Write>> {
     Ok(Store {
         data: Mutex::new(data),
         log: Mutex::new(file),
+        log_path: path.to_owned(),
     })
 }
 
@@ -150,9 +176,10 @@ fn serve<W: Write + Send + 'static>(listener: TcpListener, store: Arc<Store<W>>)
     }
 }
 
-/// One client: sets its keys, reads them back, deletes every other one.
-fn client(addr: SocketAddr, id: usize, keys: usize) -> io::Result<()> {
-    let stream = TcpStream::connect(addr)?;
+/// One client, connecting to `localhost` (resolved by name): sets its keys, reads them
+/// back, deletes every other one; every 50th also asks for `STATS`.
+fn client(port: u16, id: usize, keys: usize) -> io::Result<()> {
+    let stream = TcpStream::connect(format!("localhost:{port}"))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
     let mut ask = |command: String| -> io::Result<String> {
@@ -171,6 +198,10 @@ fn client(addr: SocketAddr, id: usize, keys: usize) -> io::Result<()> {
         assert_eq!(ask(format!("DEL c{id}-k{k}"))?, "OK");
     }
     assert!(ask("FLY me".to_owned())?.starts_with("ERROR"));
+    if id % 50 == 0 {
+        let stats = ask("STATS".to_owned())?;
+        assert!(stats.starts_with("STATS keys="), "{stats}");
+    }
     ask("QUIT".to_owned()).map(drop)
 }
 
@@ -181,14 +212,14 @@ fn self_test() -> io::Result<()> {
         std::env::temp_dir().join(format!("greenring-port-{}.log", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
+    let port = listener.local_addr()?.port();
     let store = Arc::new(open_store(&path)?);
     let server_store = Arc::clone(&store);
     rt::spawn(move || serve(listener, server_store));
 
     let start = Instant::now();
     let clients: Vec<_> = (0..CLIENTS)
-        .map(|id| rt::spawn(move || client(addr, id, KEYS)))
+        .map(|id| rt::spawn(move || client(port, id, KEYS)))
         .collect();
     for handle in clients {
         handle.join().expect("a client panicked")?;
@@ -196,6 +227,20 @@ fn self_test() -> io::Result<()> {
     let elapsed = start.elapsed();
     let live = store.data.lock().unwrap().len();
     assert_eq!(live, CLIENTS * KEYS / 2);
+
+    // Once all is quiet, STATS counts what the log file holds.
+    let stats = rt::spawn(move || -> io::Result<String> {
+        let stream = TcpStream::connect(format!("localhost:{port}"))?;
+        let mut reader = BufReader::new(stream.try_clone()?);
+        (&stream).write_all(b"STATS\n")?;
+        let mut reply = String::new();
+        reader.read_line(&mut reply)?;
+        Ok(reply.trim_end().to_owned())
+    })
+    .join()
+    .expect("the stats client panicked")?;
+    let log_bytes = std::fs::metadata(&path)?.len();
+    assert_eq!(stats, format!("STATS keys={live} log_bytes={log_bytes}"));
 
     // A restart replays the log into the same state.
     let replayed = open_store(&path)?;

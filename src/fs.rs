@@ -2,14 +2,43 @@
 //! calling green thread.
 //!
 //! On a green thread `open`, `read`, `write`, `read_at`, `write_at`, `sync_all`,
-//! `sync_data`, `remove_file` and `create_dir_all` run as io_uring ops on the caller's own
-//! buffers; off green threads they are the std calls. Writes of up to [`INLINE_WRITE_MAX`]
+//! `sync_data`, `set_len`, `remove_file` and `create_dir_all` run as io_uring ops on the
+//! caller's own buffers (on the epoll backend, as their system calls on the blocking pool);
+//! off green threads they are the std calls. Writes of up to [`INLINE_WRITE_MAX`]
 //! bytes are the plain system call on green threads too: a buffered write is a copy into
 //! the page cache, and io_uring cannot do it without blocking on ext4, so it hands it to a
 //! kernel worker thread (measured here: 70 us per 29-byte append through io_uring, 2 us
 //! with `write`). A write that does block (dirty-page throttling, `O_DIRECT`) holds the
-//! worker; past 10 ms the hand-off monitor moves the worker's other green threads away. `metadata`, `set_len` and seeking are
-//! std's calls everywhere (a `stat` or `lseek` does not wait for the device).
+//! worker; past 10 ms the hand-off monitor moves the worker's other green threads away.
+//! Seeking is std's call everywhere (an `lseek` does not wait for the device).
+//!
+//! # Metadata
+//!
+//! A `stat` walks the path and may wait for the disk (a cold inode cache) or the server
+//! (NFS), so on a green thread [`metadata`], [`symlink_metadata`] and [`File::metadata`]
+//! run std's own call on the blocking pool, on both backends, and return std's
+//! [`Metadata`]. io_uring's `IORING_OP_STATX` fills a `statx` buffer, and std's
+//! `Metadata` (like its `FileType`) cannot be built from one; a `Metadata` of greenring's
+//! own would differ from the one [`DirEntry::metadata`] returns and from what every crate
+//! that takes a `&std::fs::Metadata` expects, so porting would stop being an import change.
+//! It would not be faster either: the kernel always hands `IORING_OP_STATX` to its own
+//! worker threads (io-wq), a hop like the pool's. Where only the existence or the type of
+//! a file is needed ([`exists`], and the checks inside [`create_dir_all`]) greenring
+//! issues `statx` itself: `IORING_OP_STATX` on io_uring, the blocking pool on epoll.
+//! [`read`] sizes its buffer with a plain `statx` of the file it just opened (whose inode
+//! is in memory), as std does.
+//!
+//! [`File::set_len`] is `IORING_OP_FTRUNCATE` where the kernel has it (Linux 6.9; each
+//! ring probes its opcodes once, with `io_uring_register_probe`, when it is set up), and
+//! std's call on the blocking pool otherwise and on epoll.
+//!
+//! # Kernel requirements
+//!
+//! The io_uring backend needs Linux 5.18 (its rings are set up with
+//! `IORING_SETUP_SUBMIT_ALL`), and every opcode this module relies on is older:
+//! `IORING_OP_OPENAT`, `READ`, `WRITE` and `STATX` (5.6), `FSYNC` (5.1), `UNLINKAT`
+//! (5.11) and `MKDIRAT` (5.15). The one newer opcode, `IORING_OP_FTRUNCATE` (6.9), is
+//! used only where the probe finds it.
 //!
 //! # Directories, links, copies and locks
 //!
@@ -18,10 +47,10 @@
 //! [`set_permissions`], [`DirBuilder::create`]) and the waiting [`File::lock`] and
 //! [`File::lock_shared`] run on the blocking pool (see [`crate::spawn_blocking`]) when
 //! called on a green thread, which waits parked meanwhile; off green threads they are the
-//! std calls. [`create_dir`] is an io_uring op like [`create_dir_all`]. The calls that read
-//! or set attributes ([`metadata`], [`symlink_metadata`], [`exists`],
-//! [`File::set_permissions`], [`File::set_times`], [`File::try_lock`], [`File::unlock`])
-//! are std's (or the plain system call) everywhere, as `metadata` is.
+//! std calls. [`create_dir`] is an io_uring op like [`create_dir_all`]. The calls that set
+//! attributes of an open file ([`File::set_permissions`], [`File::set_times`],
+//! [`File::set_modified`]) and the non-waiting [`File::try_lock`] and [`File::unlock`] are
+//! std's (or the plain system call) everywhere: they change an inode already in memory.
 //!
 //! A wait on the blocking pool is not a cancellation point: the pool thread works on the
 //! caller's buffers and paths, so a green thread in [`File::lock`] waits for the lock even
@@ -168,16 +197,23 @@ impl File {
     ///
     /// As std's.
     pub fn set_len(&self, size: u64) -> io::Result<()> {
-        self.inner.set_len(size)
+        // Past i64::MAX std reports its own InvalidInput error.
+        if i64::try_from(size).is_ok() {
+            if let Some(result) = ops::ftruncate(self.as_raw_fd(), size) {
+                return result;
+            }
+        }
+        blocking(|| self.inner.set_len(size))
     }
 
-    /// The file's metadata.
+    /// The file's metadata (std's type, from std's call on the blocking pool; see the
+    /// module documentation).
     ///
     /// # Errors
     ///
     /// As std's.
     pub fn metadata(&self) -> io::Result<Metadata> {
-        self.inner.metadata()
+        blocking(|| self.inner.metadata())
     }
 
     /// A second handle to the same open file (sharing its position).
@@ -772,7 +808,8 @@ fn c_path(path: &Path) -> io::Result<CString> {
 /// As std's.
 pub fn read<P: AsRef<Path>>(path: P) -> io::Result<Vec<u8>> {
     let file = File::open(path)?;
-    let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
+    // A plain `statx` of the file just opened, whose inode is in memory.
+    let size = file.inner.metadata().map(|m| m.len() as usize).unwrap_or(0);
     let mut bytes = Vec::with_capacity(size);
     (&file).read_to_end(&mut bytes)?;
     Ok(bytes)
@@ -801,13 +838,15 @@ pub fn write<P: AsRef<Path>, C: AsRef<[u8]>>(path: P, contents: C) -> io::Result
     File::create(path)?.write_all(contents.as_ref())
 }
 
-/// Metadata of the file at `path`, following symlinks (std's `stat`).
+/// Metadata of the file at `path`, following symlinks (std's `stat`); on a green thread,
+/// std's call on the blocking pool (see the module documentation).
 ///
 /// # Errors
 ///
 /// As std's.
 pub fn metadata<P: AsRef<Path>>(path: P) -> io::Result<Metadata> {
-    std::fs::metadata(path)
+    let path = path.as_ref();
+    blocking(|| std::fs::metadata(path))
 }
 
 /// Removes a file, like [`std::fs::remove_file`].
@@ -839,7 +878,7 @@ pub fn create_dir_all<P: AsRef<Path>>(path: P) -> io::Result<()> {
     match ops::mkdir(&c_path(path)?).expect("checked: on a green thread") {
         Ok(()) => return Ok(()),
         Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-        Err(_) if path.is_dir() => return Ok(()),
+        Err(_) if is_dir(path) => return Ok(()),
         Err(err) => return Err(err),
     }
     match path.parent() {
@@ -848,7 +887,7 @@ pub fn create_dir_all<P: AsRef<Path>>(path: P) -> io::Result<()> {
     }
     match ops::mkdir(&c_path(path)?).expect("checked: on a green thread") {
         Ok(()) => Ok(()),
-        Err(_) if path.is_dir() => Ok(()),
+        Err(_) if is_dir(path) => Ok(()),
         Err(err) => Err(err),
     }
 }
@@ -864,13 +903,15 @@ pub(crate) fn blocking<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
-/// Metadata of `path` itself, not following a final symlink (std's `lstat`).
+/// Metadata of `path` itself, not following a final symlink (std's `lstat`); on a green
+/// thread, std's call on the blocking pool.
 ///
 /// # Errors
 ///
 /// As std's.
 pub fn symlink_metadata<P: AsRef<Path>>(path: P) -> io::Result<Metadata> {
-    std::fs::symlink_metadata(path)
+    let path = path.as_ref();
+    blocking(|| std::fs::symlink_metadata(path))
 }
 
 /// `Ok(true)` if `path` names an existing file (following symlinks), `Ok(false)` if it
@@ -880,11 +921,37 @@ pub fn symlink_metadata<P: AsRef<Path>>(path: P) -> io::Result<Metadata> {
 ///
 /// When existence cannot be told (a `PermissionDenied` on a parent, say).
 pub fn exists<P: AsRef<Path>>(path: P) -> io::Result<bool> {
-    match std::fs::metadata(path) {
+    match stat_mode(path.as_ref()) {
         Ok(_) => Ok(true),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(err) => Err(err),
     }
+}
+
+/// The file type bits (`S_IFMT`) of the file at `path`, following symlinks: a `statx` op
+/// on a green thread (`IORING_OP_STATX`, or on the blocking pool on epoll), std's
+/// `metadata` elsewhere.
+fn stat_mode(path: &Path) -> io::Result<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    if !crate::thread::is_green() {
+        return std::fs::metadata(path).map(|m| m.mode() & libc::S_IFMT);
+    }
+    let c_path = c_path(path)?;
+    match ops::statx(
+        libc::AT_FDCWD,
+        &c_path,
+        libc::AT_STATX_SYNC_AS_STAT,
+        libc::STATX_TYPE,
+    ) {
+        Some(result) => result.map(|statx| u32::from(statx.stx_mode) & libc::S_IFMT),
+        None => std::fs::metadata(path).map(|m| m.mode() & libc::S_IFMT),
+    }
+}
+
+/// Whether `path` names a directory (following symlinks), as `Path::is_dir`, without
+/// blocking the worker.
+fn is_dir(path: &Path) -> bool {
+    matches!(stat_mode(path), Ok(libc::S_IFDIR))
 }
 
 /// Creates a directory (mode 0o777 less the umask), like [`std::fs::create_dir`]; its
@@ -1125,5 +1192,43 @@ impl DirBuilder {
 impl std::os::unix::fs::DirBuilderExt for DirBuilder {
     fn mode(&mut self, mode: u32) -> &mut DirBuilder {
         DirBuilder::mode(self, mode)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::runtime::{IoBackend, Runtime};
+
+    /// On a ring whose kernel lacks `IORING_OP_FTRUNCATE` (older than 6.9), `set_len`
+    /// runs on the blocking pool instead, with the same outcome.
+    #[test]
+    fn set_len_without_the_ftruncate_opcode_uses_the_pool() {
+        let Ok(rt) = Runtime::builder()
+            .worker_threads(1)
+            .io_backend(IoBackend::IoUring)
+            .build()
+        else {
+            return; // no io_uring here: nothing to test
+        };
+        let path =
+            std::env::temp_dir().join(format!("greenring-set-len-fallback-{}", std::process::id()));
+        let file_path = path.clone();
+        let lens = rt.block_on(move || {
+            let worker = crate::sched::current::worker_moving().expect("on a green thread");
+            let ring = worker.reactor().ring();
+            let code = io_uring::opcode::Ftruncate::CODE;
+            let probed = ring.supports(code);
+            ring.forget_opcode(code);
+            assert!(!ring.supports(code));
+            drop(worker);
+            let file = super::File::create(&file_path).unwrap();
+            file.set_len(4096).unwrap();
+            let grown = file.metadata().unwrap().len();
+            file.set_len(7).unwrap();
+            (probed, grown, file.metadata().unwrap().len())
+        });
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!((lens.1, lens.2), (4096, 7));
+        eprintln!("IORING_OP_FTRUNCATE probed as supported: {}", lens.0);
     }
 }

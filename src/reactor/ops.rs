@@ -822,3 +822,94 @@ pub(crate) unsafe fn recvmsg_flags(
 ) -> Option<io::Result<usize>> {
     run(RecvMsgFlags { socket, msg, flags }, timeout)
 }
+
+/// `statx(2)` of `path` relative to `dirfd` (with `AT_EMPTY_PATH` and an empty path: of
+/// `dirfd` itself), into `buf`.
+struct Statx {
+    dirfd: RawFd,
+    path: *const libc::c_char,
+    flags: i32,
+    mask: u32,
+    buf: *mut libc::statx,
+}
+
+// SAFETY: `path` is a NUL-terminated string and `buf` a writable `statx`, both borrowed
+// by the caller of `statx` for as long as the op lives.
+unsafe impl Op for Statx {
+    const WAIT: Wait = Wait::Pool;
+
+    fn socket(&self) -> Socket<'_> {
+        Socket::fd(self.dirfd)
+    }
+
+    fn entry(&mut self, _empty: bool) -> Entry {
+        opcode::Statx::new(Fd(self.dirfd), self.path, self.buf.cast())
+            .flags(self.flags)
+            .mask(self.mask)
+            .build()
+    }
+
+    fn call(&mut self) -> isize {
+        // SAFETY: see the impl.
+        (unsafe { libc::statx(self.dirfd, self.path, self.flags, self.mask, self.buf) }) as isize
+    }
+}
+
+/// `statx(2)` of `path` relative to `dirfd` with `flags` (`AT_SYMLINK_NOFOLLOW`,
+/// `AT_EMPTY_PATH`), asking for the fields in `mask`.
+pub(crate) fn statx(
+    dirfd: RawFd,
+    path: &CStr,
+    flags: i32,
+    mask: u32,
+) -> Option<io::Result<libc::statx>> {
+    // SAFETY: `statx` is plain data, for which all zeroes is a valid value.
+    let mut buf: libc::statx = unsafe { std::mem::zeroed() };
+    let op = Statx {
+        dirfd,
+        path: path.as_ptr(),
+        flags,
+        mask,
+        buf: &mut buf,
+    };
+    run(op, None).map(|result| result.map(|_| buf))
+}
+
+/// `ftruncate(2)`: `IORING_OP_FTRUNCATE` (Linux 6.9) on io_uring.
+struct Ftruncate {
+    fd: RawFd,
+    len: u64,
+}
+
+// SAFETY: the op holds no pointers.
+unsafe impl Op for Ftruncate {
+    const WAIT: Wait = Wait::Pool;
+
+    fn socket(&self) -> Socket<'_> {
+        Socket::fd(self.fd)
+    }
+
+    fn entry(&mut self, _empty: bool) -> Entry {
+        opcode::Ftruncate::new(Fd(self.fd), self.len).build()
+    }
+
+    fn call(&mut self) -> isize {
+        // SAFETY: no pointers. `ftruncate` only takes the length as a signed `off_t`; a
+        // length past `i64::MAX` becomes negative and fails with EINVAL, as in the SQE.
+        (unsafe { libc::ftruncate(self.fd, self.len as libc::off_t) }) as isize
+    }
+}
+
+/// `ftruncate(2)` of `fd` to `len` bytes; also `None` on a green thread whose ring's
+/// kernel lacks `IORING_OP_FTRUNCATE` (older than 6.9): the caller then runs the call on
+/// the blocking pool.
+pub(crate) fn ftruncate(fd: RawFd, len: u64) -> Option<io::Result<()>> {
+    let worker = crate::sched::current::worker()?;
+    if let super::Reactor::Uring(ring) = worker.reactor() {
+        if !ring.supports(opcode::Ftruncate::CODE) {
+            return None;
+        }
+    }
+    drop(worker);
+    run(Ftruncate { fd, len }, None).map(|r| r.map(drop))
+}

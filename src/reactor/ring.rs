@@ -62,6 +62,21 @@ impl Waker {
     }
 }
 
+/// The opcodes `ring`'s kernel supports, as a [`Ring`] keeps them; none if the
+/// probe fails.
+fn probe(ring: &IoUring) -> [u64; 4] {
+    let mut probe = io_uring::Probe::new();
+    let mut opcodes = [0; 4];
+    if ring.submitter().register_probe(&mut probe).is_ok() {
+        for opcode in 0..=u8::MAX {
+            if probe.is_supported(opcode) {
+                opcodes[usize::from(opcode / 64)] |= 1 << (opcode % 64);
+            }
+        }
+    }
+    opcodes
+}
+
 /// The ring of one worker. Only touched on that worker's OS thread: by the worker loop and
 /// by the green threads it runs.
 pub(crate) struct Ring {
@@ -92,6 +107,11 @@ pub(crate) struct Ring {
     /// Ops that failed without reaching the kernel, completed with `-errno` by the next
     /// reap (their threads have suspended by then).
     failed: RefCell<Vec<(u64, i32)>>,
+    /// The opcodes the kernel supports (`io_uring_register_probe`, once at setup), bit
+    /// `n % 64` of word `n / 64` for opcode `n`: ops newer than the kernel the runtime
+    /// requires check it before they queue an SQE (see [`Ring::supports`]). Boxed to
+    /// keep the ring small.
+    opcodes: Box<Cell<[u64; 4]>>,
     /// An error the next `io_uring_enter` of `submit` returns instead of entering.
     #[cfg(test)]
     inject: Cell<Option<i32>>,
@@ -161,6 +181,7 @@ impl Ring {
                     )));
                 }
                 Ok(ring) => {
+                    let opcodes = Box::new(Cell::new(probe(&ring)));
                     return Ok(Ring {
                         ring: RefCell::new(ring),
                         setup,
@@ -174,9 +195,10 @@ impl Ring {
                         unsubmitted: RefCell::new(Vec::new()),
                         broken: Cell::new(None),
                         failed: RefCell::new(Vec::new()),
+                        opcodes,
                         #[cfg(test)]
                         inject: Cell::new(None),
-                    })
+                    });
                 }
                 // An older kernel rejects flags it does not know with EINVAL: try the next.
                 Err(err) if err.raw_os_error() == Some(libc::EINVAL) => refusal = Some(err),
@@ -191,6 +213,20 @@ impl Ring {
     /// How the ring was set up.
     pub(crate) fn setup(&self) -> UringSetup {
         self.setup
+    }
+
+    /// Whether the kernel knows `opcode` (an `io_uring::opcode::*::CODE`), as probed when
+    /// the ring was set up; `false` for every opcode if the probe failed.
+    pub(crate) fn supports(&self, opcode: u8) -> bool {
+        self.opcodes.get()[usize::from(opcode / 64)] & (1 << (opcode % 64)) != 0
+    }
+
+    /// Makes [`Ring::supports`] report `opcode` as unknown, as on an older kernel.
+    #[cfg(test)]
+    pub(crate) fn forget_opcode(&self, opcode: u8) {
+        let mut opcodes = self.opcodes.get();
+        opcodes[usize::from(opcode / 64)] &= !(1 << (opcode % 64));
+        self.opcodes.set(opcodes);
     }
 
     /// Called by the worker on the OS thread that will own the ring, before its first
