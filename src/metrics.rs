@@ -30,17 +30,10 @@ pub struct Metrics {
     /// Whether started green threads may change OS thread (see
     /// [`Builder::migrate_started_threads`](crate::runtime::Builder::migrate_started_threads)).
     pub migrates_started_threads: bool,
-    /// Stack high-water marks of the started green threads, as a histogram of touched
-    /// pages: entry `i` counts threads whose stack has at most `2^i` touched pages (and
-    /// more than `2^(i-1)`), for `i` below [`STACK_BUCKETS`]` - 1`; the last entry counts
-    /// the rest. Touched means resident (`mincore(2)`): pooled stacks are reused without
-    /// being cleared, so a thread on a reused stack also counts the pages earlier threads
-    /// touched there (see [`mod@crate::dump`]). Computing it costs one `mincore` per started
-    /// thread.
-    pub stack_pages_touched: Vec<u64>,
 }
 
-/// Entries of [`Metrics::stack_pages_touched`]: up to 1, 2, 4, ... 512 pages, and more.
+/// Entries of [`Runtime::stack_histogram`](crate::Runtime::stack_histogram): up to 1, 2,
+/// 4, ... 512 pages, and more.
 pub const STACK_BUCKETS: usize = 11;
 
 /// One worker's part of [`Metrics`].
@@ -89,7 +82,6 @@ impl Metrics {
             io_backend: Some(shared.io_backend()),
             io_uring_setup: shared.uring_setup(),
             migrates_started_threads: shared.migrates(),
-            stack_pages_touched: crate::dump::stack_histogram(shared, STACK_BUCKETS),
         }
     }
 

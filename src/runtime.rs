@@ -434,9 +434,8 @@ impl Runtime {
 
     /// A snapshot of this runtime's counters: live green threads, per-worker queue depth,
     /// steals, parks, I/O, stacks and hand-offs, and a histogram of the started threads'
-    /// stack high-water marks. Reading it costs a few atomic loads per worker, one lock,
-    /// and one `mincore` system call per started thread (for the histogram); the counters
-    /// themselves cost the workers no atomic read-modify-write.
+    /// stack high-water marks. Reading it costs a few atomic loads per worker and one lock;
+    /// the counters themselves cost the workers no atomic read-modify-write.
     ///
     /// ```
     /// let rt = greenring::Runtime::builder().worker_threads(2).build()?;
@@ -448,6 +447,35 @@ impl Runtime {
     /// ```
     pub fn metrics(&self) -> Metrics {
         Metrics::collect(&self.shared)
+    }
+
+    /// Stack high-water marks of the started green threads, as a histogram of touched
+    /// pages: entry `i` counts threads whose stack has at most `2^i` touched pages (and
+    /// more than `2^(i-1)`), for `i` below [`STACK_BUCKETS`]` - 1`; the last entry counts
+    /// the rest. Touched means resident (`mincore(2)`): pooled stacks are reused without
+    /// being cleared, so a thread on a reused stack also counts the pages earlier threads
+    /// touched there (see [`mod@crate::dump`]).
+    ///
+    /// It costs one `mincore` system call per started thread, which is why it is not part
+    /// of [`Runtime::metrics`], which monitoring may poll: size `stack_size` from it once
+    /// the program has run its deepest paths.
+    ///
+    /// ```
+    /// let rt = greenring::Runtime::builder().worker_threads(1).build()?;
+    /// let (tx, rx) = greenring::sync::mpsc::channel::<()>();
+    /// let waiting = rt.spawn(move || rx.recv());
+    /// while rt.metrics().parks() == 0 {
+    ///     std::thread::yield_now();
+    /// }
+    /// let histogram = rt.stack_histogram();
+    /// assert_eq!(histogram.len(), greenring::runtime::STACK_BUCKETS);
+    /// assert_eq!(histogram.iter().sum::<u64>(), 1);
+    /// drop(tx);
+    /// waiting.join().unwrap().unwrap_err();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn stack_histogram(&self) -> Vec<u64> {
+        crate::dump::stack_histogram(&self.shared, STACK_BUCKETS)
     }
 
     /// A snapshot of every green thread of this runtime: its state (running, runnable, or

@@ -499,7 +499,7 @@ fn the_stack_high_water_mark_grows_with_recursion() {
             deep_pages.touched_bytes() >= shallow_pages.touched_bytes() + 190 * 1024,
             "deep {deep_pages:?}, shallow {shallow_pages:?}"
         );
-        let histogram = rt.metrics().stack_pages_touched;
+        let histogram = rt.stack_histogram();
         assert_eq!(histogram.len(), greenring::runtime::STACK_BUCKETS);
         assert_eq!(histogram.iter().sum::<u64>(), 2);
         drop((deep_tx, shallow_tx));
