@@ -1,28 +1,14 @@
 //! Files through the reactor, checked against std.
 
+#[path = "support/tempdir.rs"]
+mod tempdir;
+
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
 
 use greenring::fs::{self, File, OpenOptions};
 use greenring::Runtime;
 
-/// A fresh directory for one test, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("greenring-fs-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use tempdir::TempDir;
 
 /// A deterministic pseudo-random byte at `offset`.
 fn byte_at(offset: u64) -> u8 {

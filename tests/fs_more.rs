@@ -6,35 +6,21 @@
 #[path = "support/watchdog.rs"]
 mod watchdog;
 
+#[path = "support/tempdir.rs"]
+mod tempdir;
+
 use std::collections::BTreeSet;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use greenring::fs::{self, DirBuilder, File, FileTimes, OpenOptions, Permissions, TryLockError};
 use greenring::os::unix::fs::{symlink, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use greenring::{IoBackend, Runtime};
 
+use tempdir::TempDir;
+
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// A fresh directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("greenring-fs-more-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Runs `body` in a fresh directory off green threads, then on a green thread of a runtime
 /// with the default backend, then on one of an epoll runtime; `workers` per runtime.
