@@ -6,7 +6,7 @@ mod watchdog;
 
 use std::io::Read;
 use std::net::TcpListener as StdListener;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -299,14 +299,24 @@ fn a_dump_of_100k_threads_is_quick_and_grouped() {
             .build()
             .unwrap();
         let (tx, rx) = mpmc::unbounded::<()>();
+        let arrived = Arc::new(AtomicUsize::new(0));
         let handles: Vec<_> = (0..THREADS)
             .map(|_| {
-                let rx = rx.clone();
-                rt.spawn(move || blocked_on_mpmc(rx))
+                let (rx, arrived) = (rx.clone(), Arc::clone(&arrived));
+                rt.spawn(move || {
+                    arrived.fetch_add(1, Ordering::SeqCst);
+                    blocked_on_mpmc(rx)
+                })
             })
             .collect();
         drop(rx);
-        while rt.metrics().parks() < THREADS as u64 {
+        // Every thread reached its recv; the parks counter then says they parked (it misses
+        // threads a migrating runtime's exiled carriers ran, so it only bounds the wait).
+        while arrived.load(Ordering::SeqCst) < THREADS {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let settle = Instant::now();
+        while rt.metrics().parks() < THREADS as u64 && settle.elapsed() < Duration::from_secs(2) {
             std::thread::sleep(Duration::from_millis(20));
         }
         let start = Instant::now();
