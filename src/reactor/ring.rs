@@ -86,8 +86,6 @@ pub(crate) struct Ring {
     /// Created disabled (`R_DISABLED`): its worker enables it on its own OS thread, which
     /// makes that thread the ring's single issuer.
     disabled: Cell<bool>,
-    /// Ops queued in the submission ring but not yet submitted.
-    queued: Cell<u32>,
     /// Ops of green threads (and their timers) whose CQE has not been reaped yet.
     inflight: Cell<usize>,
     /// The worker's eventfd (owned by its `Waker` in the runtime's shared state).
@@ -99,7 +97,8 @@ pub(crate) struct Ring {
     /// The worker's counters (ops submitted and completed).
     stats: Arc<WorkerStats>,
     /// `user_data` of the entries queued in the submission ring and not yet consumed by
-    /// the kernel, in order: what fails if the kernel refuses them.
+    /// the kernel, in order: whether anything is queued, and what fails if the kernel
+    /// refuses it.
     unsubmitted: RefCell<Vec<u64>>,
     /// Set (to the errno) once `io_uring_enter` failed in a way retrying cannot fix: the
     /// ring is retired, see [`Ring::retire`].
@@ -186,7 +185,6 @@ impl Ring {
                         ring: RefCell::new(ring),
                         setup,
                         disabled: Cell::new(setup == UringSetup::DeferTaskrun),
-                        queued: Cell::new(0),
                         inflight: Cell::new(0),
                         wake_fd: waker.fd.as_raw_fd(),
                         wake_armed: Cell::new(false),
@@ -270,7 +268,6 @@ impl Ring {
                 let mut ring = self.ring.borrow_mut();
                 // SAFETY: forwarded from the caller.
                 if unsafe { ring.submission().push_multiple(entries) }.is_ok() {
-                    self.queued.set(self.queued.get() + entries.len() as u32);
                     self.unsubmitted
                         .borrow_mut()
                         .extend(entries.iter().map(Entry::get_user_data));
@@ -323,7 +320,7 @@ impl Ring {
 
     /// `true` when ops are queued and not yet submitted.
     pub(crate) fn has_queued(&self) -> bool {
-        self.queued.get() > 0
+        !self.unsubmitted.borrow().is_empty()
     }
 
     /// Submits every queued op with one `io_uring_enter`. Retries on EINTR; on EBUSY or
@@ -334,7 +331,7 @@ impl Ring {
         if self.broken.get().is_some() {
             return;
         }
-        let mut ring = self.ring.borrow_mut();
+        let ring = self.ring.borrow_mut();
         loop {
             #[cfg(test)]
             if let Some(errno) = self.inject.take() {
@@ -345,7 +342,6 @@ impl Ring {
             match ring.submit() {
                 Ok(consumed) => {
                     self.consumed(consumed);
-                    self.queued.set(ring.submission().len() as u32);
                     return;
                 }
                 Err(err) if err.raw_os_error() == Some(libc::EINTR) => continue,
@@ -382,7 +378,6 @@ impl Ring {
              from now on, its green threads keep running"
         );
         self.broken.set(Some(errno));
-        self.queued.set(0);
         let queued = std::mem::take(&mut *self.unsubmitted.borrow_mut());
         self.failed
             .borrow_mut()
@@ -497,7 +492,7 @@ impl Ring {
                     unsafe { self.push(&[timer]) };
                 }
             }
-            let mut ring = self.ring.borrow_mut();
+            let ring = self.ring.borrow_mut();
             #[cfg(test)]
             if let Some(errno) = self.inject.take() {
                 drop(ring);
@@ -514,7 +509,6 @@ impl Ring {
             match waited {
                 Ok(consumed) => {
                     self.consumed(consumed);
-                    self.queued.set(ring.submission().len() as u32);
                 }
                 Err(err)
                     if matches!(
