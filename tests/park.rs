@@ -1,4 +1,8 @@
-//! park/unpark between green threads and OS threads: no lost wake-ups.
+//! park/unpark between green threads and OS threads: no lost wake-ups. The ping-pong games
+//! run under a watchdog, so a lost unpark fails the test instead of hanging the suite.
+
+#[path = "support/watchdog.rs"]
+mod watchdog;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
@@ -6,6 +10,9 @@ use std::time::Duration;
 
 use greenring::thread::Thread;
 use greenring::Runtime;
+
+/// Far above what each game needs (well under a second in a debug build).
+const LIMIT: Duration = Duration::from_secs(60);
 
 /// A counter two parties take turns incrementing: `turn` is even for the pinger, odd for
 /// the ponger. Each party parks until it is its turn, then increments and unparks the other.
@@ -60,36 +67,42 @@ fn ping_pong(rt: &Runtime, rounds: u64, spawn_second_on_os_thread: bool) {
 
 #[test]
 fn ping_pong_between_green_threads_100k() {
-    let rt = Runtime::builder().worker_threads(2).build().unwrap();
-    ping_pong(&rt, 100_000, false);
+    watchdog::within(LIMIT, || {
+        let rt = Runtime::builder().worker_threads(2).build().unwrap();
+        ping_pong(&rt, 100_000, false);
+    });
 }
 
 #[test]
 fn ping_pong_with_busy_neighbours_spreads_over_workers() {
     // CPU-bound neighbours keep both workers busy, so the players are stolen back and forth.
-    let rt = Runtime::builder().worker_threads(2).build().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let spinners: Vec<_> = (0..4)
-        .map(|_| {
-            let stop = Arc::clone(&stop);
-            rt.spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    greenring::yield_now();
-                }
+    watchdog::within(LIMIT, || {
+        let rt = Runtime::builder().worker_threads(2).build().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let spinners: Vec<_> = (0..4)
+            .map(|_| {
+                let stop = Arc::clone(&stop);
+                rt.spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        greenring::yield_now();
+                    }
+                })
             })
-        })
-        .collect();
-    ping_pong(&rt, 20_000, false);
-    stop.store(true, Ordering::Relaxed);
-    for spinner in spinners {
-        spinner.join().unwrap();
-    }
+            .collect();
+        ping_pong(&rt, 20_000, false);
+        stop.store(true, Ordering::Relaxed);
+        for spinner in spinners {
+            spinner.join().unwrap();
+        }
+    });
 }
 
 #[test]
 fn ping_pong_between_a_green_and_an_os_thread() {
-    let rt = Runtime::builder().worker_threads(2).build().unwrap();
-    ping_pong(&rt, 20_000, true);
+    watchdog::within(LIMIT, || {
+        let rt = Runtime::builder().worker_threads(2).build().unwrap();
+        ping_pong(&rt, 20_000, true);
+    });
 }
 
 #[test]

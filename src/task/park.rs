@@ -97,20 +97,33 @@ impl ParkWord {
             Ok(_) => true,
             Err(_notified) => {
                 // Only the thread (which is switched away) and this worker consume tokens,
-                // and unparkers never leave NOTIFIED: the store cannot hide a transition.
-                self.state.store(EMPTY, Ordering::Relaxed);
+                // and unparkers never leave NOTIFIED, so the word stays NOTIFIED until
+                // this consumes it. A swap, not a store: it reads the newest token, so it
+                // acquires the writes of every unpark made so far (one may have rewritten
+                // NOTIFIED since the failed exchange read it), and the thread run again
+                // sees them.
+                self.state.swap(EMPTY, Ordering::Acquire);
                 false
             }
         }
     }
 
     /// Makes a token available, or wakes the thread if it is parked or blocked.
+    ///
+    /// Always a read-modify-write with release ordering, even when a token is already
+    /// there (NOTIFIED is rewritten as NOTIFIED): whatever the caller wrote before
+    /// unparking (the condition the thread waits for) must reach the thread that consumes
+    /// the token. An unpark that only loaded NOTIFIED and left would publish nothing: the
+    /// thread could consume that older token, read the condition from before the caller's
+    /// write, and park with nobody left to wake it (on x86 the caller's store can still be
+    /// in its store buffer when its load of the word runs). The RMW reads the newest value
+    /// of the word, so it either comes before the thread's `take_token` (which then
+    /// acquires the caller's writes) or after it (and leaves a fresh token).
     pub(crate) fn unpark(&self) -> Unparked {
-        let mut state = self.state.load(Ordering::Acquire);
+        let mut state = self.state.load(Ordering::Relaxed);
         loop {
             let next = match state {
-                NOTIFIED => return Unparked::Token,
-                EMPTY => NOTIFIED,
+                NOTIFIED | EMPTY => NOTIFIED,
                 _parked_or_blocked => EMPTY,
             };
             match self
@@ -278,6 +291,87 @@ mod loom_tests {
                 Unparked::Resume => assert!(!runs_again, "resumed twice"),
                 Unparked::Token => assert!(runs_again, "parked with nobody to wake it"),
                 Unparked::Woke => unreachable!("nobody blocked"),
+            }
+        });
+    }
+
+    /// The waker's data reaches a thread that consumed an older token. The thread checks
+    /// its condition, finds it unmet, and parks; a stale token from an earlier unpark
+    /// lets it through once, so it checks again and parks for real. The unparker makes the
+    /// condition true, then unparks. Whatever the order, the thread either sees the
+    /// condition or is resumed by that unpark: an unpark that only *reads* the stale token
+    /// and leaves would publish nothing, and the thread could read the old condition and
+    /// park for good (on x86 the unparker's store may still sit in its store buffer).
+    #[test]
+    fn an_unpark_meeting_a_stale_token_still_publishes_its_data() {
+        use crate::loom::sync::atomic::AtomicBool;
+        loom::model(|| {
+            let word = Arc::new(ParkWord::new());
+            let ready = Arc::new(AtomicBool::new(false));
+            assert_eq!(word.unpark(), Unparked::Token, "the stale token");
+            let unparker = {
+                let (word, ready) = (Arc::clone(&word), Arc::clone(&ready));
+                loom::thread::spawn(move || {
+                    ready.store(true, Ordering::Release);
+                    word.unpark()
+                })
+            };
+            // The thread's side of `while !ready { park() }`, with the worker publishing.
+            let parked = loop {
+                if ready.load(Ordering::Acquire) {
+                    break false;
+                }
+                if word.take_token() {
+                    continue;
+                }
+                if word.publish_parked() {
+                    break true;
+                }
+            };
+            let unparked = unparker.join().unwrap();
+            if parked {
+                assert_eq!(unparked, Unparked::Resume, "parked with nobody to wake it");
+            }
+        });
+    }
+
+    /// As above, with a token that arrives during the switch: the worker consumes it and
+    /// runs the thread again, which must then see the data of an unpark that rewrote the
+    /// token meanwhile.
+    #[test]
+    fn a_token_consumed_by_the_worker_carries_every_unparks_data() {
+        use crate::loom::sync::atomic::AtomicBool;
+        loom::model(|| {
+            let word = Arc::new(ParkWord::new());
+            let ready = Arc::new(AtomicBool::new(false));
+            let plain = {
+                let word = Arc::clone(&word);
+                loom::thread::spawn(move || word.unpark())
+            };
+            let unparker = {
+                let (word, ready) = (Arc::clone(&word), Arc::clone(&ready));
+                loom::thread::spawn(move || {
+                    ready.store(true, Ordering::Release);
+                    word.unpark()
+                })
+            };
+            let parked = loop {
+                if ready.load(Ordering::Acquire) {
+                    break false;
+                }
+                if word.take_token() {
+                    continue;
+                }
+                if word.publish_parked() {
+                    break true;
+                }
+            };
+            let unparked = [plain.join().unwrap(), unparker.join().unwrap()];
+            if parked {
+                assert!(
+                    unparked.contains(&Unparked::Resume),
+                    "parked with nobody to wake it"
+                );
             }
         });
     }
