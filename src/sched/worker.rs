@@ -54,11 +54,10 @@ const BALANCE_INTERVAL: u32 = 31;
 /// clients (a server) never spin: on few CPUs the spin would take CPU from those clients
 /// (measured: wrk p99 0.7 -> 3.2 ms with an unconditional spin).
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
-/// The longest a worker sleeps before it looks at its queues again, woken or not. A
-/// safety net: a stress run of cross-worker park/unpark (millions of round trips) once
-/// ended with both workers asleep and both threads parked, a wake-up lost somewhere not
-/// yet found; with this bound such a loss costs at most this long instead of a hang, at
-/// ten wake-ups a second for an idle runtime.
+/// The longest a worker sleeps before it looks at its queues again, woken or not: the
+/// clock of the stack pool's trim, which returns the stacks a burst left behind only once
+/// they have gone unused for a while (`stack::pool`), so an idle runtime gives that memory
+/// back within about this long. Ten wake-ups a second for an idle runtime.
 const MAX_SLEEP: Duration = Duration::from_millis(100);
 /// Consecutive runs from the LIFO slot before the local queue gets a turn (as tokio), so
 /// two threads waking each other cannot starve the rest.
