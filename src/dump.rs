@@ -587,7 +587,7 @@ fn from_record(
         state,
         duration,
         worker,
-        stack: stack_use(task.stack_range, pages),
+        stack: task.stack_range().and_then(|range| stack_use(range, pages)),
         backtrace: Err(String::new()),
     }
 }
@@ -677,7 +677,10 @@ pub(crate) fn stack_histogram(shared: &Shared, buckets: usize) -> Vec<u64> {
     let mut buf = Vec::new();
     for registry in shared.registries.iter() {
         for task in registry.all() {
-            if let Some(stack) = stack_use(task.stack_range, &mut buf) {
+            if let Some(stack) = task
+                .stack_range()
+                .and_then(|range| stack_use(range, &mut buf))
+            {
                 let bucket = stack
                     .touched_pages
                     .max(1)
@@ -767,7 +770,7 @@ unsafe extern "C" fn walk_backtrace(arg: *mut u8) {
 /// suspended, started and not finished.
 unsafe fn return_addresses(task: &Task) -> Vec<usize> {
     let mut collect = Collect {
-        range: task.stack_range,
+        range: task.stack_range().unwrap_or_default(),
         ips: [0; MAX_FRAMES],
         len: 0,
         trace: None,
@@ -784,7 +787,7 @@ unsafe fn return_addresses(task: &Task) -> Vec<usize> {
 /// As [`return_addresses`].
 unsafe fn capture(task: &Task) -> Option<Backtrace> {
     let mut collect = Collect {
-        range: task.stack_range,
+        range: task.stack_range().unwrap_or_default(),
         ips: [0; MAX_FRAMES],
         len: 0,
         trace: None,

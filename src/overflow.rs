@@ -60,9 +60,13 @@ unsafe extern "C" fn on_fault(
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let address = unsafe { (*info).si_addr() } as usize;
     // SAFETY: a non-null task pointer refers to the green thread running on this OS thread,
-    // kept alive by its worker for the whole run; its `guard` and `name` never change.
+    // kept alive by its worker for the whole run; its guard (set before its first run) and
+    // `name` never change.
     if let Some(task) = unsafe { current::task().as_ref() } {
-        if (task.guard.0..task.guard.1).contains(&address) {
+        if task
+            .guard()
+            .is_some_and(|(start, end)| (start..end).contains(&address))
+        {
             let name = task.name.as_deref().unwrap_or("<unnamed>");
             write_stderr(b"\ngreen thread '");
             write_stderr(name.as_bytes());

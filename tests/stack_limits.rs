@@ -58,3 +58,73 @@ fn a_runtime_with_1_gib_stacks_spawns_and_joins_a_thread() {
     let outer = rt.spawn(|| greenring::spawn(|| 6 * 7).join().unwrap());
     assert_eq!(outer.join().unwrap(), 42);
 }
+
+#[test]
+fn a_thread_that_cannot_get_a_stack_at_its_first_run_fails_its_join_with_the_cause() {
+    const NAME: &str =
+        "a_thread_that_cannot_get_a_stack_at_its_first_run_fails_its_join_with_the_cause";
+    if !support::is_child(NAME) {
+        return run_in_child(NAME);
+    }
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier};
+    use std::time::{Duration, Instant};
+    // One worker, never handed off, so the threads spawned below wait until it is free.
+    let rt = Runtime::builder()
+        .worker_threads(1)
+        .handoff_threshold(None)
+        .build()
+        .unwrap();
+    let hold = Arc::new(Barrier::new(2));
+    let holder = {
+        let hold = Arc::clone(&hold);
+        rt.spawn(move || {
+            hold.wait();
+        })
+    };
+    // A spawn only makes sure a stack is free (one slab maps many); each thread takes one
+    // when it first runs. Far more threads than a slab holds, each keeping its stack until
+    // every thread has run (or failed to start).
+    const THREADS: usize = 4096;
+    let started = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(AtomicBool::new(false));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (started, release) = (Arc::clone(&started), Arc::clone(&release));
+            rt.spawn(move || {
+                started.fetch_add(1, Ordering::SeqCst);
+                while !release.load(Ordering::Acquire) {
+                    greenring::thread::sleep(Duration::from_millis(1));
+                }
+            })
+        })
+        .collect();
+    // No room for another slab.
+    limit_address_space(1 << 20);
+    hold.wait();
+    holder.join().unwrap();
+    // A thread that failed to start is no longer live: wait until every live one started.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while started.load(Ordering::SeqCst) != rt.metrics().live_threads {
+        assert!(
+            Instant::now() < deadline,
+            "threads neither started nor failed"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    release.store(true, Ordering::Release);
+    let mut failed = 0;
+    for handle in handles {
+        if let Err(payload) = handle.join() {
+            let message = payload.downcast_ref::<String>().expect("a message");
+            assert!(
+                message.contains("could not start: no stack") && message.contains("RLIMIT_AS"),
+                "{message}"
+            );
+            failed += 1;
+        }
+    }
+    assert!(failed > 0, "some threads found no stack");
+    assert!(failed < THREADS, "the stacks mapped at spawn served some");
+    assert_eq!(started.load(Ordering::SeqCst) + failed, THREADS);
+}

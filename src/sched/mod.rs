@@ -562,14 +562,17 @@ pub(crate) fn spawn(
         None => shared.stacks.default_size(),
     };
     let worker = current::worker().filter(|w| Arc::ptr_eq(&w.shared, shared));
+    // A stack of the default size is given by the worker that first runs the thread (see
+    // `task`); this only reports now a mapping the kernel refuses.
     let stack = match worker {
-        Some(worker) => worker.alloc_stack(usable)?,
-        None => shared.stacks.alloc(usable, None)?,
+        Some(worker) => worker.prepare_stack(usable)?,
+        None => shared.stacks.prepare(usable, None)?,
     };
     let task = Task::new(
         Arc::clone(shared),
         ThreadId::new(),
         name,
+        usable,
         stack,
         pinned,
         main,

@@ -454,6 +454,10 @@ impl WorkerCtx {
     }
 
     fn run_task(&self, task: TaskRef, carrier: &Carrier) -> Ran {
+        if task.needs_stack() && !self.give_stack(&task) {
+            self.shared.retired(task);
+            return Ran::Kept;
+        }
         self.shared.running();
         if task.start_on(self.index) {
             self.shared.registries[self.index].add(&task);
@@ -531,7 +535,38 @@ impl WorkerCtx {
         &self.reactor
     }
 
-    /// A stack for a green thread spawned from this worker.
+    /// Prepares the spawn, from this worker, of a thread with a stack of `usable` bytes
+    /// (see `StackPool::prepare`).
+    pub(crate) fn prepare_stack(&self, usable: usize) -> io::Result<Option<Stack>> {
+        self.shared
+            .stacks
+            .prepare(usable, Some(&self.stacks.borrow()))
+    }
+
+    /// Gives `task`, about to run here for the first time, its stack. When none can be
+    /// mapped the thread never runs: its join ends with an error naming the cause, and
+    /// `false` is returned.
+    fn give_stack(&self, task: &TaskRef) -> bool {
+        match self.alloc_stack(task.stack_size()) {
+            Ok(stack) => {
+                // SAFETY: this worker owns the run of `task`, which has never run and has
+                // no stack.
+                unsafe { task.give_stack(stack) };
+                true
+            }
+            Err(err) => {
+                let message = format!(
+                    "greenring: green thread {} could not start: no stack: {err}",
+                    task.describe()
+                );
+                log::error!("{message}");
+                task.fail_join(message);
+                false
+            }
+        }
+    }
+
+    /// A stack for a green thread about to run here for the first time.
     pub(crate) fn alloc_stack(&self, usable: usize) -> io::Result<Stack> {
         let mut cache = self.stacks.borrow_mut();
         let stack = self.shared.stacks.alloc(usable, Some(&mut cache));

@@ -144,6 +144,30 @@ impl StackPool {
         }
     }
 
+    /// Prepares a spawn of a thread with a stack of `usable` bytes. A stack of another size
+    /// than the default is mapped now and returned. For the default size nothing is taken:
+    /// the thread gets its stack when it first runs (see `task`), and this only makes sure
+    /// one is free (in `cache` or the shared list), mapping a slab now if none is, so that
+    /// a refused mapping is reported to the spawner.
+    ///
+    /// # Errors
+    ///
+    /// When a mapping was needed and the kernel refused it (see `map::map_stacks`).
+    pub(crate) fn prepare(
+        &self,
+        usable: usize,
+        cache: Option<&LocalCache>,
+    ) -> io::Result<Option<Stack>> {
+        if usable != self.usable {
+            return self.alloc(usable, None).map(Some);
+        }
+        if cache.is_some_and(|cache| !cache.stacks.is_empty()) {
+            return Ok(None);
+        }
+        self.refill(&mut self.lock(), 1)?;
+        Ok(None)
+    }
+
     /// Takes back the stack of a finished green thread.
     pub(crate) fn free(&self, stack: Stack, cache: Option<&mut LocalCache>) {
         if stack.usable_size() != self.usable {
@@ -270,6 +294,36 @@ mod tests {
             again.top(),
             top,
             "the freed stack is the next one handed out"
+        );
+    }
+
+    #[test]
+    fn prepare_maps_only_when_no_stack_is_free() {
+        let size = 4 * page_size();
+        let pool = StackPool::new(size);
+        let mut cache = LocalCache::default();
+        assert!(pool.prepare(size, Some(&cache)).unwrap().is_none());
+        let slab = pool.mapped();
+        assert!(slab > 0, "an empty pool maps a slab");
+        // (Refills move whole batches, so take fewer than the slab holds.)
+        let taken: Vec<_> = (0..slab / 2)
+            .map(|_| pool.alloc(size, Some(&mut cache)).unwrap())
+            .collect();
+        assert_eq!(pool.mapped(), slab, "the prepared slab served them");
+        for stack in taken {
+            pool.free(stack, Some(&mut cache));
+        }
+        assert!(pool.prepare(size, Some(&cache)).unwrap().is_none());
+        assert_eq!(
+            pool.mapped(),
+            slab,
+            "a free stack in the cache needs no mapping"
+        );
+        let other = pool.prepare(2 * size, Some(&cache)).unwrap();
+        assert_eq!(
+            other.map(|stack| stack.usable_size()),
+            Some(2 * size),
+            "another size is mapped at once"
         );
     }
 

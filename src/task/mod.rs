@@ -2,7 +2,8 @@
 //!
 //! # Who may touch what
 //!
-//! - `id`, `name`, `guard`, `runtime`, `pinned`: immutable after creation, read by anyone.
+//! - `id`, `name`, `runtime`, `pinned`, `stack_size`: immutable after creation, read by
+//!   anyone.
 //! - `park`: the park word, atomic; see [`park`].
 //! - `home`: written once, by the worker that first runs the thread, before anyone else can
 //!   see it started; read by whoever schedules the thread.
@@ -13,8 +14,21 @@
 //! - `registry_slot`: under the lock of the registry of the thread's home worker.
 //! - `wait`: written by the thread itself around its switches, read by anyone (see
 //!   [`wait`]).
-//! - `stack_range`: immutable; the stack's memory itself belongs to the owner of the run
-//!   (the dump reads a suspended thread's stack only on its home worker, between runs).
+//! - `bounds`: written once, by the worker that first runs the thread, when it gives the
+//!   thread its stack (before the thread is registered or runs), and never again; read by
+//!   the thread's own OS thread (the stack overflow handler) and through its worker's
+//!   registry, whose lock publishes it. The stack's memory itself belongs to the owner of
+//!   the run (the dump reads a suspended thread's stack only on its home worker, between
+//!   runs).
+//!
+//! # Stacks are given at the first run
+//!
+//! A spawned thread gets its stack from the worker that first runs it, not from its
+//! spawner. A fan-out that spawns 10,000 threads and joins them thus runs them one after
+//! another on a few stacks still hot in the cache, instead of writing 10,000 stacks at
+//! spawn and reading each back, cold, at its first run (measured: the two cache misses
+//! were about a third of a spawn and join). A thread that is never run (its runtime gave up
+//! on it) never holds a stack.
 
 mod park;
 pub(crate) mod wait;
@@ -54,8 +68,6 @@ pub(crate) enum Suspend {
 pub(crate) struct Task {
     pub(crate) id: ThreadId,
     pub(crate) name: Option<Box<str>>,
-    /// The guard page below the stack, `(start, end)`; the overflow handler reads it.
-    pub(crate) guard: (usize, usize),
     /// The runtime the thread belongs to (and is scheduled on when woken from outside).
     pub(crate) runtime: Arc<Shared>,
     park: ParkWord,
@@ -82,8 +94,11 @@ pub(crate) struct Task {
     pub(crate) locals: crate::local::LocalMap,
     /// What the thread waits for, or last waited for (see [`wait`]).
     pub(crate) wait: wait::WaitRecord,
-    /// The usable stack, `(lowest address, top)`, top exclusive; both page aligned.
-    pub(crate) stack_range: (usize, usize),
+    /// The usable size of the stack the thread gets at its first run.
+    stack_size: usize,
+    /// The usable stack, `[lowest address, top)`, both page aligned; zero until the thread
+    /// has a stack.
+    bounds: [AtomicUsize; 2],
 }
 
 /// `home` of a thread that has not run yet.
@@ -91,8 +106,8 @@ const NO_HOME: usize = usize::MAX;
 /// `registry_slot` of a thread in no registry.
 pub(crate) const NO_SLOT: usize = usize::MAX;
 
-// SAFETY: the non-Sync fields (context, stack, main, suspended_for, immediate_ops) are touched only by the
-// owner of the thread's run, one party at a time, with ownership handed over through the run
+// SAFETY: the non-Sync fields (context, stack, main, suspended_for, immediate_ops) are
+// touched only by the owner of the thread's run, one party at a time, with ownership handed over through the run
 // queues or the `park` word, which synchronise (see the module documentation). `main` is
 // Send, and the context and stack are plain memory that may be used from any OS thread.
 unsafe impl Sync for Task {}
@@ -100,28 +115,27 @@ unsafe impl Sync for Task {}
 unsafe impl Send for Task {}
 
 impl Task {
-    /// Creates a green thread that will run `main` on `stack` when first scheduled.
+    /// Creates a green thread that will run `main` on a stack of `stack_size` usable bytes
+    /// when first scheduled: on `stack` if one is given, otherwise on one the worker that
+    /// first runs it provides ([`Task::needs_stack`], [`Task::give_stack`]).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         runtime: Arc<Shared>,
         id: ThreadId,
         name: Option<Box<str>>,
-        stack: Stack,
+        stack_size: usize,
+        stack: Option<Stack>,
         pinned: bool,
         main: Box<dyn FnOnce() + Send>,
         join: Option<Arc<dyn crate::thread::CancelJoin>>,
     ) -> TaskRef {
-        let guard = stack.guard_range();
-        // The whole usable memory, page aligned at both ends (the thread's first frame
-        // starts a little below its top, see `Stack::top`).
-        let stack_range = (stack.limit(), stack.limit() + stack.usable_size());
         let task = Arc::new(Task {
             id,
             name,
-            guard,
             runtime,
             park: ParkWord::new(),
             context: Context::new(),
-            stack: UnsafeCell::new(Some(stack)),
+            stack: UnsafeCell::new(None),
             main: Cell::new(Some(main)),
             suspended_for: Cell::new(Suspend::Yield),
             pinned,
@@ -132,17 +146,61 @@ impl Task {
             locals: crate::local::LocalMap::default(),
             join,
             wait: wait::WaitRecord::new(),
-            stack_range,
+            stack_size,
+            bounds: [AtomicUsize::new(0), AtomicUsize::new(0)],
         });
-        let arg = Arc::as_ptr(&task).cast_mut().cast::<u8>();
-        // SAFETY: the new task is not shared with anyone yet, so reading its stack slot
-        // does not race.
-        let stack = unsafe { (*task.stack.get()).as_ref() }.expect("stack set above");
-        // SAFETY: the Context lives inside the Arc and never moves; the stack stays in the
-        // task until the thread finishes (retire) or is leaked (Drop); `run_main` gets the
-        // Task pointer it expects.
-        unsafe { task.context.init(stack, run_main, arg) };
+        if let Some(stack) = stack {
+            // SAFETY: the new task is not shared with anyone yet, so its creator owns its
+            // run, and it has no stack.
+            unsafe { task.give_stack(stack) };
+        }
         task
+    }
+
+    /// The usable stack size the thread was spawned with.
+    pub(crate) fn stack_size(&self) -> usize {
+        self.stack_size
+    }
+
+    /// `true` until the thread has been given its stack. Only meaningful to the owner of
+    /// its run, before the thread's first run.
+    pub(crate) fn needs_stack(&self) -> bool {
+        // SAFETY: the caller owns the run, so nothing else touches the slot.
+        unsafe { (*self.stack.get()).is_none() }
+    }
+
+    /// Gives the thread the stack it will run on and prepares its first frame there.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the thread's run, the thread has never run, and it has no stack yet.
+    pub(crate) unsafe fn give_stack(&self, stack: Stack) {
+        // The whole usable memory, page aligned at both ends (the thread's first frame
+        // starts a little below its top, see `Stack::top`).
+        let lowest = stack.limit();
+        self.bounds[0].store(lowest, Ordering::Relaxed);
+        self.bounds[1].store(lowest + stack.usable_size(), Ordering::Relaxed);
+        let arg = (self as *const Task).cast_mut().cast::<u8>();
+        // SAFETY: the caller owns the run, so nothing else touches the slot.
+        let stack = unsafe { (*self.stack.get()).insert(stack) };
+        // SAFETY: the Context lives inside the task's Arc and never moves; the stack stays
+        // in the task until the thread finishes (retire) or is leaked (Drop); `run_main`
+        // gets the Task pointer it expects.
+        unsafe { self.context.init(stack, run_main, arg) };
+    }
+
+    /// The usable stack, `(lowest address, top)` with the top exclusive, both page aligned;
+    /// `None` before the thread has a stack.
+    pub(crate) fn stack_range(&self) -> Option<(usize, usize)> {
+        let lowest = self.bounds[0].load(Ordering::Relaxed);
+        (lowest != 0).then(|| (lowest, self.bounds[1].load(Ordering::Relaxed)))
+    }
+
+    /// The guard page below the stack, `(start, end)`; `None` before the thread has a
+    /// stack. Async-signal-safe (the stack overflow handler reads it).
+    pub(crate) fn guard(&self) -> Option<(usize, usize)> {
+        let lowest = self.bounds[0].load(Ordering::Relaxed);
+        (lowest != 0).then(|| (lowest - crate::stack::page_size(), lowest))
     }
 
     /// Runs the thread until it suspends or finishes; returns `true` when it finished.
@@ -266,6 +324,14 @@ impl Task {
         unsafe { (*self.stack.get()).take() }
     }
 
+    /// Ends the thread's join with a panic payload of `message`: the thread could not
+    /// start. A no-op once the join is complete.
+    pub(crate) fn fail_join(&self, message: String) {
+        if let Some(join) = &self.join {
+            join.fail(Box::new(message));
+        }
+    }
+
     /// Ends the thread's join with `Cancelled` (the runtime gives up on the thread); a no-op
     /// once the thread has completed it.
     pub(crate) fn cancel_join(&self) {
@@ -358,7 +424,8 @@ mod tests {
             shared,
             ThreadId::new(),
             None,
-            stack,
+            4 * page_size(),
+            Some(stack),
             false,
             Box::new(|| {}),
             None,

@@ -88,6 +88,13 @@ impl Builder {
     /// - `OutOfMemory` (or the kernel's error) when the stack mapping is refused; the
     ///   message names the limit (RLIMIT_AS, vm.max_map_count) and how to raise it;
     /// - an error when the runtime is shutting down or the default runtime cannot start.
+    ///
+    /// A thread with the runtime's default stack size takes its stack from the runtime's
+    /// pool when it first runs (a fan-out of short threads then reuses a few stacks); the
+    /// spawn maps stacks only when the pool has none free, and reports that mapping's
+    /// failure here. If the pool runs dry between the spawn and the first run and no new
+    /// stack can be mapped then, the thread never runs, and [`JoinHandle::join`] returns
+    /// `Err` with a `String` payload naming the cause (it is logged too).
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,

@@ -151,11 +151,19 @@ pub(crate) trait CancelJoin: Send + Sync {
     /// Completes the join with a [`Cancelled`](crate::runtime::Cancelled) payload, unless
     /// the thread already completed it.
     fn cancel(&self);
+
+    /// Completes the join with `payload` as the thread's panic (it could not start),
+    /// unless the thread already completed it.
+    fn fail(&self, payload: Box<dyn std::any::Any + Send>);
 }
 
 impl<T: Send> CancelJoin for Packet<T> {
     fn cancel(&self) {
         self.complete(Err(Box::new(crate::runtime::Cancelled)));
+    }
+
+    fn fail(&self, payload: Box<dyn std::any::Any + Send>) {
+        self.complete(Err(payload));
     }
 }
 
