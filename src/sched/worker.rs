@@ -52,7 +52,10 @@ const BALANCE_INTERVAL: u32 = 31;
 /// wake-up of a sleeping worker (~20 us on 2-vCPU VMs) at every exchange; a reply that
 /// arrives within the spin finds the worker awake. Workers whose threads only talk to
 /// clients (a server) never spin: on few CPUs the spin would take CPU from those clients
-/// (measured: wrk p99 0.7 -> 3.2 ms with an unconditional spin).
+/// (measured: wrk p99 0.7 -> 3.2 ms with an unconditional spin). A worker that was just
+/// handed threads by another one (in its inbox, or stolen) spins too: a fan-out hands them
+/// over one spawn at a time, microseconds apart, and without the spin the receiving worker
+/// slept and was woken again for every one of them.
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
 /// The longest a worker sleeps before it looks at its queues again, woken or not: the
 /// clock of the stack pool's trim, which returns the stacks a burst left behind only once
@@ -78,6 +81,9 @@ pub(crate) struct WorkerCtx {
     /// A thread run here woke a thread on another worker since this worker last looked
     /// (see [`SPIN_BEFORE_SLEEP`]).
     crossed: Cell<bool>,
+    /// This worker took threads from its inbox, the injector or another worker since it
+    /// last looked (see [`SPIN_BEFORE_SLEEP`]).
+    fed: Cell<bool>,
     tick: Cell<u32>,
     searching: Cell<bool>,
     stacks: RefCell<LocalCache>,
@@ -119,6 +125,7 @@ impl WorkerBox {
             lifo: LifoSlot::new(),
             lifo_streak: Cell::new(0),
             crossed: Cell::new(false),
+            fed: Cell::new(false),
             tick: Cell::new(0),
             searching: Cell::new(false),
             stacks: RefCell::new(LocalCache::default()),
@@ -206,7 +213,7 @@ impl WorkerCtx {
             if self.shared.should_exit() {
                 return false;
             }
-            if self.crossed.replace(false) {
+            if self.crossed.replace(false) | self.fed.replace(false) {
                 if self.reactor.has_queued() {
                     self.reactor.submit();
                 }
@@ -270,11 +277,13 @@ impl WorkerCtx {
         match tick % INJECTOR_INTERVAL {
             0 => {
                 if let Some(task) = queues.take_injected(&self.local) {
+                    self.fed.set(true);
                     return Some(task);
                 }
             }
             1 => {
                 if let Some(task) = queues.take_inbox(self.index) {
+                    self.fed.set(true);
                     return Some(task);
                 }
             }
@@ -302,8 +311,13 @@ impl WorkerCtx {
         } else {
             fresh().or_else(anchored)
         };
-        mine.or_else(|| queues.take_inbox(self.index))
-            .or_else(|| queues.take_injected(&self.local))
+        mine.or_else(|| {
+            let handed = queues
+                .take_inbox(self.index)
+                .or_else(|| queues.take_injected(&self.local));
+            self.fed.set(self.fed.get() | handed.is_some());
+            handed
+        })
     }
 
     /// Queues a runnable thread on this worker: bound to it (started, or pinned) in its
@@ -350,6 +364,7 @@ impl WorkerCtx {
         let stolen = self.shared.queues.steal(self.index, start, &self.local);
         if stolen.is_some() {
             self.shared.stats[self.index].steals.incr();
+            self.fed.set(true);
         }
         stolen
     }
