@@ -300,3 +300,44 @@ fn cancelled_rwlock_waiter_passes_the_lock_on() {
         assert!(lock.try_write().is_ok(), "nobody holds it any more");
     });
 }
+
+/// A value only readers and writers of the lock touch, whose accesses loom checks for
+/// causality: a write must come after every read that preceded it under the lock.
+struct Checked(loom::cell::UnsafeCell<u32>);
+
+// SAFETY: only accessed under the `RwLock` the models put it in.
+unsafe impl Sync for Checked {}
+
+/// Two readers leave while a writer waits: the second to leave hands the lock to the
+/// writer, whose write must come after *both* reads. The first reader's release reaches
+/// the last reader's decrement, which must acquire it to pass it on: neither the hand-off
+/// (a notify) nor `release_slow`'s store of the new state carries a release the last
+/// reader did not acquire.
+#[test]
+fn rwlock_writer_handed_the_lock_comes_after_every_reader() {
+    model(|| {
+        let lock = Arc::new(RwLock::new(Checked(loom::cell::UnsafeCell::new(0))));
+        let guard = lock.read().unwrap();
+        let reader = {
+            let lock = Arc::clone(&lock);
+            thread::spawn(move || {
+                let guard = lock.read().unwrap();
+                // SAFETY: a read under a read guard.
+                guard.0.with(|value| assert!(unsafe { *value } < 2));
+            })
+        };
+        let writer = {
+            let lock = Arc::clone(&lock);
+            thread::spawn(move || {
+                let guard = lock.write().unwrap();
+                // SAFETY: a write under the write guard.
+                guard.0.with_mut(|value| unsafe { *value = 1 });
+            })
+        };
+        // SAFETY: a read under a read guard.
+        guard.0.with(|value| assert!(unsafe { *value } < 2));
+        drop(guard);
+        reader.join().unwrap();
+        writer.join().unwrap();
+    });
+}

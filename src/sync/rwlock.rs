@@ -14,7 +14,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult};
 
-use super::shim::{const_fn, AtomicUsize, Mutex, MutexGuard, Ordering};
+use super::shim::{const_fn, fence, AtomicUsize, Mutex, MutexGuard, Ordering};
 use super::wait::Waiter;
 
 const WRITER: usize = 1 << (usize::BITS - 1);
@@ -287,6 +287,14 @@ impl<T: ?Sized> RwLock<T> {
     fn read_unlock(&self) {
         let previous = self.state.fetch_sub(1, Ordering::Release);
         if previous & READERS == 1 && previous & PARKED != 0 {
+            // The last reader out hands the lock on, and the writer it may go to must come
+            // after every reader's reads, not only this one's. The others' decrements are
+            // release RMWs this one read from (a release sequence), but a release
+            // decrement acquires nothing: without this fence, neither the hand-off (this
+            // thread's notify) nor `release_slow`'s plain store of the new state (which
+            // starts a new release sequence, cutting the others out) would carry their
+            // reads to the writer. As `Arc`'s drop, acquire only on this rare path.
+            fence(Ordering::Acquire);
             self.release_slow();
         }
     }

@@ -128,7 +128,7 @@ mod imp {
     }
 }
 
-pub(crate) use crate::loom::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+pub(crate) use crate::loom::sync::atomic::{fence, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 pub(crate) use crate::loom::sync::{Mutex, MutexGuard};
 pub(crate) use imp::*;
 
