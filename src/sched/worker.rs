@@ -81,6 +81,9 @@ pub(crate) struct WorkerCtx {
     /// A thread run here woke a thread on another worker since this worker last looked
     /// (see [`SPIN_BEFORE_SLEEP`]).
     crossed: Cell<bool>,
+    /// The last sleep ended quietly (its bound passed with nothing new), so the monitor was
+    /// not told this worker woke; it is told when a thread is found to run after all.
+    woke_quietly: Cell<bool>,
     /// This worker took threads from its inbox, the injector or another worker since it
     /// last looked (see [`SPIN_BEFORE_SLEEP`]).
     fed: Cell<bool>,
@@ -125,6 +128,7 @@ impl WorkerBox {
             lifo: LifoSlot::new(),
             lifo_streak: Cell::new(0),
             crossed: Cell::new(false),
+            woke_quietly: Cell::new(false),
             fed: Cell::new(false),
             tick: Cell::new(0),
             searching: Cell::new(false),
@@ -198,6 +202,10 @@ impl WorkerCtx {
                     .fire(Some(Instant::now()), &mut |task| self.enqueue(task));
             }
             if let Some(task) = self.find_task() {
+                if self.woke_quietly.replace(false) {
+                    // Work came right after a quiet wake: the monitor must watch this run.
+                    self.shared.handoff.worker_woke();
+                }
                 if let Ran::Exiled = self.run_task(task, carrier) {
                     return true;
                 }
@@ -448,7 +456,10 @@ impl WorkerCtx {
             // Taken out of the sleepers by a waker, which counted us as searching.
             self.searching.set(true);
         }
-        if !quiet {
+        if quiet {
+            self.woke_quietly.set(true);
+        } else {
+            self.woke_quietly.set(false);
             self.shared.handoff.worker_woke();
         }
     }
