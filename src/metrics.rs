@@ -1,6 +1,8 @@
 //! [`Runtime::metrics`](crate::Runtime::metrics): what a runtime is doing, for dashboards
 //! and for tests.
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use crate::sched::Shared;
 
 /// A snapshot of a runtime's counters. Counters only grow; gauges (`live_threads`,
@@ -44,7 +46,8 @@ pub struct WorkerMetrics {
     pub queue_depth: usize,
     /// Successful steals by this worker (each takes up to half of another's queue).
     pub steals: u64,
-    /// Green threads that parked while running on this worker.
+    /// Green threads that parked while running on this worker (or on an OS thread it
+    /// left behind to a thread that blocked it, see `Builder::handoff_threshold`).
     pub parks: u64,
     /// I/O operations this worker handed to the kernel.
     pub io_submitted: u64,
@@ -64,7 +67,7 @@ impl Metrics {
                 WorkerMetrics {
                     queue_depth: shared.queue_depth(index),
                     steals: stats.steals.get(),
-                    parks: stats.parks.get(),
+                    parks: stats.parks.get() + stats.exiled_parks.load(Relaxed),
                     io_submitted: stats.io_submitted.get(),
                     io_completed: stats.io_completed.get(),
                     pending_timers: stats.pending_timers.get(),

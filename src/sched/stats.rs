@@ -43,6 +43,10 @@ pub(crate) struct WorkerStats {
     pub(crate) steals: Counter,
     /// Green threads that parked on this worker.
     pub(crate) parks: Counter,
+    /// Green threads that parked on one of this worker's exiled carriers (a thread that
+    /// blocked its OS thread and was left to finish its run there). Counted by those
+    /// carriers, several at once, so it is a read-modify-write counter of its own.
+    pub(crate) exiled_parks: AtomicU64,
     /// I/O operations handed to the kernel.
     pub(crate) io_submitted: Counter,
     /// I/O completions reaped.

@@ -482,7 +482,7 @@ impl WorkerCtx {
         current::set_task(std::ptr::null());
         self.shared.end_stall(self.index);
         if !kept {
-            exiled(task, finished, carrier);
+            exiled(task, finished, carrier, self.index);
             return Ran::Exiled;
         }
         if finished {
@@ -601,7 +601,7 @@ impl WorkerCtx {
 /// Deals with the green thread that got its carrier exiled, now that it switched back (or
 /// finished), without the worker: it goes to the runtime's injector like a thread woken from
 /// outside, and the carrier leaves. Reports the stall once per green thread.
-fn exiled(task: TaskRef, finished: bool, carrier: &Carrier) {
+fn exiled(task: TaskRef, finished: bool, carrier: &Carrier, worker: usize) {
     let shared = Arc::clone(&task.runtime);
     if !task.stall_reported() {
         let stalled = carrier.stuck_since().map(|since| since.elapsed());
@@ -625,6 +625,9 @@ fn exiled(task: TaskRef, finished: bool, carrier: &Carrier) {
         match task.suspended_for() {
             Suspend::Yield => shared.requeue(task),
             Suspend::Park => {
+                shared.stats[worker]
+                    .exiled_parks
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if let Some(task) = Task::finish_park(task) {
                     shared.requeue(task);
                 }
