@@ -36,8 +36,11 @@ impl Counter {
     }
 }
 
-/// What one worker counts.
+/// What one worker counts. Aligned to its own cache lines (two, for the adjacent-line
+/// prefetcher): each worker writes its counters on every park and I/O op, and sharing a
+/// line with another worker's counters would turn those writes into cache misses.
 #[derive(Default)]
+#[repr(align(128))]
 pub(crate) struct WorkerStats {
     /// Successful steals (each takes up to half a victim's queue).
     pub(crate) steals: Counter,
