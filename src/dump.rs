@@ -37,11 +37,17 @@
 //!   earlier threads touched there: the figure is an upper bound of what the thread
 //!   itself needed, exact for a stack's first thread.
 //!
-//! Backtraces need greenring's own context switch on x86-64 and a runtime that anchors
-//! started threads (the default): with the `corosensei` feature, on AArch64, or in a
-//! runtime built with `migrate_started_threads` (where a thread's stack may be in use on
-//! another worker at any moment), the dump carries states, durations and stack use, and
-//! each thread's [`ThreadDump::backtrace`] says why it has none.
+//! With the `corosensei` feature the worker cannot unwind into a suspended thread from its
+//! own stack (corosensei keeps the thread's registers to itself), so it resumes the thread
+//! into the switch it is suspended in: there, below the thread's own frames, the unwinder
+//! runs and the thread switches straight back, without running any of its code.
+//!
+//! Backtraces need greenring's own context switch on x86-64, or the corosensei one, and a
+//! runtime that anchors started threads (the default): with greenring's own switch on
+//! AArch64 (whose assembly has no probe yet), or in a runtime built with
+//! `migrate_started_threads` (where a thread's stack may be in use on another worker at
+//! any moment), the dump carries states, durations and stack use, and each thread's
+//! [`ThreadDump::backtrace`] says why it has none.
 
 use std::backtrace::Backtrace;
 use std::collections::{HashMap, HashSet};
@@ -512,8 +518,8 @@ pub(crate) fn answer(shared: &Shared, index: usize, queued: &HashSet<u64>) {
         )
     } else if !can_probe() {
         Err(format!(
-            "backtraces of suspended threads need greenring's own context switch on x86-64; \
-             this build switches with {:?}",
+            "backtraces of suspended threads need greenring's own context switch on x86-64 \
+             or the corosensei one; this build switches with {:?}",
             crate::SwitchBackend::current()
         ))
     } else {
@@ -557,7 +563,10 @@ pub(crate) fn answer(shared: &Shared, index: usize, queued: &HashSet<u64>) {
 
 /// `true` when this build can walk a suspended thread's stack (see `Task::probe`).
 fn can_probe() -> bool {
-    crate::arch::HAS_PROBE && crate::SwitchBackend::current() == crate::SwitchBackend::OwnAsm
+    match crate::SwitchBackend::current() {
+        crate::SwitchBackend::OwnAsm => crate::arch::HAS_PROBE,
+        _ => true,
+    }
 }
 
 /// A thread's dump entry from its wait record, as anyone may read it.
@@ -817,9 +826,16 @@ fn trim(trace: &Backtrace) -> StackTrace {
             }
         }
     }
+    // The probe's own frames: up to `greenring_probe` (greenring's switch), or up to the
+    // walk run inside the thread's switch (corosensei's).
     if let Some(probe) = frames
         .iter()
         .position(|f| f.function.contains("greenring_probe"))
+        .or_else(|| {
+            frames
+                .iter()
+                .rposition(|f| f.function.starts_with("greenring::dump::walk_"))
+        })
     {
         frames.drain(..=probe);
     }
@@ -835,7 +851,7 @@ fn trim(trace: &Backtrace) -> StackTrace {
             || f.function.contains("greenring_trampoline")
             || f.function.starts_with("greenring::task::run_main")
             || f.function
-                .starts_with("greenring::thread::builder::Builder::spawn_in")
+                .starts_with("greenring::thread::builder::Builder::spawn_unchecked")
     }) {
         frames.truncate(entry);
         // The catch_unwind around the thread's closure.

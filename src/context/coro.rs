@@ -33,11 +33,17 @@ unsafe impl corosensei::stack::Stack for Bounds {
 
 type Co = Coroutine<(), (), (), Bounds>;
 
+/// A probe to run on the context's stack (see [`Context::probe`]).
+type Visit = (unsafe extern "C" fn(*mut u8), *mut u8);
+
 /// A context switched by corosensei.
 pub(crate) struct Context {
     coroutine: UnsafeCell<Option<Co>>,
     /// The coroutine's yielder; set when it starts, lives on the coroutine's stack.
     yielder: Cell<*const Yielder<(), ()>>,
+    /// Set by [`Context::probe`] before it resumes the suspended context, which runs it in
+    /// [`Context::suspend`] and switches straight back.
+    visit: Cell<Option<Visit>>,
 }
 
 impl Context {
@@ -46,6 +52,7 @@ impl Context {
         Context {
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(ptr::null()),
+            visit: Cell::new(None),
         }
     }
 
@@ -86,30 +93,52 @@ impl Context {
         matches!(coroutine.resume(()), CoroutineResult::Return(()))
     }
 
-    /// Switches back to whoever resumed this context; returns when it is resumed again.
+    /// Switches back to whoever resumed this context; returns when it is resumed again
+    /// (not when it is only resumed to run a probe, see [`Context::probe`]).
     ///
     /// # Safety
     ///
     /// Must be called on this context's own stack, while it runs.
     pub(crate) unsafe fn suspend(&self) {
-        // SAFETY: the yielder was set when the coroutine started and lives at the base of
-        // its stack, which is where we are running.
-        unsafe { (*self.yielder.get()).suspend(()) }
+        loop {
+            // SAFETY: the yielder was set when the coroutine started and lives at the base
+            // of its stack, which is where we are running.
+            unsafe { (*self.yielder.get()).suspend(()) }
+            let Some((f, arg)) = self.visit.take() else {
+                return;
+            };
+            // SAFETY: `probe`'s caller vouches for `f` and `arg`, and that `f` does not
+            // unwind.
+            unsafe { f(arg) };
+        }
     }
 }
 
 impl Context {
-    /// corosensei keeps a suspended coroutine's registers to itself: no probe (see
-    /// `own::Context::probe`); always `false`.
+    /// Calls `f(arg)` on this suspended context's own stack, where it switched away, so an
+    /// unwinder started in `f` walks the context's frames. corosensei keeps a suspended
+    /// coroutine's registers to itself, so unlike `own::Context::probe` this resumes the
+    /// context: it wakes inside [`Context::suspend`], below the thread's own frames, runs
+    /// `f` there and switches straight back. No code of the thread runs, and nothing the
+    /// thread uses is written (`f`'s frames lie below the stack pointer it stopped at).
+    /// Always `true`.
     ///
     /// # Safety
     ///
-    /// None needed; `unsafe` to match the other backend.
+    /// Started, not running, not finished, and not resumed by anyone else until this
+    /// returns, on the OS thread that owns its run. `f` must not unwind.
     // Used when corosensei is the runtime's backend (the feature, or no assembly of ours).
     #[cfg_attr(not(feature = "corosensei"), allow(dead_code))]
     pub(crate) unsafe fn probe(&self, f: unsafe extern "C" fn(*mut u8), arg: *mut u8) -> bool {
-        let _ = (f, arg);
-        false
+        self.visit.set(Some((f, arg)));
+        // SAFETY: suspended and resumed only by us (the caller's contract), so we are the
+        // only one touching the slot; the context is inside `suspend`, which runs the visit
+        // and yields again.
+        let coroutine = unsafe { &mut *self.coroutine.get() };
+        let coroutine = coroutine.as_mut().expect("probe after start");
+        let result = coroutine.resume(());
+        debug_assert!(matches!(result, CoroutineResult::Yield(())));
+        true
     }
 }
 

@@ -298,11 +298,13 @@ impl Task {
         self.wait.resumed(code);
     }
 
-    /// Runs `f(arg)` on the calling OS thread's stack with unwind information that continues
-    /// into this suspended thread's frames, so an unwinder started in `f` walks the thread's
-    /// stack (reading it only) as if the thread had called `f` where it switched away.
-    /// `false` when the context backend cannot (corosensei, or no assembly for this
-    /// architecture); `f` did not run then.
+    /// Runs `f(arg)` with unwind information that continues into this suspended thread's
+    /// frames, so an unwinder started in `f` walks the thread's stack as if the thread had
+    /// called `f` where it switched away: on the calling OS thread's stack with greenring's
+    /// own switch (reading the thread's stack only), inside the thread's switch with
+    /// corosensei's (below the thread's frames; none of its code runs). `false` when the
+    /// backend cannot (greenring's own switch without a probe for this architecture); `f`
+    /// did not run then.
     ///
     /// # Safety
     ///
