@@ -295,6 +295,34 @@ mod loom_tests {
         });
     }
 
+    /// An unparker that first makes the parked thread's condition (`ready`) true.
+    fn unparker_with_data(
+        word: &Arc<ParkWord>,
+        ready: &Arc<crate::loom::sync::atomic::AtomicBool>,
+    ) -> loom::thread::JoinHandle<Unparked> {
+        let (word, ready) = (Arc::clone(word), Arc::clone(ready));
+        loom::thread::spawn(move || {
+            ready.store(true, Ordering::Release);
+            word.unpark()
+        })
+    }
+
+    /// The thread's side of `while !ready { park() }`, with the worker publishing PARKED
+    /// after the switch; `true` if the thread ended parked.
+    fn park_until(word: &ParkWord, ready: &crate::loom::sync::atomic::AtomicBool) -> bool {
+        loop {
+            if ready.load(Ordering::Acquire) {
+                return false;
+            }
+            if word.take_token() {
+                continue;
+            }
+            if word.publish_parked() {
+                return true;
+            }
+        }
+    }
+
     /// The waker's data reaches a thread that consumed an older token. The thread checks
     /// its condition, finds it unmet, and parks; a stale token from an earlier unpark
     /// lets it through once, so it checks again and parks for real. The unparker makes the
@@ -309,25 +337,8 @@ mod loom_tests {
             let word = Arc::new(ParkWord::new());
             let ready = Arc::new(AtomicBool::new(false));
             assert_eq!(word.unpark(), Unparked::Token, "the stale token");
-            let unparker = {
-                let (word, ready) = (Arc::clone(&word), Arc::clone(&ready));
-                loom::thread::spawn(move || {
-                    ready.store(true, Ordering::Release);
-                    word.unpark()
-                })
-            };
-            // The thread's side of `while !ready { park() }`, with the worker publishing.
-            let parked = loop {
-                if ready.load(Ordering::Acquire) {
-                    break false;
-                }
-                if word.take_token() {
-                    continue;
-                }
-                if word.publish_parked() {
-                    break true;
-                }
-            };
+            let unparker = unparker_with_data(&word, &ready);
+            let parked = park_until(&word, &ready);
             let unparked = unparker.join().unwrap();
             if parked {
                 assert_eq!(unparked, Unparked::Resume, "parked with nobody to wake it");
@@ -348,24 +359,8 @@ mod loom_tests {
                 let word = Arc::clone(&word);
                 loom::thread::spawn(move || word.unpark())
             };
-            let unparker = {
-                let (word, ready) = (Arc::clone(&word), Arc::clone(&ready));
-                loom::thread::spawn(move || {
-                    ready.store(true, Ordering::Release);
-                    word.unpark()
-                })
-            };
-            let parked = loop {
-                if ready.load(Ordering::Acquire) {
-                    break false;
-                }
-                if word.take_token() {
-                    continue;
-                }
-                if word.publish_parked() {
-                    break true;
-                }
-            };
+            let unparker = unparker_with_data(&word, &ready);
+            let parked = park_until(&word, &ready);
             let unparked = [plain.join().unwrap(), unparker.join().unwrap()];
             if parked {
                 assert!(
