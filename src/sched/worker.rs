@@ -465,14 +465,15 @@ impl WorkerCtx {
     }
 
     fn run_task(&self, task: TaskRef, carrier: &Carrier) -> Ran {
-        if task.needs_stack() && !self.give_stack(&task) {
-            self.shared.retired(task);
-            return Ran::Kept;
-        }
-        self.shared.running();
         if task.start_on(self.index) {
+            if task.needs_stack() && !self.give_stack(&task) {
+                // Never registered: `retired` skips the registry.
+                self.shared.retired(task);
+                return Ran::Kept;
+            }
             self.shared.registries[self.index].add(&task);
         }
+        self.shared.running();
         current::set_task(Arc::as_ptr(&task));
         carrier.start_run(task.id.as_u64().get());
         // SAFETY: `task` came from a queue or a park hand-off, so this worker owns its run,
