@@ -83,5 +83,58 @@ greenring_trampoline:
     .cfi_endproc
     .size greenring_trampoline, . - greenring_trampoline
 
+// void greenring_probe(void *suspended_sp /* x0 */, void (*f)(void *) /* x1 */,
+//                      void *arg /* x2 */)
+//
+// Calls f(arg) on the caller's stack, with call-frame information that names the context
+// suspended at suspended_sp as f's caller: an unwinder started in f continues from
+// greenring_probe into the frames of that context, exactly as it would unwind out of the
+// greenring_switch call that suspended it (the frame at suspended_sp holds that context's
+// callee-saved registers, its x29 and its return address x30, see FRAME_*). The suspended
+// stack is only read, by the unwinder; the context itself never runs. x19 holds
+// suspended_sp during the call (callee-saved, so f preserves it), which is what the CFA
+// rule refers to.
+    .globl greenring_probe
+    .type greenring_probe, %function
+    .p2align 2
+greenring_probe:
+    .cfi_startproc
+    stp x29, x30, [sp, #-32]!
+    .cfi_adjust_cfa_offset 32
+    .cfi_rel_offset x29, 0
+    .cfi_rel_offset x30, 8
+    str x19, [sp, #16]
+    .cfi_rel_offset x19, 16
+    mov x29, sp
+    mov x19, x0
+    .cfi_remember_state
+    // CFA = suspended_sp + FRAME_SIZE: the suspended caller's sp once its call returned.
+    // Its saved registers sit at fixed offsets below.
+    .cfi_def_cfa x19, FRAME_SIZE
+    .cfi_offset x19, FRAME_X19 - FRAME_SIZE
+    .cfi_offset x20, FRAME_X19 + 8 - FRAME_SIZE
+    .cfi_offset x21, FRAME_X21 - FRAME_SIZE
+    .cfi_offset x22, FRAME_X21 + 8 - FRAME_SIZE
+    .cfi_offset x23, FRAME_X23 - FRAME_SIZE
+    .cfi_offset x24, FRAME_X23 + 8 - FRAME_SIZE
+    .cfi_offset x25, FRAME_X25 - FRAME_SIZE
+    .cfi_offset x26, FRAME_X25 + 8 - FRAME_SIZE
+    .cfi_offset x27, FRAME_X27 - FRAME_SIZE
+    .cfi_offset x28, FRAME_X27 + 8 - FRAME_SIZE
+    .cfi_offset x29, FRAME_X29 - FRAME_SIZE
+    .cfi_offset x30, FRAME_X30 - FRAME_SIZE
+    mov x0, x2
+    blr x1
+    .cfi_restore_state
+    ldr x19, [sp, #16]
+    .cfi_restore x19
+    ldp x29, x30, [sp], #32
+    .cfi_adjust_cfa_offset -32
+    .cfi_restore x29
+    .cfi_restore x30
+    ret
+    .cfi_endproc
+    .size greenring_probe, . - greenring_probe
+
     .section .note.GNU-stack,"",%progbits
     .text

@@ -14,8 +14,9 @@
 //!   few stores; see the crate's `task::wait`). Anyone may read it.
 //! - **Backtraces**: only the worker a thread is anchored to may touch its stack, so the
 //!   dump asks every worker, through a flag it checks between two green threads, to walk
-//!   its own suspended threads. The walk never resumes a thread: the worker calls an
-//!   unwinder through a small assembly frame (`greenring_probe`) whose unwind information
+//!   its own suspended threads. With greenring's own switch (x86-64, AArch64) the walk
+//!   never resumes a thread: the worker calls an unwinder through a small assembly frame
+//!   (`greenring_probe` in `asm/<arch>.S`) whose unwind information
 //!   names the suspended thread's saved registers as its caller, so the unwinder reads the
 //!   thread's stack as if the thread had called it where it switched away. Nothing is
 //!   written to that stack (a thread in the middle of an I/O op keeps its completion slot
@@ -42,12 +43,10 @@
 //! into the switch it is suspended in: there, below the thread's own frames, the unwinder
 //! runs and the thread switches straight back, without running any of its code.
 //!
-//! Backtraces need greenring's own context switch on x86-64, or the corosensei one, and a
-//! runtime that anchors started threads (the default): with greenring's own switch on
-//! AArch64 (whose assembly has no probe yet), or in a runtime built with
-//! `migrate_started_threads` (where a thread's stack may be in use on another worker at
-//! any moment), the dump carries states, durations and stack use, and each thread's
-//! [`ThreadDump::backtrace`] says why it has none.
+//! Backtraces need a runtime that anchors started threads (the default): in a runtime
+//! built with `migrate_started_threads` (where a thread's stack may be in use on another
+//! worker at any moment) the dump carries states, durations and stack use, and each
+//! thread's [`ThreadDump::backtrace`] says why it has none.
 
 use std::backtrace::Backtrace;
 use std::collections::{HashMap, HashSet};
@@ -516,12 +515,6 @@ pub(crate) fn answer(shared: &Shared, index: usize, queued: &HashSet<u64>) {
              another worker at any time, so no worker may walk it"
                 .to_owned(),
         )
-    } else if !can_probe() {
-        Err(format!(
-            "backtraces of suspended threads need greenring's own context switch on x86-64 \
-             or the corosensei one; this build switches with {:?}",
-            crate::SwitchBackend::current()
-        ))
     } else {
         Ok(())
     };
@@ -559,14 +552,6 @@ pub(crate) fn answer(shared: &Shared, index: usize, queued: &HashSet<u64>) {
     }
     lock(&request.answers).walks[index] = Some(Answer { threads, traces });
     request.answered.notify_all();
-}
-
-/// `true` when this build can walk a suspended thread's stack (see `Task::probe`).
-fn can_probe() -> bool {
-    match crate::SwitchBackend::current() {
-        crate::SwitchBackend::OwnAsm => crate::arch::HAS_PROBE,
-        _ => true,
-    }
 }
 
 /// A thread's dump entry from its wait record, as anyone may read it.

@@ -13,13 +13,12 @@ use std::time::{Duration, Instant};
 use greenring::dump::{Dump, ThreadState, WaitKind};
 use greenring::net::{TcpListener, TcpStream};
 use greenring::sync::{mpmc, mpsc, Condvar, Mutex, Semaphore};
-use greenring::{Runtime, SwitchBackend};
+use greenring::Runtime;
 use watchdog::within;
 
 /// Whether this build and runtime can walk suspended stacks (see `greenring::dump`).
 fn backtraces(rt: &Runtime) -> bool {
-    (cfg!(target_arch = "x86_64") || rt.switch_backend() == SwitchBackend::Corosensei)
-        && !rt.migrates_started_threads()
+    !rt.migrates_started_threads()
 }
 
 /// Dumps until `ready` holds (threads take a moment to reach their waits).

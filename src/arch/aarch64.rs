@@ -39,6 +39,9 @@ global_asm!(include_str!("../../asm/aarch64.S"));
 extern "C" {
     fn greenring_switch(save_sp: *mut *mut u8, next_sp: *mut u8);
     fn greenring_trampoline();
+    // Used by the own-assembly backend only (not with the `corosensei` feature).
+    #[cfg_attr(feature = "corosensei", allow(dead_code))]
+    fn greenring_probe(suspended_sp: *mut u8, f: unsafe extern "C" fn(*mut u8), arg: *mut u8);
 }
 
 /// Size of the frame in bytes; must match `FRAME_SIZE` in `asm/aarch64.S`.
@@ -85,4 +88,20 @@ pub(crate) unsafe fn switch(save_sp: *mut *mut u8, next_sp: *mut u8) {
     // SAFETY: forwarded from the caller; greenring_switch follows the C ABI and preserves
     // every callee-saved register as seen by this caller when it is switched back to.
     unsafe { greenring_switch(save_sp, next_sp) }
+}
+
+/// Calls `f(arg)` on the caller's stack with unwind information that continues into the
+/// context suspended at `suspended_sp` (see `greenring_probe` in `asm/aarch64.S`): a
+/// backtrace taken in `f` shows that context's frames. The suspended stack is only read.
+///
+/// # Safety
+///
+/// `suspended_sp` must be the stack pointer saved by the [`switch`] that suspended a
+/// context which has not been resumed since, whose stack stays mapped and unchanged while
+/// `f` runs. `f` must not unwind.
+#[cfg_attr(feature = "corosensei", allow(dead_code))]
+pub(crate) unsafe fn probe(suspended_sp: *mut u8, f: unsafe extern "C" fn(*mut u8), arg: *mut u8) {
+    // SAFETY: forwarded from the caller; greenring_probe is an ordinary C-ABI call that
+    // returns normally after `f` does.
+    unsafe { greenring_probe(suspended_sp, f, arg) }
 }

@@ -4,7 +4,9 @@
 //! - `init_stack(top, entry, arg) -> sp`: lay out a fresh frame so that the first switch to
 //!   `sp` calls `entry(arg)` on that stack;
 //! - `switch(save_sp, next_sp)`: save the callee-saved state of the caller, store its stack
-//!   pointer in `*save_sp` and continue the context suspended at `next_sp`.
+//!   pointer in `*save_sp` and continue the context suspended at `next_sp`;
+//! - `probe(suspended_sp, f, arg)`: call `f(arg)` with unwind information that continues
+//!   into the context suspended at `suspended_sp` (for `Runtime::dump`'s backtraces).
 //!
 //! Architectures without our assembly have no module here; the runtime then uses the
 //! corosensei backend (see `crate::context`).
@@ -15,13 +17,9 @@ mod aarch64;
 mod x86_64;
 
 #[cfg(target_arch = "aarch64")]
-pub(crate) use self::aarch64::{init_stack, switch};
+pub(crate) use self::aarch64::{init_stack, probe, switch};
 #[cfg(target_arch = "x86_64")]
 pub(crate) use self::x86_64::{init_stack, probe, switch};
-
-/// Whether [`probe`] exists here: x86-64 only, for now (the AArch64 assembly has no probe
-/// yet, so dumps there carry no backtraces).
-pub(crate) const HAS_PROBE: bool = cfg!(target_arch = "x86_64");
 
 /// Whether this architecture has greenring's own assembly.
 pub(crate) const HAS_OWN_ASM: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));

@@ -121,7 +121,6 @@ impl Context {
     /// context: it wakes inside [`Context::suspend`], below the thread's own frames, runs
     /// `f` there and switches straight back. No code of the thread runs, and nothing the
     /// thread uses is written (`f`'s frames lie below the stack pointer it stopped at).
-    /// Always `true`.
     ///
     /// # Safety
     ///
@@ -129,7 +128,7 @@ impl Context {
     /// returns, on the OS thread that owns its run. `f` must not unwind.
     // Used when corosensei is the runtime's backend (the feature, or no assembly of ours).
     #[cfg_attr(not(feature = "corosensei"), allow(dead_code))]
-    pub(crate) unsafe fn probe(&self, f: unsafe extern "C" fn(*mut u8), arg: *mut u8) -> bool {
+    pub(crate) unsafe fn probe(&self, f: unsafe extern "C" fn(*mut u8), arg: *mut u8) {
         self.visit.set(Some((f, arg)));
         // SAFETY: suspended and resumed only by us (the caller's contract), so we are the
         // only one touching the slot; the context is inside `suspend`, which runs the visit
@@ -138,7 +137,6 @@ impl Context {
         let coroutine = coroutine.as_mut().expect("probe after start");
         let result = coroutine.resume(());
         debug_assert!(matches!(result, CoroutineResult::Yield(())));
-        true
     }
 }
 

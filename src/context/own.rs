@@ -72,7 +72,7 @@ impl Context {
 
 impl Context {
     /// Calls `f(arg)` with unwind information continuing into this suspended context (see
-    /// `crate::arch::probe`); `false` on architectures without a probe.
+    /// `crate::arch::probe`).
     ///
     /// # Safety
     ///
@@ -80,19 +80,10 @@ impl Context {
     /// `f` must not unwind.
     // Used when this is the runtime's backend (not with the `corosensei` feature).
     #[cfg_attr(feature = "corosensei", allow(dead_code))]
-    pub(crate) unsafe fn probe(&self, f: unsafe extern "C" fn(*mut u8), arg: *mut u8) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            // SAFETY: suspended, so `sp` is the stack pointer its last switch saved, and
-            // the stack stays as it is while nobody resumes it (the caller's contract).
-            unsafe { arch::probe(self.sp.get(), f, arg) };
-            true
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = (f, arg);
-            false
-        }
+    pub(crate) unsafe fn probe(&self, f: unsafe extern "C" fn(*mut u8), arg: *mut u8) {
+        // SAFETY: suspended, so `sp` is the stack pointer its last switch saved, and the
+        // stack stays as it is while nobody resumes it (the caller's contract).
+        unsafe { arch::probe(self.sp.get(), f, arg) };
     }
 }
 

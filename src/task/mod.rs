@@ -302,16 +302,14 @@ impl Task {
     /// frames, so an unwinder started in `f` walks the thread's stack as if the thread had
     /// called `f` where it switched away: on the calling OS thread's stack with greenring's
     /// own switch (reading the thread's stack only), inside the thread's switch with
-    /// corosensei's (below the thread's frames; none of its code runs). `false` when the
-    /// backend cannot (greenring's own switch without a probe for this architecture); `f`
-    /// did not run then.
+    /// corosensei's (below the thread's frames; none of its code runs).
     ///
     /// # Safety
     ///
     /// The caller owns the thread's run (or, for a parked thread, is the only OS thread
     /// that may ever resume it, and does not while this runs), and the thread has started
     /// and not finished. `f` must not unwind.
-    pub(crate) unsafe fn probe(&self, f: unsafe extern "C" fn(*mut u8), arg: *mut u8) -> bool {
+    pub(crate) unsafe fn probe(&self, f: unsafe extern "C" fn(*mut u8), arg: *mut u8) {
         // SAFETY: forwarded from the caller.
         unsafe { self.context.probe(f, arg) }
     }

@@ -1,6 +1,7 @@
 /*
  * Checks that greenring_switch (asm/<arch>.S) preserves every callee-saved register of the
- * ABI across a switch pair, and that a fresh context enters through greenring_trampoline.
+ * ABI across a switch pair, that a fresh context enters through greenring_trampoline, and
+ * that greenring_probe lets an unwinder walk the frames of a suspended context.
  *
  * check_switch() loads a known pattern into every callee-saved register, switches to a
  * coroutine that loads different garbage into all of them and switches back, then compares.
@@ -8,8 +9,10 @@
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <unwind.h>
 
 extern void greenring_switch(void **save_sp, void *next_sp);
+extern void greenring_probe(void *suspended_sp, void (*f)(void *), void *arg);
 extern void greenring_trampoline(void);
 /* Returns a bit mask of the registers that did not survive (0: all did). */
 extern uint64_t check_switch(void **save_sp, void *next_sp);
@@ -151,7 +154,64 @@ __asm__(
 #error "no harness for this architecture"
 #endif
 
+/*
+ * The probe check: a context that suspends two calls deep (probe_entry -> outer_frame ->
+ * inner_frame -> greenring_switch), then a walk from greenring_probe on main's stack must
+ * report, one after the other, the return addresses of inner_frame (into outer_frame) and
+ * of outer_frame (into probe_entry): it can only find them by unwinding the suspended
+ * frames as the probe's call-frame information describes them.
+ */
+static void *probe_sp;
+static _Alignas(16) unsigned char probe_stack[64 * 1024];
+static uintptr_t return_into_outer, return_into_entry;
+
+__attribute__((noinline)) void inner_frame(void) {
+    return_into_outer = (uintptr_t)__builtin_return_address(0);
+    greenring_switch(&probe_sp, main_sp);
+    __asm__ volatile("" ::: "memory"); /* not a tail call: the return lands in here */
+}
+
+__attribute__((noinline)) void outer_frame(void) {
+    return_into_entry = (uintptr_t)__builtin_return_address(0);
+    inner_frame();
+    __asm__ volatile("" ::: "memory");
+}
+
+void probe_entry(void *arg) {
+    (void)arg;
+    outer_frame();
+    for (;;) greenring_switch(&probe_sp, main_sp);
+}
+
+struct walk {
+    uintptr_t ips[64];
+    int len;
+};
+
+static _Unwind_Reason_Code each_frame(struct _Unwind_Context *ctx, void *arg) {
+    struct walk *walk = arg;
+    if (walk->len == 64) return _URC_END_OF_STACK;
+    walk->ips[walk->len++] = _Unwind_GetIP(ctx);
+    return _URC_NO_REASON;
+}
+
+static void walk_here(void *arg) { _Unwind_Backtrace(each_frame, arg); }
+
+static int check_probe(void) {
+    probe_sp = init_stack(probe_stack + sizeof probe_stack, probe_entry, 0);
+    greenring_switch(&main_sp, probe_sp); /* runs until inner_frame suspends */
+    struct walk walk = {.len = 0};
+    greenring_probe(probe_sp, walk_here, &walk);
+    for (int i = 0; i + 1 < walk.len; i++) {
+        if (walk.ips[i] == return_into_outer && walk.ips[i + 1] == return_into_entry) return 0;
+    }
+    printf("FAIL: the probe's walk (%d frames) does not go through the suspended frames\n",
+           walk.len);
+    return 1;
+}
+
 int main(void) {
+    if (check_probe() != 0) return 1;
     co_sp = init_stack(co_stack + sizeof co_stack, co_entry, 0);
     for (int round = 0; round < 1000; round++) {
         uint64_t broken = check_switch(&main_sp, co_sp);
@@ -161,6 +221,7 @@ int main(void) {
             return 1;
         }
     }
-    printf("ok: %s survive 1000 switch pairs\n", REGISTERS);
+    printf("ok: %s survive 1000 switch pairs; a probe walks a suspended context\n",
+           REGISTERS);
     return 0;
 }
