@@ -538,14 +538,19 @@ pub(crate) fn answer(shared: &Shared, index: usize, queued: &HashSet<u64>) {
                 // runtime: `task` (registered here, so started and not finished) is
                 // suspended, and only this OS thread may resume it, which it does not
                 // while the probe runs.
-                let ips: Arc<[usize]> = unsafe { return_addresses(&task) }.into();
-                if !traces.contains_key(&ips) {
-                    // SAFETY: as above.
-                    if let Some(trace) = unsafe { capture(&task) } {
-                        traces.insert(Arc::clone(&ips), trace);
+                match unsafe { return_addresses(&task) } {
+                    Ok(ips) => {
+                        let ips: Arc<[usize]> = ips.into();
+                        if !traces.contains_key(&ips) {
+                            // SAFETY: as above.
+                            if let Some(trace) = unsafe { capture(&task) } {
+                                traces.insert(Arc::clone(&ips), trace);
+                            }
+                        }
+                        Ok(ips)
                     }
+                    Err(why) => Err(why),
                 }
-                Ok(ips)
             }
         };
         threads.push(Walked { dump, ips });
@@ -695,6 +700,38 @@ struct Collect {
     ips: [usize; MAX_FRAMES],
     len: usize,
     trace: Option<Backtrace>,
+    /// The walk ran on the thread's own stack (the corosensei backend) with less than
+    /// [`WALK_ROOM`] left above its guard page, so it did not walk.
+    no_room: bool,
+}
+
+/// Stack a walk needs below the frame it starts in, when it runs on the suspended thread's
+/// own stack (the corosensei backend visits the thread; greenring's own switch walks from
+/// the worker's stack). The unwinder's deepest callback was measured 744 bytes below the
+/// walk's entry; this leaves room for its frame-state tables and the capture's allocation
+/// many times over.
+const WALK_ROOM: usize = 8 * 1024;
+
+impl Collect {
+    fn new(task: &Task) -> Collect {
+        Collect {
+            range: task.stack_range().unwrap_or_default(),
+            ips: [0; MAX_FRAMES],
+            len: 0,
+            trace: None,
+            no_room: false,
+        }
+    }
+
+    /// Called first thing in a walk: `false` (and `no_room` set) when the walk runs on the
+    /// thread's own stack too close to its guard page.
+    fn has_room(&mut self) -> bool {
+        let marker = 0u8;
+        let here = std::hint::black_box(&marker) as *const u8 as usize;
+        let (lowest, top) = self.range;
+        self.no_room = here > lowest && here <= top && here - lowest < WALK_ROOM;
+        !self.no_room
+    }
 }
 
 #[repr(C)]
@@ -743,14 +780,21 @@ extern "C" fn each_frame(ctx: *mut UnwindContext, arg: *mut libc::c_void) -> Unw
 /// Runs on the worker's stack under `greenring_probe`: the unwinder continues into the
 /// suspended thread. Must not unwind.
 unsafe extern "C" fn walk_ips(arg: *mut u8) {
-    // SAFETY: `arg` is a `Collect` lent by `return_addresses` for this call.
-    unsafe { _Unwind_Backtrace(each_frame, arg.cast()) };
+    // SAFETY: `arg` is a `Collect` lent by `return_addresses` for this call, not otherwise
+    // borrowed until the walk below starts.
+    if unsafe { &mut *arg.cast::<Collect>() }.has_room() {
+        // SAFETY: as above.
+        unsafe { _Unwind_Backtrace(each_frame, arg.cast()) };
+    }
 }
 
 /// As [`walk_ips`], capturing a std backtrace (resolved later, by the dump).
 unsafe extern "C" fn walk_backtrace(arg: *mut u8) {
     // SAFETY: `arg` is a `Collect` lent by `capture` for this call.
     let collect = unsafe { &mut *arg.cast::<Collect>() };
+    if !collect.has_room() {
+        return;
+    }
     // Capturing only allocates and walks; a panic (out of memory) must not unwind through
     // the assembly frame.
     collect.trace = std::panic::catch_unwind(Backtrace::force_capture).ok();
@@ -762,16 +806,18 @@ unsafe extern "C" fn walk_backtrace(arg: *mut u8) {
 ///
 /// As [`Task::probe`]: the caller is the only OS thread that may resume `task`, which is
 /// suspended, started and not finished.
-unsafe fn return_addresses(task: &Task) -> Vec<usize> {
-    let mut collect = Collect {
-        range: task.stack_range().unwrap_or_default(),
-        ips: [0; MAX_FRAMES],
-        len: 0,
-        trace: None,
-    };
+unsafe fn return_addresses(task: &Task) -> Result<Vec<usize>, String> {
+    let mut collect = Collect::new(task);
     // SAFETY: forwarded; `walk_ips` does not unwind.
     unsafe { task.probe(walk_ips, (&mut collect as *mut Collect).cast()) };
-    collect.ips[..collect.len].to_vec()
+    if collect.no_room {
+        return Err(format!(
+            "less than {} KiB of the thread's stack is left above its guard page, and with \
+             the corosensei switch the walk would run there",
+            WALK_ROOM / 1024
+        ));
+    }
+    Ok(collect.ips[..collect.len].to_vec())
 }
 
 /// A std backtrace of suspended `task`'s stack (with the probe's own frames on top).
@@ -780,12 +826,7 @@ unsafe fn return_addresses(task: &Task) -> Vec<usize> {
 ///
 /// As [`return_addresses`].
 unsafe fn capture(task: &Task) -> Option<Backtrace> {
-    let mut collect = Collect {
-        range: task.stack_range().unwrap_or_default(),
-        ips: [0; MAX_FRAMES],
-        len: 0,
-        trace: None,
-    };
+    let mut collect = Collect::new(task);
     // SAFETY: forwarded; `walk_backtrace` does not unwind.
     unsafe { task.probe(walk_backtrace, (&mut collect as *mut Collect).cast()) };
     collect.trace

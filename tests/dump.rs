@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use greenring::dump::{Dump, ThreadState, WaitKind};
 use greenring::net::{TcpListener, TcpStream};
 use greenring::sync::{mpmc, mpsc, Condvar, Mutex, Semaphore};
-use greenring::Runtime;
+use greenring::{Runtime, SwitchBackend};
 use watchdog::within;
 
 /// Whether this build and runtime can walk suspended stacks (see `greenring::dump`).
@@ -482,6 +482,19 @@ fn recurse_then_wait(depth: usize, rx: &mpsc::Receiver<()>) {
     std::hint::black_box(&frame);
 }
 
+/// Recurses, 512 bytes a frame, until `used` bytes below `start`, then waits on `rx`.
+#[inline(never)]
+fn recurse_until_then_wait(start: usize, used: usize, rx: &mpsc::Receiver<()>) {
+    let frame = std::hint::black_box([0u8; 512]);
+    let here = std::hint::black_box(&frame) as *const [u8; 512] as usize;
+    if start - here >= used {
+        let _ = rx.recv();
+    } else {
+        recurse_until_then_wait(start, used, rx);
+    }
+    std::hint::black_box(&frame);
+}
+
 #[test]
 fn the_stack_high_water_mark_grows_with_recursion() {
     within(Duration::from_secs(60), || {
@@ -518,6 +531,46 @@ fn the_stack_high_water_mark_grows_with_recursion() {
         drop((deep_tx, shallow_tx));
         deep.join().unwrap();
         shallow.join().unwrap();
+    });
+}
+
+#[test]
+fn a_thread_with_little_stack_left_is_dumped_safely() {
+    // With the corosensei switch the walk runs on the thread's own stack: a thread parked
+    // near its guard page must get a reason instead of a walk that overflows it. With
+    // greenring's switch the walk runs on the worker's stack and succeeds.
+    within(Duration::from_secs(60), || {
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        let (tx, rx) = mpsc::channel::<()>();
+        // 64 KiB usable (less the start offset, at most 2 KiB): recursing until 58 KiB
+        // below the first frame leaves at most 4 KiB, enough for the wait itself.
+        let deep = greenring::thread::Builder::new()
+            .name("deep".to_owned())
+            .stack_size(64 * 1024)
+            .spawn_on(&rt, move || {
+                let marker = 0u8;
+                let start = std::hint::black_box(&marker) as *const u8 as usize;
+                recurse_until_then_wait(start, 58 * 1024, &rx);
+            })
+            .unwrap();
+        let dump = dump_when(&rt, |dump| {
+            dump.thread("deep")
+                .is_some_and(|t| t.state == ThreadState::Waiting(WaitKind::ChannelRecv))
+        });
+        let backtrace = &dump.thread("deep").unwrap().backtrace;
+        match rt.switch_backend() {
+            _ if !backtraces(&rt) => assert!(backtrace.is_err()),
+            SwitchBackend::Corosensei => {
+                let why = backtrace.as_ref().unwrap_err();
+                assert!(why.contains("guard page"), "{why}");
+            }
+            _ => {
+                let trace = backtrace.as_ref().unwrap();
+                assert!(trace.contains("recurse_until_then_wait"), "{trace}");
+            }
+        }
+        drop(tx);
+        deep.join().unwrap();
     });
 }
 
