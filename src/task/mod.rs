@@ -107,9 +107,10 @@ const NO_HOME: usize = usize::MAX;
 pub(crate) const NO_SLOT: usize = usize::MAX;
 
 // SAFETY: the non-Sync fields (context, stack, main, suspended_for, immediate_ops) are
-// touched only by the owner of the thread's run, one party at a time, with ownership handed over through the run
-// queues or the `park` word, which synchronise (see the module documentation). `main` is
-// Send, and the context and stack are plain memory that may be used from any OS thread.
+// touched only by the owner of the thread's run, one party at a time, with ownership
+// handed over through the run queues or the `park` word, which synchronise (see the module
+// documentation). `main` is Send, and the context and stack are plain memory that may be
+// used from any OS thread.
 unsafe impl Sync for Task {}
 // SAFETY: as above: nothing in a Task is tied to the OS thread that created it.
 unsafe impl Send for Task {}
