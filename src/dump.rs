@@ -55,8 +55,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::sched::Shared;
-use crate::task::wait::{self, RUNNING};
+use crate::sched::{Carrier, Shared};
+use crate::task::wait;
 use crate::task::{Suspend, Task, TaskRef};
 use crate::thread::ThreadId;
 
@@ -422,6 +422,11 @@ pub(crate) struct Desk {
     /// Per worker: since when (coarse clock, ns) the monitor sees it stuck in one green
     /// thread; 0 when it is not.
     stalled_since: Box<[AtomicU64]>,
+    /// Per worker: its current carrier, whose run status says which green thread runs
+    /// there (threads do not record it themselves: a store after every switch back cost a
+    /// park/unpark round trip ~10%). Set when the runtime starts and when the monitor hands
+    /// a worker to a new carrier.
+    carriers: Mutex<Vec<Option<Arc<Carrier>>>>,
 }
 
 struct Request {
@@ -460,7 +465,24 @@ impl Desk {
             request: Mutex::new(None),
             pending: (0..workers).map(|_| AtomicBool::new(false)).collect(),
             stalled_since: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            carriers: Mutex::new(vec![None; workers]),
         }
+    }
+
+    /// Records `carrier` as worker `index`'s current carrier.
+    pub(crate) fn set_carrier(&self, index: usize, carrier: &Arc<Carrier>) {
+        lock(&self.carriers)[index] = Some(Arc::clone(carrier));
+    }
+
+    /// The ids of the green threads running now, one per worker that runs one (a
+    /// snapshot).
+    fn running(&self) -> Vec<u64> {
+        lock(&self.carriers)
+            .iter()
+            .flatten()
+            .filter(|carrier| carrier.status().running())
+            .map(|carrier| carrier.running_id())
+            .collect()
     }
 
     /// `true` when a dump waits for worker `index`: checked by the worker between two
@@ -509,6 +531,7 @@ pub(crate) fn answer(shared: &Shared, index: usize, queued: &HashSet<u64>) {
     }
     request.answered.notify_all();
     let now = wait::coarse_now();
+    let running = shared.dumps.running();
     let walk = if shared.migrates() {
         Err(
             "this runtime migrates started threads: a thread's stack may be in use on \
@@ -522,7 +545,7 @@ pub(crate) fn answer(shared: &Shared, index: usize, queued: &HashSet<u64>) {
     let mut traces: HashMap<Arc<[usize]>, Backtrace> = HashMap::new();
     let mut threads = Vec::new();
     for task in shared.registries[index].all() {
-        let mut dump = from_record(&task, shared, index, now, &mut pages);
+        let mut dump = from_record(&task, shared, index, now, &running, &mut pages);
         if !shared.migrates()
             && (queued.contains(&task.id.as_u64().get())
                 || (task.suspended_for() == Suspend::Park && !task.is_parked()))
@@ -565,12 +588,12 @@ fn from_record(
     shared: &Shared,
     worker: usize,
     now: u64,
+    running: &[u64],
     pages: &mut Vec<u8>,
 ) -> ThreadDump {
-    let (state, since, arg, op) = task.wait.read();
-    let code = (state & 0xff) as u8;
+    let (code, since, arg, op) = task.wait.read();
     let since = (since != 0).then(|| Duration::from_nanos(now.saturating_sub(since)));
-    let (state, duration) = if state & RUNNING != 0 {
+    let (state, duration) = if running.contains(&task.id.as_u64().get()) {
         let stalled = shared.dumps.stalled_since[worker].load(Ordering::Relaxed);
         let duration = (stalled != 0).then(|| Duration::from_nanos(now.saturating_sub(stalled)));
         (ThreadState::Running, duration)
@@ -622,8 +645,7 @@ fn short_type_name(name: &'static str) -> &'static str {
 /// The last wait of the running green thread `task` as a phrase for the monitor's stall
 /// report: what its last blocking greenring call was.
 pub(crate) fn last_wait(task: &Task) -> String {
-    let (state, since, arg, op) = task.wait.read();
-    let code = (state & 0xff) as u8;
+    let (code, since, arg, op) = task.wait.read();
     let ago = (since != 0).then(|| {
         Human(Duration::from_nanos(
             wait::coarse_now().saturating_sub(since),
@@ -957,6 +979,7 @@ pub(crate) fn take(shared: &Arc<Shared>) -> Dump {
         flag.store(false, Ordering::Relaxed);
     }
     let now = wait::coarse_now();
+    let running = shared.dumps.running();
     let mut notes = Vec::new();
     let mut walked: Vec<Walked> = Vec::new();
     let mut captured: HashMap<Arc<[usize]>, Backtrace> = HashMap::new();
@@ -971,11 +994,11 @@ pub(crate) fn take(shared: &Arc<Shared>) -> Dump {
             }
             None => {
                 let tasks: Vec<TaskRef> = shared.registries[index].all();
-                let running = tasks
+                let busy = tasks
                     .iter()
-                    .find(|t| t.wait.read().0 & RUNNING != 0)
+                    .find(|t| running.contains(&t.id.as_u64().get()))
                     .map(|t| t.describe());
-                let why = match running {
+                let why = match busy {
                     Some(name) => format!(
                         "worker {index} did not answer: its OS thread is busy in green \
                          thread {name}, so it cannot walk its threads' stacks"
@@ -987,7 +1010,7 @@ pub(crate) fn take(shared: &Arc<Shared>) -> Dump {
                 };
                 notes.push(why.clone());
                 for task in tasks {
-                    let dump = from_record(&task, shared, index, now, &mut pages);
+                    let dump = from_record(&task, shared, index, now, &running, &mut pages);
                     walked.push(Walked {
                         dump,
                         ips: Err(why.clone()),

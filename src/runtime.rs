@@ -328,6 +328,9 @@ impl Builder {
         let carriers: Vec<Arc<sched::Carrier>> = (0..workers)
             .map(|_| Arc::new(sched::Carrier::new()))
             .collect();
+        for (index, carrier) in carriers.iter().enumerate() {
+            shared.dumps.set_carrier(index, carrier);
+        }
         let mut runtime = Runtime {
             shared: Arc::clone(&shared),
             workers: Vec::with_capacity(workers),

@@ -386,6 +386,7 @@ impl Monitor<'_> {
                 .expect("greenring: no OS thread to carry a handed-off worker");
             let _ = assign.send(job);
         }
+        self.shared.dumps.set_carrier(index, &carrier);
         self.carriers[index] = carrier;
         true
     }

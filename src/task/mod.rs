@@ -293,10 +293,9 @@ impl Task {
     /// Must be called by the thread itself, on its own stack.
     pub(crate) unsafe fn suspend(&self, why: Suspend) {
         self.suspended_for.set(why);
-        let code = self.wait.suspending(why);
+        self.wait.suspending(why);
         // SAFETY: forwarded from the caller.
         unsafe { self.context.suspend() }
-        self.wait.resumed(code);
     }
 
     /// Runs `f(arg)` with unwind information that continues into this suspended thread's
@@ -404,7 +403,6 @@ unsafe fn run_main(arg: *mut u8) {
     // SAFETY: the Task is kept alive by the run reference of whoever resumed us.
     let task = unsafe { &*arg.cast_const().cast::<Task>() };
     let main = task.main.take().expect("a green thread starts once");
-    task.wait.resumed(wait::NOT_STARTED);
     main();
 }
 
