@@ -395,15 +395,20 @@ fn spin_until(flag: &AtomicBool) {
     }
 }
 
+/// Two workers whose monitor reports a stall after 5 ms.
+fn quick_to_stall() -> Runtime {
+    Runtime::builder()
+        .worker_threads(2)
+        .handoff_threshold(Some(Duration::from_millis(5)))
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn the_stall_report_names_the_thread_and_its_last_wait() {
     let logs = captured();
     within(Duration::from_secs(60), move || {
-        let rt = Runtime::builder()
-            .worker_threads(2)
-            .handoff_threshold(Some(Duration::from_millis(5)))
-            .build()
-            .unwrap();
+        let rt = quick_to_stall();
         let (tx, rx) = mpsc::channel::<()>();
         let release = Arc::new(AtomicBool::new(false));
         let spinner = named(&rt, "stall-spinner", {
@@ -604,11 +609,7 @@ fn a_green_thread_can_dump_its_own_runtime() {
 fn each_stall_of_a_thread_is_reported() {
     let logs = captured();
     within(Duration::from_secs(60), move || {
-        let rt = Runtime::builder()
-            .worker_threads(2)
-            .handoff_threshold(Some(Duration::from_millis(5)))
-            .build()
-            .unwrap();
+        let rt = quick_to_stall();
         if rt.migrates_started_threads() {
             return;
         }

@@ -8,39 +8,15 @@ mod watchdog;
 #[path = "support/tempdir.rs"]
 mod tempdir;
 
+#[path = "support/everywhere.rs"]
+mod everywhere;
+
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::Path;
-use std::time::Duration;
 
 use greenring::fs::{self, File, Metadata, OpenOptions};
 use greenring::os::unix::fs::{symlink, MetadataExt};
-use greenring::{IoBackend, Runtime};
 
-use tempdir::TempDir;
-
-const LIMIT: Duration = Duration::from_secs(60);
-
-/// Runs `body` in a fresh directory off green threads, then on a green thread of a runtime
-/// with the default backend, then on one of an epoll runtime.
-fn everywhere(name: &'static str, body: fn(&Path)) {
-    watchdog::within(LIMIT, move || {
-        let dir = TempDir::new(&format!("{name}-os"));
-        body(&dir.0);
-        for (label, backend) in [("default", None), ("epoll", Some(IoBackend::Epoll))] {
-            let dir = TempDir::new(&format!("{name}-{label}"));
-            let mut builder = Runtime::builder().worker_threads(1);
-            if let Some(backend) = backend {
-                builder = builder.io_backend(backend);
-            }
-            let rt = builder.build().unwrap();
-            let path = dir.0.clone();
-            rt.block_on(move || {
-                assert!(greenring::thread::is_green());
-                body(&path);
-            });
-        }
-    });
-}
+use everywhere::everywhere;
 
 /// `ours` and `std`'s describe the same file the same way.
 fn assert_same(ours: &Metadata, std: &std::fs::Metadata) {
@@ -59,7 +35,7 @@ fn assert_same(ours: &Metadata, std: &std::fs::Metadata) {
 
 #[test]
 fn metadata_of_files_dirs_and_symlinks_is_std_s() {
-    everywhere("same", |dir| {
+    everywhere("same", 1, |dir| {
         let file = dir.join("file");
         fs::write(&file, b"twelve bytes").unwrap();
         let sub = dir.join("sub");
@@ -100,7 +76,7 @@ fn metadata_of_files_dirs_and_symlinks_is_std_s() {
 
 #[test]
 fn metadata_of_a_missing_path_is_not_found() {
-    everywhere("missing", |dir| {
+    everywhere("missing", 1, |dir| {
         let missing = dir.join("missing");
         let err = fs::metadata(&missing).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
@@ -133,7 +109,7 @@ fn metadata_of_a_missing_path_is_not_found() {
 
 #[test]
 fn create_dir_all_accepts_an_existing_directory_and_refuses_a_file() {
-    everywhere("create-all", |dir| {
+    everywhere("create-all", 1, |dir| {
         let sub = dir.join("a/b");
         fs::create_dir_all(&sub).unwrap();
         fs::create_dir_all(&sub).unwrap();
@@ -147,7 +123,7 @@ fn create_dir_all_accepts_an_existing_directory_and_refuses_a_file() {
 
 #[test]
 fn set_len_shrinks_and_grows_a_file() {
-    everywhere("set-len", |dir| {
+    everywhere("set-len", 1, |dir| {
         let path = dir.join("file");
         let mut file = OpenOptions::new()
             .read(true)

@@ -9,6 +9,9 @@ mod watchdog;
 #[path = "support/tempdir.rs"]
 mod tempdir;
 
+#[path = "support/everywhere.rs"]
+mod everywhere;
+
 use std::collections::BTreeSet;
 use std::io::{self, Read};
 use std::path::Path;
@@ -16,33 +19,8 @@ use std::time::{Duration, SystemTime};
 
 use greenring::fs::{self, DirBuilder, File, FileTimes, OpenOptions, Permissions, TryLockError};
 use greenring::os::unix::fs::{symlink, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use greenring::{IoBackend, Runtime};
 
-use tempdir::TempDir;
-
-const LIMIT: Duration = Duration::from_secs(60);
-
-/// Runs `body` in a fresh directory off green threads, then on a green thread of a runtime
-/// with the default backend, then on one of an epoll runtime; `workers` per runtime.
-fn everywhere(name: &'static str, workers: usize, body: fn(&Path)) {
-    watchdog::within(LIMIT, move || {
-        let dir = TempDir::new(&format!("{name}-os"));
-        body(&dir.0);
-        for (label, backend) in [("default", None), ("epoll", Some(IoBackend::Epoll))] {
-            let dir = TempDir::new(&format!("{name}-{label}"));
-            let mut builder = Runtime::builder().worker_threads(workers);
-            if let Some(backend) = backend {
-                builder = builder.io_backend(backend);
-            }
-            let rt = builder.build().unwrap();
-            let path = dir.0.clone();
-            rt.block_on(move || {
-                assert!(greenring::thread::is_green());
-                body(&path);
-            });
-        }
-    });
-}
+use everywhere::everywhere;
 
 #[test]
 fn directories_are_created_listed_and_removed() {

@@ -556,6 +556,47 @@ fn wait_for(count: &AtomicUsize, target: usize) {
     std::thread::sleep(Duration::from_millis(20));
 }
 
+/// Runs this program again as `FLAG IMPL COUNT WORKERS BACKEND` (a child measuring `imp`)
+/// and returns what it printed, and its standard error for failure messages.
+fn run_child(flag: &str, env: &Env, imp: Impl, count: usize) -> (String, String) {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            flag,
+            imp.name(),
+            &count.to_string(),
+            &env.workers.to_string(),
+            env.backend.map_or("auto", greenring::IoBackend::name),
+        ])
+        .output()
+        .unwrap_or_else(|err| panic!("start the {flag} child: {err}"));
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The arguments of a child started by [`run_child`]: the implementation's name, the
+/// count, the workers and the I/O backend.
+fn child_args<'a>(
+    flag: &str,
+    args: &'a [String],
+) -> (&'a str, usize, usize, Option<greenring::IoBackend>) {
+    let [imp, count, workers, backend] = args else {
+        panic!("{flag} IMPL COUNT WORKERS BACKEND");
+    };
+    let backend = match backend.as_str() {
+        "epoll" => Some(greenring::IoBackend::Epoll),
+        "io_uring" => Some(greenring::IoBackend::IoUring),
+        _ => None,
+    };
+    (
+        imp.as_str(),
+        count.parse().unwrap(),
+        workers.parse().unwrap(),
+        backend,
+    )
+}
+
 /// Bytes of resident memory each idle (blocked) thread adds. Measured in a fresh child
 /// process (this program, with `--idle-child`), so neither the allocator's free lists nor
 /// a stack pool left by earlier workloads hide the cost.
@@ -564,40 +605,20 @@ pub fn idle_memory(env: &Env, imp: Impl) -> Sample {
         Impl::Std => env.sizes.std_idle_threads,
         _ => env.sizes.idle_threads,
     };
-    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
-    command.args([
-        "--idle-child",
-        imp.name(),
-        &count.to_string(),
-        &env.workers.to_string(),
-        env.backend.map_or("auto", greenring::IoBackend::name),
-    ]);
-    let output = command.output().expect("start the idle-memory child");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let bytes: f64 = text.trim().parse().unwrap_or_else(|_| {
-        panic!(
-            "idle-memory child failed: {text}{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
+    let (text, stderr) = run_child("--idle-child", env, imp, count);
+    let bytes: f64 = text
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("idle-memory child failed: {text}{stderr}"));
     Sample::of(bytes)
 }
 
 /// Body of the `--idle-child IMPL COUNT WORKERS BACKEND` process: starts COUNT idle threads
 /// of IMPL and prints the growth of the resident set per thread.
 pub fn idle_child(args: &[String]) -> ! {
-    let [imp, count, workers, backend] = args else {
-        panic!("--idle-child IMPL COUNT WORKERS BACKEND");
-    };
-    let n: usize = count.parse().unwrap();
-    let workers: usize = workers.parse().unwrap();
-    let backend = match backend.as_str() {
-        "epoll" => Some(greenring::IoBackend::Epoll),
-        "io_uring" => Some(greenring::IoBackend::IoUring),
-        _ => None,
-    };
+    let (imp, n, workers, backend) = child_args("--idle-child", args);
     let started = Arc::new(AtomicUsize::new(0));
-    let growth = match imp.as_str() {
+    let growth = match imp {
         "greenring" => {
             let rt = greenring_runtime(workers, backend).unwrap();
             rt.block_on(|| ());
@@ -844,25 +865,13 @@ pub fn fan_out_large(env: &Env, imp: Impl) -> Sample {
 /// nanoseconds per spawn from the first spawn until every thread has started, the extras
 /// the spawn loop alone per thread and the resident memory each live thread adds.
 pub fn live_threads(env: &Env, imp: Impl) -> Sample {
-    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
-    command.args([
-        "--live-child",
-        imp.name(),
-        &env.sizes.live_threads.to_string(),
-        &env.workers.to_string(),
-        env.backend.map_or("auto", greenring::IoBackend::name),
-    ]);
-    let output = command.output().expect("start the live-threads child");
-    let text = String::from_utf8_lossy(&output.stdout);
+    let (text, stderr) = run_child("--live-child", env, imp, env.sizes.live_threads);
     let numbers: Vec<f64> = text
         .split_whitespace()
         .filter_map(|word| word.parse().ok())
         .collect();
     let [started_ns, spawn_ns, rss_bytes] = numbers[..] else {
-        panic!(
-            "live-threads child failed: {text}{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        panic!("live-threads child failed: {text}{stderr}");
     };
     Sample {
         value: started_ns,
@@ -875,19 +884,10 @@ pub fn live_threads(env: &Env, imp: Impl) -> Sample {
 /// all have started, those of the spawn loop alone, and the resident bytes per thread. It
 /// then exits without releasing them (a million joins would only slow the row down).
 pub fn live_child(args: &[String]) -> ! {
-    let [imp, count, workers, backend] = args else {
-        panic!("--live-child IMPL COUNT WORKERS BACKEND");
-    };
-    let n: usize = count.parse().unwrap();
-    let workers: usize = workers.parse().unwrap();
-    let backend = match backend.as_str() {
-        "epoll" => Some(greenring::IoBackend::Epoll),
-        "io_uring" => Some(greenring::IoBackend::IoUring),
-        _ => None,
-    };
+    let (imp, n, workers, backend) = child_args("--live-child", args);
     let started = Arc::new(AtomicUsize::new(0));
     let per = |d: Duration| d.as_nanos() as f64 / n as f64;
-    let (all_started, spawn_loop, growth) = match imp.as_str() {
+    let (all_started, spawn_loop, growth) = match imp {
         "greenring" => {
             let rt = greenring_runtime(workers, backend).unwrap();
             rt.block_on(|| ());
