@@ -258,7 +258,11 @@ where
     // outlives its run and the packet's drop.
     let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
     pool.execute(job);
-    JoinHandle::new(packet, Thread::blocking(job_thread))
+    let holder: Arc<dyn crate::thread::HoldsPacket<T> + 'a> = packet;
+    // SAFETY: as for the job: only the lifetime changes, and the handle gives the packet's
+    // result only as a `T`.
+    let holder: Arc<dyn crate::thread::HoldsPacket<T>> = unsafe { std::mem::transmute(holder) };
+    JoinHandle::new(holder, Thread::blocking(job_thread))
 }
 
 #[cfg(test)]

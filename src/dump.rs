@@ -898,8 +898,7 @@ fn trim(trace: &Backtrace) -> StackTrace {
         f.function.starts_with("greenring::context::own::start")
             || f.function.contains("greenring_trampoline")
             || f.function.starts_with("greenring::task::run_main")
-            || f.function
-                .starts_with("greenring::thread::builder::Builder::spawn_unchecked")
+            || f.function.starts_with("<greenring::thread::builder::Body")
     }) {
         frames.truncate(entry);
         // The catch_unwind around the thread's closure.
@@ -912,8 +911,6 @@ fn trim(trace: &Backtrace) -> StackTrace {
             ]
             .iter()
             .any(|prefix| f.function.starts_with(prefix))
-                || f.function
-                    .starts_with("<alloc::boxed::Box<F,A> as core::ops::function")
         };
         while frames.len() > 1 && frames.last().is_some_and(wrapper) {
             frames.pop();

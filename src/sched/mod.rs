@@ -549,8 +549,7 @@ pub(crate) fn spawn(
     name: Option<Box<str>>,
     stack_size: Option<usize>,
     pinned: bool,
-    main: Box<dyn FnOnce() + Send>,
-    join: Arc<dyn crate::thread::CancelJoin>,
+    main: Arc<dyn crate::task::Main>,
 ) -> io::Result<TaskRef> {
     if shared.shutdown.load(Ordering::SeqCst) {
         return Err(io::Error::other(
@@ -576,7 +575,6 @@ pub(crate) fn spawn(
         stack,
         pinned,
         main,
-        Some(join),
     );
     shared.live.fetch_add(1, Ordering::SeqCst);
     schedule(Arc::clone(&task));

@@ -7,10 +7,11 @@
 //! - `park`: the park word, atomic; see [`park`].
 //! - `home`: written once, by the worker that first runs the thread, before anyone else can
 //!   see it started; read by whoever schedules the thread.
-//! - `context`, `stack`, `main`, `suspended_for`, `immediate_ops`: only by the one party that currently owns
-//!   the *run* of the thread: the worker running it (and the thread itself, on that worker),
-//!   or the spawner before the first schedule. Ownership passes through the run queues and
-//!   through the park word, both of which synchronise (release/acquire).
+//! - `context`, `stack`, `suspended_for`, `immediate_ops`, and the running of `main`: only
+//!   by the one party that currently owns the *run* of the thread: the worker running it
+//!   (and the thread itself, on that worker), or the spawner before the first schedule.
+//!   Ownership passes through the run queues and through the park word, both of which
+//!   synchronise (release/acquire).
 //! - `registry_slot`: under the lock of the registry of the thread's home worker.
 //! - `wait`: written by the thread itself around its switches, read by anyone (see
 //!   [`wait`]).
@@ -64,6 +65,26 @@ pub(crate) enum Suspend {
     Timer,
 }
 
+/// What a green thread runs and whom it reports to: the spawn's closure together with the
+/// join side its result goes to (one allocation per spawn, see `thread::builder`). The task
+/// knows only this trait, not the thread API above it.
+pub(crate) trait Main: Send + Sync {
+    /// Runs the closure and completes the join with its result or panic.
+    ///
+    /// # Safety
+    ///
+    /// Called at most once, by the green thread itself, on its own stack.
+    unsafe fn run(&self);
+
+    /// Completes the join with a [`Cancelled`](crate::runtime::Cancelled) payload (the
+    /// runtime gives up on the thread), unless the thread already completed it.
+    fn cancel(&self);
+
+    /// Completes the join with `payload` as the thread's panic (it could not start),
+    /// unless the thread already completed it.
+    fn fail(&self, payload: Box<dyn std::any::Any + Send>);
+}
+
 /// One green thread.
 pub(crate) struct Task {
     pub(crate) id: ThreadId,
@@ -73,7 +94,8 @@ pub(crate) struct Task {
     park: ParkWord,
     context: Context,
     stack: UnsafeCell<Option<Stack>>,
-    main: Cell<Option<Box<dyn FnOnce() + Send>>>,
+    /// What the thread runs, and the join side it completes.
+    main: Arc<dyn Main>,
     suspended_for: Cell<Suspend>,
     /// Never stolen, not even before it first runs.
     pinned: bool,
@@ -87,8 +109,6 @@ pub(crate) struct Task {
     immediate_ops: Cell<u32>,
     /// Index of this thread in its home worker's registry (see `sched::registry`).
     pub(crate) registry_slot: AtomicUsize,
-    /// The join side of the thread, ended with `Cancelled` if the runtime gives up on it.
-    join: Option<Arc<dyn crate::thread::CancelJoin>>,
     /// The thread's green-thread-local values (`crate::local`); only the thread itself
     /// touches them.
     pub(crate) locals: crate::local::LocalMap,
@@ -106,10 +126,10 @@ const NO_HOME: usize = usize::MAX;
 /// `registry_slot` of a thread in no registry.
 pub(crate) const NO_SLOT: usize = usize::MAX;
 
-// SAFETY: the non-Sync fields (context, stack, main, suspended_for, immediate_ops) are
+// SAFETY: the non-Sync fields (context, stack, suspended_for, immediate_ops) are
 // touched only by the owner of the thread's run, one party at a time, with ownership
 // handed over through the run queues or the `park` word, which synchronise (see the module
-// documentation). `main` is Send, and the context and stack are plain memory that may be
+// documentation). The context and stack are plain memory that may be
 // used from any OS thread.
 unsafe impl Sync for Task {}
 // SAFETY: as above: nothing in a Task is tied to the OS thread that created it.
@@ -127,8 +147,7 @@ impl Task {
         stack_size: usize,
         stack: Option<Stack>,
         pinned: bool,
-        main: Box<dyn FnOnce() + Send>,
-        join: Option<Arc<dyn crate::thread::CancelJoin>>,
+        main: Arc<dyn Main>,
     ) -> TaskRef {
         let task = Arc::new(Task {
             id,
@@ -137,7 +156,7 @@ impl Task {
             park: ParkWord::new(),
             context: Context::new(),
             stack: UnsafeCell::new(None),
-            main: Cell::new(Some(main)),
+            main,
             suspended_for: Cell::new(Suspend::Yield),
             pinned,
             home: AtomicUsize::new(NO_HOME),
@@ -145,7 +164,6 @@ impl Task {
             immediate_ops: Cell::new(0),
             registry_slot: AtomicUsize::new(NO_SLOT),
             locals: crate::local::LocalMap::default(),
-            join,
             wait: wait::WaitRecord::new(),
             stack_size,
             bounds: [AtomicUsize::new(0), AtomicUsize::new(0)],
@@ -327,17 +345,13 @@ impl Task {
     /// Ends the thread's join with a panic payload of `message`: the thread could not
     /// start. A no-op once the join is complete.
     pub(crate) fn fail_join(&self, message: String) {
-        if let Some(join) = &self.join {
-            join.fail(Box::new(message));
-        }
+        self.main.fail(Box::new(message));
     }
 
     /// Ends the thread's join with `Cancelled` (the runtime gives up on the thread); a no-op
     /// once the thread has completed it.
     pub(crate) fn cancel_join(&self) {
-        if let Some(join) = &self.join {
-            join.cancel();
-        }
+        self.main.cancel();
     }
 
     /// `true` while the thread is parked with nobody having woken it yet.
@@ -402,8 +416,8 @@ impl Drop for Task {
 unsafe fn run_main(arg: *mut u8) {
     // SAFETY: the Task is kept alive by the run reference of whoever resumed us.
     let task = unsafe { &*arg.cast_const().cast::<Task>() };
-    let main = task.main.take().expect("a green thread starts once");
-    main();
+    // SAFETY: this is the thread's first and only entry, on its own stack.
+    unsafe { task.main.run() };
 }
 
 #[cfg(test)]
@@ -426,9 +440,17 @@ mod tests {
             4 * page_size(),
             Some(stack),
             false,
-            Box::new(|| {}),
-            None,
+            Arc::new(Nothing),
         )
+    }
+
+    /// A thread that is never run.
+    struct Nothing;
+
+    impl Main for Nothing {
+        unsafe fn run(&self) {}
+        fn cancel(&self) {}
+        fn fail(&self, _: Box<dyn std::any::Any + Send>) {}
     }
 
     #[test]

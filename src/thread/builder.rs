@@ -1,10 +1,11 @@
 //! Configuring a green thread before it starts.
 
+use std::cell::UnsafeCell;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
-use super::join_handle::{JoinHandle, Packet};
+use super::join_handle::{HoldsPacket, JoinHandle, Packet};
 use super::scope::ScopeData;
 use super::Thread;
 use crate::runtime::{self, Runtime};
@@ -142,31 +143,117 @@ impl Builder {
         F: FnOnce() -> T + Send + 'a,
         T: Send + 'a,
     {
-        let packet = Arc::new(Packet::with_scope(scope));
-        let their_packet = Arc::clone(&packet);
-        let main: Box<dyn FnOnce() + Send + 'a> = Box::new(move || {
-            // The panic is caught here, at the thread's entry, so the worker goes on and
-            // `join` hands the payload to the joiner.
-            let mut result = panic::catch_unwind(AssertUnwindSafe(f));
-            // Green-thread locals are dropped before `join` can return, as std's
-            // thread-locals are; a panicking destructor becomes the thread's panic.
-            if let Err(payload) = panic::catch_unwind(crate::local::destroy_current) {
-                if result.is_ok() {
-                    result = Err(payload);
-                }
-            }
-            their_packet.complete(result);
-            // `their_packet` is dropped here, the thread's last use of anything borrowed.
+        let body = Arc::new(Body {
+            f: UnsafeCell::new(Some(f)),
+            packet: Packet::with_scope(scope),
         });
-        // SAFETY: only the lifetime changes; the caller guarantees that what `main`
-        // borrows outlives its run and the packet's drop.
-        let main: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(main) };
+        let main: Arc<dyn crate::task::Main + 'a> = Arc::clone(&body) as _;
+        // SAFETY: only the lifetime changes; the caller guarantees that what the closure
+        // and its result borrow outlive the thread's run and the packet's drop, and the
+        // task drops this reference when it is dropped.
+        let main: Arc<dyn crate::task::Main> = unsafe { std::mem::transmute(main) };
+        let holder: Arc<dyn HoldsPacket<T> + 'a> = body;
+        // SAFETY: as for `main`; the handle gives the packet's result only as a `T`.
+        let holder: Arc<dyn HoldsPacket<T>> = unsafe { std::mem::transmute(holder) };
         let name = self.name.map(String::into_boxed_str);
-        let join: Arc<dyn super::CancelJoin + 'a> = Arc::clone(&packet) as _;
-        // SAFETY: as for `main`: the packet outlives nothing it borrows, by the caller's
-        // guarantee, and the task drops this reference when it is dropped.
-        let join: Arc<dyn super::CancelJoin> = unsafe { std::mem::transmute(join) };
-        let task = sched::spawn(shared, name, self.stack_size, self.pinned, main, join)?;
-        Ok(JoinHandle::new(packet, Thread::green(task)))
+        let task = sched::spawn(shared, name, self.stack_size, self.pinned, main)?;
+        Ok(JoinHandle::new(holder, Thread::green(task)))
+    }
+}
+
+/// A spawned green thread's closure and the packet its result goes to, in one allocation:
+/// the task runs it ([`Main`](crate::task::Main)) and the handle joins it
+/// ([`HoldsPacket`]).
+struct Body<F, T> {
+    /// The closure, until the thread takes it at its first run. Declared before `packet`
+    /// so that a closure never run is dropped first: the packet's drop tells a scope that
+    /// the thread no longer borrows from it.
+    f: UnsafeCell<Option<F>>,
+    packet: Packet<T>,
+}
+
+// SAFETY: `f` is taken once, by the thread itself (`Main::run`'s contract), or dropped with
+// the body when nothing else refers to it; everything else is the packet's, which is Sync
+// for a `T: Send`. `F: Send` because the closure runs on another OS thread than the
+// spawner's.
+unsafe impl<F: Send, T: Send> Sync for Body<F, T> {}
+
+impl<F, T> crate::task::Main for Body<F, T>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    unsafe fn run(&self) {
+        // SAFETY: the caller runs this once, on the thread itself: nothing else touches `f`.
+        let f = unsafe { (*self.f.get()).take() }.expect("a green thread starts once");
+        // The panic is caught here, at the thread's entry, so the worker goes on and
+        // `join` hands the payload to the joiner.
+        let mut result = panic::catch_unwind(AssertUnwindSafe(f));
+        // Green-thread locals are dropped before `join` can return, as std's
+        // thread-locals are; a panicking destructor becomes the thread's panic.
+        if let Err(payload) = panic::catch_unwind(crate::local::destroy_current) {
+            if result.is_ok() {
+                result = Err(payload);
+            }
+        }
+        self.packet.complete(result);
+    }
+
+    fn cancel(&self) {
+        self.packet
+            .complete(Err(Box::new(crate::runtime::Cancelled)));
+    }
+
+    fn fail(&self, payload: Box<dyn std::any::Any + Send>) {
+        self.packet.complete(Err(payload));
+    }
+}
+
+impl<F: Send, T: Send> HoldsPacket<T> for Body<F, T> {
+    fn packet(&self) -> &Packet<T> {
+        &self.packet
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::Main;
+
+    /// Records how many threads its scope counted as running when it was dropped.
+    struct Borrower {
+        scope: Arc<ScopeData>,
+        seen: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Drop for Borrower {
+        fn drop(&mut self) {
+            let running = self.scope.running();
+            self.seen
+                .store(running, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_closure_never_run_is_dropped_before_its_scope_is_told() {
+        let scope = ScopeData::for_tests();
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
+        let borrower = Borrower {
+            scope: Arc::clone(&scope),
+            seen: Arc::clone(&seen),
+        };
+        let body = Body {
+            f: UnsafeCell::new(Some(move || drop(borrower))),
+            packet: Packet::<()>::with_scope(Some(Arc::clone(&scope))),
+        };
+        assert_eq!(scope.running(), 1);
+        body.cancel();
+        drop(body);
+        assert_eq!(
+            seen.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the closure (and what it borrows) goes before the scope may return"
+        );
+        assert_eq!(scope.running(), 0);
     }
 }

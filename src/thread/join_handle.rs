@@ -145,25 +145,16 @@ impl<T> Packet<T> {
     }
 }
 
-/// The join side of a green thread, whatever its value type: lets the runtime end a
-/// thread's join when it gives up on the thread (a shutdown that leaks it).
-pub(crate) trait CancelJoin: Send + Sync {
-    /// Completes the join with a [`Cancelled`](crate::runtime::Cancelled) payload, unless
-    /// the thread already completed it.
-    fn cancel(&self);
-
-    /// Completes the join with `payload` as the thread's panic (it could not start),
-    /// unless the thread already completed it.
-    fn fail(&self, payload: Box<dyn std::any::Any + Send>);
+/// Whatever holds a thread's [`Packet`]: the packet alone (a blocking-pool job), or the
+/// spawn's closure and packet in one allocation (a green thread, see `builder`).
+pub(crate) trait HoldsPacket<T>: Send + Sync {
+    /// The packet.
+    fn packet(&self) -> &Packet<T>;
 }
 
-impl<T: Send> CancelJoin for Packet<T> {
-    fn cancel(&self) {
-        self.complete(Err(Box::new(crate::runtime::Cancelled)));
-    }
-
-    fn fail(&self, payload: Box<dyn std::any::Any + Send>) {
-        self.complete(Err(payload));
+impl<T: Send> HoldsPacket<T> for Packet<T> {
+    fn packet(&self) -> &Packet<T> {
+        self
     }
 }
 
@@ -192,13 +183,17 @@ impl<T> Drop for Packet<T> {
 ///
 /// Dropping the handle detaches the thread: it runs on, and its result is dropped.
 pub struct JoinHandle<T> {
-    packet: Arc<Packet<T>>,
+    holder: Arc<dyn HoldsPacket<T>>,
     thread: Thread,
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(packet: Arc<Packet<T>>, thread: Thread) -> JoinHandle<T> {
-        JoinHandle { packet, thread }
+    pub(crate) fn new(holder: Arc<dyn HoldsPacket<T>>, thread: Thread) -> JoinHandle<T> {
+        JoinHandle { holder, thread }
+    }
+
+    fn packet(&self) -> &Packet<T> {
+        self.holder.packet()
     }
 
     /// Waits for the thread to finish and returns its result: `Ok` with the closure's
@@ -219,8 +214,8 @@ impl<T> JoinHandle<T> {
     /// assert_eq!(payload.downcast_ref::<&str>(), Some(&"oops"));
     /// ```
     pub fn join(self) -> std::thread::Result<T> {
-        if self.packet.is_done() {
-            return self.packet.wait_done();
+        if self.packet().is_done() {
+            return self.packet().wait_done();
         }
         let me = super::current();
         assert!(
@@ -234,7 +229,7 @@ impl<T> JoinHandle<T> {
             .is_blocking_job()
             .then(crate::sched::owe_wake)
             .flatten();
-        self.packet.wait(me)
+        self.packet().wait(me)
     }
 
     /// The handle of the thread this joins.
@@ -245,7 +240,7 @@ impl<T> JoinHandle<T> {
     /// `true` once the thread has finished running its closure (or panicked). Does not
     /// block.
     pub fn is_finished(&self) -> bool {
-        self.packet.is_done()
+        self.packet().is_done()
     }
 }
 
@@ -266,7 +261,7 @@ impl<T> Future for JoinHandle<T> {
     type Output = std::thread::Result<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.packet.poll_result(cx.waker())
+        self.packet().poll_result(cx.waker())
     }
 }
 

@@ -40,6 +40,22 @@ impl ScopeData {
         }
     }
 
+    /// A scope's shared part with no thread, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Arc<ScopeData> {
+        Arc::new(ScopeData {
+            running: AtomicUsize::new(0),
+            a_thread_panicked: AtomicBool::new(false),
+            main: super::current(),
+        })
+    }
+
+    /// How many threads of the scope still count as running.
+    #[cfg(test)]
+    pub(crate) fn running(&self) -> usize {
+        self.running.load(Ordering::Acquire)
+    }
+
     /// Waits, without a cancellation point, until no thread of the scope runs.
     fn wait_all(&self) {
         let task = current::task();
