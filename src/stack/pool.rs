@@ -2,10 +2,10 @@
 //!
 //! Allocation tries, in order: the calling worker's [`LocalCache`] (no lock), the runtime's
 //! shared free list (one lock, refilling the cache in a batch), and carving a new slab of
-//! about [`SLAB_BYTES`] (one `mmap`, one batched guard `madvise` for all its stacks, and
-//! their first pages faulted in at once; see `map::map_stacks`). Freed stacks go back to
-//! the local cache, overflow to the shared list (up to [`SHARED_CAP`]), and are trimmed by
-//! a worker about to sleep ([`StackPool::trim`]): the stacks that stayed unused in the list
+//! about [`SLAB_BYTES`] (one `mmap` and one batched guard `madvise` for all its stacks;
+//! their pages are faulted in by the workers that use them, see `map::map_stacks`). Freed
+//! stacks go back to the local cache, overflow to the shared list (up to [`SHARED_CAP`]),
+//! and are trimmed by a worker about to sleep ([`StackPool::trim`]): the stacks that stayed unused in the list
 //! for a whole [`TRIM_AFTER`] beyond [`SHARED_KEEP`] go back to the kernel, all in one
 //! `process_madvise`. Returning a stack's memory costs a system call and a TLB shootdown
 //! (an IPI to every other CPU running the process), which a burst of 10,000 finishing
