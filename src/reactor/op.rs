@@ -142,11 +142,6 @@ pub(crate) unsafe trait Op {
     fn call(&mut self) -> isize;
 }
 
-/// Consecutive ops a green thread may run without waiting (immediate system calls, or
-/// completions already there) before the driver yields to the worker's other threads, as
-/// a wait would have.
-const CALL_BUDGET: u32 = 64;
-
 /// Runs `op` for the calling green thread, with an optional timeout; `None` when the
 /// caller should make the ordinary blocking system call instead: off green threads, and on
 /// a green thread that unwinds (outside its runtime's shutdown), because switching away
@@ -163,15 +158,10 @@ pub(crate) fn run<O: Op>(mut op: O, timeout: Option<Duration>) -> Option<io::Res
     if cancel_point(task) {
         return Some(Err(io::Error::from_raw_os_error(libc::ECANCELED)));
     }
-    if !task.note_immediate_op(CALL_BUDGET) {
-        // A run of ops that never had to wait: let the worker's other threads in, as a
-        // wait would have.
-        crate::thread::yield_now();
-        task.reset_immediate_ops();
-    }
+    crate::sched::count_call(task);
     let _wait = crate::task::wait::io::<O>(task, op.socket().fd);
     Some(match task.runtime.io_backend() {
-        IoBackend::IoUring => uring(task, &mut op, timeout),
+        IoBackend::IoUring => uring(&mut op, timeout),
         IoBackend::Epoll => epoll(task, &mut op, timeout),
     })
 }
@@ -200,7 +190,7 @@ fn call<O: Op>(op: &mut O) -> Called {
 
 /// The io_uring backend: the call first for ops that usually succeed at once, the SQE
 /// otherwise and whenever the call would block.
-fn uring<O: Op>(task: &Task, op: &mut O, timeout: Option<Duration>) -> io::Result<usize> {
+fn uring<O: Op>(op: &mut O, timeout: Option<Duration>) -> io::Result<usize> {
     let mut empty = false;
     if op.call_first() {
         match call(op) {
@@ -214,7 +204,6 @@ fn uring<O: Op>(task: &Task, op: &mut O, timeout: Option<Duration>) -> io::Resul
         // the entry has been reaped; `timespec` lives until then too; we are on a green
         // thread.
         let result = unsafe { park_on(op.entry(empty), timespec.as_ref()) };
-        task.reset_immediate_ops();
         return if result.res >= 0 {
             Ok(result.res as usize)
         } else if result.timed_out && result.res == -libc::ECANCELED {
@@ -270,7 +259,6 @@ fn wait_ready(
     worker.hold_across_suspend();
     // SAFETY: we are that green thread, on its own stack.
     unsafe { task.suspend(Suspend::Io) };
-    task.reset_immediate_ops();
     Ok(slot.outcome())
 }
 

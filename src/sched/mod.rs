@@ -492,6 +492,37 @@ pub(crate) fn cancel_point(task: &Task) -> bool {
     std::panic::resume_unwind(Box::new(crate::runtime::Cancelled));
 }
 
+/// Lets the worker of the running green thread `task` run its other threads, then
+/// continues: `yield_now` on a green thread. Unwinding, it yields the OS thread instead
+/// (switching away would show the panic to the worker's other green threads); during its
+/// runtime's shutdown it is a cancellation point.
+pub(crate) fn yield_task(task: &Task) {
+    if std::thread::panicking() {
+        std::thread::yield_now();
+        return;
+    }
+    if cancel_point(task) {
+        return;
+    }
+    // SAFETY: `task` is the running green thread, and this runs on its stack.
+    unsafe { task.suspend(crate::task::Suspend::Yield) };
+}
+
+/// Calls a green thread may make in a row without suspending (I/O ops that completed at
+/// once, spawns) before it yields to its worker's other threads, as a wait would have.
+const CALL_BUDGET: u32 = 64;
+
+/// Counts a call of the running green thread `task` that did not suspend it; the
+/// [`CALL_BUDGET`]-th in a row yields. A thread that only ever calls what completes at
+/// once (a socket that always has data, a loop of spawns) thus cannot keep its worker's
+/// other threads, the ones it spawned among them, from running, nor look stalled to the
+/// monitor.
+pub(crate) fn count_call(task: &Task) {
+    if !task.count_call(CALL_BUDGET) {
+        yield_task(task);
+    }
+}
+
 /// Suspends the calling green thread until `deadline` on its worker's timer heap; `false`
 /// when the caller is not a green thread or is unwinding (it should sleep the std way).
 pub(crate) fn sleep_until(deadline: std::time::Instant) -> bool {
@@ -578,6 +609,10 @@ pub(crate) fn spawn(
     );
     shared.live.fetch_add(1, Ordering::SeqCst);
     schedule(Arc::clone(&task));
+    // SAFETY: the running task is alive while it runs.
+    if let Some(spawner) = unsafe { current::task().as_ref() } {
+        count_call(spawner);
+    }
     Ok(task)
 }
 

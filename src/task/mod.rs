@@ -7,7 +7,7 @@
 //! - `park`: the park word, atomic; see [`park`].
 //! - `home`: written once, by the worker that first runs the thread, before anyone else can
 //!   see it started; read by whoever schedules the thread.
-//! - `context`, `stack`, `suspended_for`, `immediate_ops`, and the running of `main`: only
+//! - `context`, `stack`, `suspended_for`, `calls`, and the running of `main`: only
 //!   by the one party that currently owns the *run* of the thread: the worker running it
 //!   (and the thread itself, on that worker), or the spawner before the first schedule.
 //!   Ownership passes through the run queues and through the park word, both of which
@@ -104,9 +104,9 @@ pub(crate) struct Task {
     home: AtomicUsize,
     /// Whether the monitor's stall report about this thread was logged.
     stall_reported: AtomicBool,
-    /// I/O ops run since the thread last waited in one (see `reactor::op`); only the
+    /// Calls made since the thread last suspended (see `sched::count_call`); only the
     /// thread itself touches it.
-    immediate_ops: Cell<u32>,
+    calls: Cell<u32>,
     /// Index of this thread in its home worker's registry (see `sched::registry`).
     pub(crate) registry_slot: AtomicUsize,
     /// The thread's green-thread-local values (`crate::local`); only the thread itself
@@ -126,7 +126,7 @@ const NO_HOME: usize = usize::MAX;
 /// `registry_slot` of a thread in no registry.
 pub(crate) const NO_SLOT: usize = usize::MAX;
 
-// SAFETY: the non-Sync fields (context, stack, suspended_for, immediate_ops) are
+// SAFETY: the non-Sync fields (context, stack, suspended_for, calls) are
 // touched only by the owner of the thread's run, one party at a time, with ownership
 // handed over through the run queues or the `park` word, which synchronise (see the module
 // documentation). The context and stack are plain memory that may be
@@ -161,7 +161,7 @@ impl Task {
             pinned,
             home: AtomicUsize::new(NO_HOME),
             stall_reported: AtomicBool::new(false),
-            immediate_ops: Cell::new(0),
+            calls: Cell::new(0),
             registry_slot: AtomicUsize::new(NO_SLOT),
             locals: crate::local::LocalMap::default(),
             wait: wait::WaitRecord::new(),
@@ -291,17 +291,13 @@ impl Task {
         self.suspended_for.get()
     }
 
-    /// Counts an I/O op about to start; `false` once `budget` ops in a row did not wait,
-    /// so the thread should let the worker's other threads run.
-    pub(crate) fn note_immediate_op(&self, budget: u32) -> bool {
-        let count = self.immediate_ops.get();
-        self.immediate_ops.set(count.saturating_add(1));
+    /// Counts a call (see `sched::count_call`) of the running thread; `false` for the
+    /// `budget`-th since it last suspended, so it should let the worker's other threads
+    /// run.
+    pub(crate) fn count_call(&self, budget: u32) -> bool {
+        let count = self.calls.get() + 1;
+        self.calls.set(count);
         count < budget
-    }
-
-    /// The thread waited in an I/O op (or yielded): its budget starts again.
-    pub(crate) fn reset_immediate_ops(&self) {
-        self.immediate_ops.set(0);
     }
 
     /// Switches from this (running) thread back to its worker, recording why.
@@ -310,6 +306,7 @@ impl Task {
     ///
     /// Must be called by the thread itself, on its own stack.
     pub(crate) unsafe fn suspend(&self, why: Suspend) {
+        self.calls.set(0);
         self.suspended_for.set(why);
         self.wait.suspending(why);
         // SAFETY: forwarded from the caller.

@@ -48,6 +48,10 @@ use crate::task::{Suspend, Task, TaskRef};
 /// Spawns a green thread on the current runtime (the one running the caller, else the
 /// default runtime) and returns a handle to join it.
 ///
+/// A spawn does not suspend the caller, except that a green thread making its 64th call
+/// in a row without suspending (spawns, and I/O that completed at once) yields once, so
+/// that a long spawn loop lets its worker run the threads it spawned and its other ones.
+///
 /// # Panics
 ///
 /// When the thread cannot be created: the stack mapping was refused (the message names the
@@ -289,18 +293,8 @@ pub fn yield_now() {
         std::thread::yield_now();
         return;
     }
-    if std::thread::panicking() {
-        // Unwinding: switching away would show the panic to other green threads.
-        std::thread::yield_now();
-        return;
-    }
     // SAFETY: as in `park`.
-    let task = unsafe { &*task };
-    if sched::cancel_point(task) {
-        return;
-    }
-    // SAFETY: we are that green thread, on its own stack.
-    unsafe { task.suspend(Suspend::Yield) };
+    sched::yield_task(unsafe { &*task });
 }
 
 /// `true` when called from a green thread.
