@@ -74,8 +74,37 @@ impl Free {
 pub(crate) struct StackPool {
     usable: usize,
     free: Mutex<Free>,
+    /// How many stacks `free` held when its lock was last released: read without the lock
+    /// by a spawn that only needs to know whether one is free.
+    free_len: AtomicUsize,
     /// Stacks mapped by this pool and not unmapped yet.
     mapped: AtomicUsize,
+}
+
+/// The shared free list, locked; publishes its length to `free_len` when released.
+struct Locked<'a> {
+    free: MutexGuard<'a, Free>,
+    free_len: &'a AtomicUsize,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Free;
+
+    fn deref(&self) -> &Free {
+        &self.free
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Free {
+        &mut self.free
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.free_len.store(self.free.stacks.len(), Relaxed);
+    }
 }
 
 impl StackPool {
@@ -88,6 +117,7 @@ impl StackPool {
                 low: 0,
                 trimmed: Instant::now(),
             }),
+            free_len: AtomicUsize::new(0),
             mapped: AtomicUsize::new(0),
         }
     }
@@ -99,7 +129,7 @@ impl StackPool {
 
     /// Stacks in the shared free list (metrics).
     pub(crate) fn pooled(&self) -> usize {
-        self.lock().stacks.len()
+        self.free_len.load(Relaxed)
     }
 
     /// The usable size of the stacks this pool serves.
@@ -125,9 +155,8 @@ impl StackPool {
                 if let Some(stack) = cache.stacks.pop() {
                     return Ok(stack);
                 }
-                let mut free = self.lock();
                 let batch = BATCH.min(self.per_slab());
-                self.refill(&mut free, batch)?;
+                let mut free = self.refill(self.lock(), batch)?;
                 cache.stacks.extend(free.take(batch));
                 drop(free);
                 Ok(cache
@@ -136,8 +165,7 @@ impl StackPool {
                     .expect("refill leaves at least one stack"))
             }
             None => {
-                let mut free = self.lock();
-                self.refill(&mut free, 1)?;
+                let mut free = self.refill(self.lock(), 1)?;
                 let stack = free.take(1).next();
                 Ok(stack.expect("refill leaves at least one stack"))
             }
@@ -161,10 +189,12 @@ impl StackPool {
         if usable != self.usable {
             return self.alloc(usable, None).map(Some);
         }
-        if cache.is_some_and(|cache| !cache.stacks.is_empty()) {
+        // Without the lock: a spawn loop must not contend with the workers taking stacks.
+        // A stale count only moves a mapping (or its error) from here to the first run.
+        if cache.is_some_and(|cache| !cache.stacks.is_empty()) || self.free_len.load(Relaxed) > 0 {
             return Ok(None);
         }
-        self.refill(&mut self.lock(), 1)?;
+        self.refill(self.lock(), 1)?;
         Ok(None)
     }
 
@@ -252,20 +282,28 @@ impl StackPool {
         (SLAB_BYTES / (self.usable + page_size())).max(1)
     }
 
-    /// Ensures `free` holds at least `want` stacks, mapping slabs as needed.
-    fn refill(&self, free: &mut Free, want: usize) -> io::Result<()> {
+    /// Ensures the locked list holds at least `want` stacks, mapping slabs as needed. The
+    /// lock is released while a slab is mapped (an `mmap` and the guards of hundreds of
+    /// stacks), so other workers take and return stacks meanwhile.
+    fn refill<'a>(&'a self, mut free: Locked<'a>, want: usize) -> io::Result<Locked<'a>> {
         let per_slab = self.per_slab();
         while free.stacks.len() < want {
-            free.stacks.extend(map::map_stacks(per_slab, self.usable)?);
+            drop(free);
+            let slab = map::map_stacks(per_slab, self.usable)?;
             self.mapped.fetch_add(per_slab, Relaxed);
+            free = self.lock();
+            free.stacks.extend(slab);
         }
-        Ok(())
+        Ok(free)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Free> {
-        // The list is consistent whatever a panicking holder was doing: every element is a
-        // valid free stack.
-        self.free.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> Locked<'_> {
+        Locked {
+            // The list is consistent whatever a panicking holder was doing: every element
+            // is a valid free stack.
+            free: self.free.lock().unwrap_or_else(PoisonError::into_inner),
+            free_len: &self.free_len,
+        }
     }
 }
 
