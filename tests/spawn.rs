@@ -227,34 +227,3 @@ fn joining_itself_panics_instead_of_hanging() {
         .expect("a &str payload");
     assert!(message.contains("cannot join itself"), "{message}");
 }
-
-#[test]
-fn a_thread_that_only_spawns_lets_its_worker_run_what_it_spawned() {
-    // One worker and no hand-off monitor: only the spawns themselves can let the new
-    // threads in before the loop ends.
-    let rt = Runtime::builder()
-        .worker_threads(1)
-        .handoff_threshold(None)
-        .build()
-        .unwrap();
-    let ran = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&ran);
-    let (spawned, handles) = rt.block_on(move || {
-        let mut handles = Vec::new();
-        while counter.load(Ordering::SeqCst) == 0 && handles.len() < 100_000 {
-            let counter = Arc::clone(&counter);
-            handles.push(greenring::spawn(move || {
-                counter.fetch_add(1, Ordering::SeqCst);
-            }));
-        }
-        (handles.len(), handles)
-    });
-    for handle in handles {
-        handle.join().unwrap();
-    }
-    assert!(
-        spawned <= 1_000,
-        "the spawned threads waited for {spawned} spawns"
-    );
-    assert_eq!(ran.load(Ordering::SeqCst), spawned);
-}

@@ -508,15 +508,18 @@ pub(crate) fn yield_task(task: &Task) {
     unsafe { task.suspend(crate::task::Suspend::Yield) };
 }
 
-/// Calls a green thread may make in a row without suspending (I/O ops that completed at
-/// once, spawns) before it yields to its worker's other threads, as a wait would have.
+/// I/O calls a green thread may make in a row without suspending (ops that completed at
+/// once) before it yields to its worker's other threads, as a wait would have.
 const CALL_BUDGET: u32 = 64;
 
-/// Counts a call of the running green thread `task` that did not suspend it; the
-/// [`CALL_BUDGET`]-th in a row yields. A thread that only ever calls what completes at
-/// once (a socket that always has data, a loop of spawns) thus cannot keep its worker's
-/// other threads, the ones it spawned among them, from running, nor look stalled to the
-/// monitor.
+/// Counts an I/O call of the running green thread `task`, a blocking point that did not
+/// suspend it; the [`CALL_BUDGET`]-th in a row yields. A thread whose socket always has
+/// data or room thus cannot keep its worker's other threads from running.
+///
+/// Spawns do not count: a spawn is not a blocking point (code may hold a std lock across
+/// one, which a spawned thread run by the same worker could then block on, and a spawn
+/// must not be a cancellation point nor, in a migrating runtime, a place where a thread
+/// changes OS thread).
 pub(crate) fn count_call(task: &Task) {
     if !task.count_call(CALL_BUDGET) {
         yield_task(task);
@@ -609,10 +612,6 @@ pub(crate) fn spawn(
     );
     shared.live.fetch_add(1, Ordering::SeqCst);
     schedule(Arc::clone(&task));
-    // SAFETY: the running task is alive while it runs.
-    if let Some(spawner) = unsafe { current::task().as_ref() } {
-        count_call(spawner);
-    }
     Ok(task)
 }
 

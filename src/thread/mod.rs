@@ -48,10 +48,6 @@ use crate::task::{Suspend, Task, TaskRef};
 /// Spawns a green thread on the current runtime (the one running the caller, else the
 /// default runtime) and returns a handle to join it.
 ///
-/// A spawn does not suspend the caller, except that a green thread making its 64th call
-/// in a row without suspending (spawns, and I/O that completed at once) yields once, so
-/// that a long spawn loop lets its worker run the threads it spawned and its other ones.
-///
 /// # Panics
 ///
 /// When the thread cannot be created: the stack mapping was refused (the message names the
