@@ -291,12 +291,14 @@ impl Task {
         self.suspended_for.get()
     }
 
-    /// Counts a call (see `sched::count_call`) of the running thread; `false` for the
+    /// Counts an I/O call (see `sched::count_call`) of the running thread; `false` for the
     /// `budget`-th since it last suspended, so it should let the worker's other threads
     /// run.
     pub(crate) fn count_call(&self, budget: u32) -> bool {
         let count = self.calls.get() + 1;
-        self.calls.set(count);
+        // Starts again at the budget's end too, for a thread whose yield does not suspend
+        // (one that unwinds).
+        self.calls.set(if count < budget { count } else { 0 });
         count < budget
     }
 
@@ -397,8 +399,11 @@ impl Drop for Task {
     fn drop(&mut self) {
         if let Some(stack) = self.stack.get_mut().take() {
             // The thread never finished (its runtime gave up on it): its frames may still be
-            // referred to from elsewhere, so the stack must never be reused or unmapped.
+            // referred to from elsewhere, so the stack must never be reused or unmapped; and
+            // they refer to what the thread runs (its closure's body and join packet, which
+            // a scope waits on), so that is never freed either.
             std::mem::forget(stack);
+            std::mem::forget(Arc::clone(&self.main));
             // Nobody will finish it: its joiner must not wait forever.
             self.cancel_join();
         }
