@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use super::{map, page_size, Stack};
 
 /// Bytes of address space a slab aims at: 256 default stacks (17 MiB of address space, and
-/// one page of memory each until used), so a burst of spawns maps rarely. Large stacks get
+/// no memory until used), so a burst of spawns maps rarely. Large stacks get
 /// slabs of fewer (at least one), so a big default size does not reserve a huge region.
 pub(crate) const SLAB_BYTES: usize = 256 * (64 + 4) * 1024;
 /// Stacks a worker keeps for itself.
@@ -289,10 +289,17 @@ impl StackPool {
         let per_slab = self.per_slab();
         while free.stacks.len() < want {
             drop(free);
-            let slab = map::map_stacks(per_slab, self.usable)?;
-            self.mapped.fetch_add(per_slab, Relaxed);
+            let slab = map::map_stacks(per_slab, self.usable);
             free = self.lock();
-            free.stacks.extend(slab);
+            match slab {
+                Ok(slab) => {
+                    self.mapped.fetch_add(per_slab, Relaxed);
+                    free.stacks.extend(slab);
+                }
+                // Another worker's mapping, made meanwhile, may be enough.
+                Err(_) if free.stacks.len() >= want => break,
+                Err(err) => return Err(err),
+            }
         }
         Ok(free)
     }
