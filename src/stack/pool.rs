@@ -373,6 +373,56 @@ mod tests {
     }
 
     #[test]
+    fn workers_mapping_at_once_lose_no_stack() {
+        // Slabs are mapped outside the lock: workers that find the list empty together
+        // each map one, and every stack ends up handed out or listed, none twice.
+        let size = 4 * page_size();
+        let pool = std::sync::Arc::new(StackPool::new(size));
+        let per = pool.per_slab() * 3;
+        let all_taken = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                let pool = std::sync::Arc::clone(&pool);
+                let all_taken = std::sync::Arc::clone(&all_taken);
+                std::thread::spawn(move || {
+                    let mut cache = LocalCache::default();
+                    let stacks: Vec<_> = (0..per)
+                        .map(|_| pool.alloc(size, Some(&mut cache)).unwrap())
+                        .collect();
+                    let tops: Vec<usize> = stacks.iter().map(|s| s.top() as usize).collect();
+                    let kept = cache.len();
+                    // Only once every worker holds its stacks may any go back.
+                    all_taken.wait();
+                    for stack in stacks {
+                        pool.free(stack, None);
+                    }
+                    (tops, kept)
+                })
+            })
+            .collect();
+        let mut tops = std::collections::HashSet::new();
+        let mut cached = 0;
+        for worker in workers {
+            let (its, kept) = worker.join().unwrap();
+            cached += kept;
+            for top in its {
+                assert!(tops.insert(top), "a stack was handed out twice");
+            }
+        }
+        assert_eq!(tops.len(), 4 * per);
+        assert_eq!(
+            pool.pooled() + cached,
+            pool.mapped(),
+            "every mapped stack is listed or was left in a cache"
+        );
+        assert!(
+            pool.mapped() <= 4 * per + 4 * pool.per_slab(),
+            "at most one extra slab per worker: {} mapped",
+            pool.mapped()
+        );
+    }
+
+    #[test]
     fn local_cache_is_bounded() {
         let size = 4 * page_size();
         let pool = StackPool::new(size);
