@@ -561,19 +561,16 @@ pub(crate) fn answer(shared: &Shared, index: usize, queued: &HashSet<u64>) {
                 // runtime: `task` (registered here, so started and not finished) is
                 // suspended, and only this OS thread may resume it, which it does not
                 // while the probe runs.
-                match unsafe { return_addresses(&task) } {
-                    Ok(ips) => {
-                        let ips: Arc<[usize]> = ips.into();
-                        if !traces.contains_key(&ips) {
-                            // SAFETY: as above.
-                            if let Some(trace) = unsafe { capture(&task) } {
-                                traces.insert(Arc::clone(&ips), trace);
-                            }
+                unsafe { return_addresses(&task) }.map(|ips| {
+                    let ips: Arc<[usize]> = ips.into();
+                    if !traces.contains_key(&ips) {
+                        // SAFETY: as above.
+                        if let Some(trace) = unsafe { capture(&task) } {
+                            traces.insert(Arc::clone(&ips), trace);
                         }
-                        Ok(ips)
                     }
-                    Err(why) => Err(why),
-                }
+                    ips
+                })
             }
         };
         threads.push(Walked { dump, ips });

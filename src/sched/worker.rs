@@ -284,14 +284,12 @@ impl WorkerCtx {
         // outside are not starved by a busy worker.
         match tick % INJECTOR_INTERVAL {
             0 => {
-                if let Some(task) = queues.take_injected(&self.local) {
-                    self.fed.set(true);
+                if let Some(task) = self.handed(queues.take_injected(&self.local)) {
                     return Some(task);
                 }
             }
             1 => {
-                if let Some(task) = queues.take_inbox(self.index) {
-                    self.fed.set(true);
+                if let Some(task) = self.handed(queues.take_inbox(self.index)) {
                     return Some(task);
                 }
             }
@@ -320,12 +318,21 @@ impl WorkerCtx {
             fresh().or_else(anchored)
         };
         mine.or_else(|| {
-            let handed = queues
-                .take_inbox(self.index)
-                .or_else(|| queues.take_injected(&self.local));
-            self.fed.set(self.fed.get() | handed.is_some());
-            handed
+            self.handed(
+                queues
+                    .take_inbox(self.index)
+                    .or_else(|| queues.take_injected(&self.local)),
+            )
         })
+    }
+
+    /// Passes on a thread taken from another worker or the shared queues, noting that this
+    /// worker was fed (see [`SPIN_BEFORE_SLEEP`]).
+    fn handed(&self, task: Option<TaskRef>) -> Option<TaskRef> {
+        if task.is_some() {
+            self.fed.set(true);
+        }
+        task
     }
 
     /// Queues a runnable thread on this worker: bound to it (started, or pinned) in its
@@ -372,9 +379,8 @@ impl WorkerCtx {
         let stolen = self.shared.queues.steal(self.index, start, &self.local);
         if stolen.is_some() {
             self.shared.stats[self.index].steals.incr();
-            self.fed.set(true);
         }
-        stolen
+        self.handed(stolen)
     }
 
     /// Makes the threads whose I/O completed runnable here. In a migrating runtime, with

@@ -5,9 +5,9 @@
 //! about [`SLAB_BYTES`] (one `mmap` and one batched guard `madvise` for all its stacks;
 //! their pages are faulted in by the workers that use them, see `map::map_stacks`). Freed
 //! stacks go back to the local cache, overflow to the shared list (up to [`SHARED_CAP`]),
-//! and are trimmed by a worker about to sleep ([`StackPool::trim`]): the stacks that stayed unused in the list
-//! for a whole [`TRIM_AFTER`] beyond [`SHARED_KEEP`] go back to the kernel, all in one
-//! `process_madvise`. Returning a stack's memory costs a system call and a TLB shootdown
+//! and are trimmed by a worker about to sleep ([`StackPool::trim`]): the stacks that stayed
+//! unused in the list for a whole [`TRIM_AFTER`] beyond [`SHARED_KEEP`] go back to the
+//! kernel, all in one `process_madvise`. Returning a stack's memory costs a system call and a TLB shootdown
 //! (an IPI to every other CPU running the process), which a burst of 10,000 finishing
 //! threads should not pay on its way out (measured: it spread their wake-ups over 35 ms
 //! instead of 14), nor a fan-out that spawns and joins again and again and so drains the
@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use super::{map, page_size, Stack};
 
 /// Bytes of address space a slab aims at: 256 default stacks (17 MiB of address space, and
-/// no memory until used), so a burst of spawns maps rarely. Large stacks get
-/// slabs of fewer (at least one), so a big default size does not reserve a huge region.
+/// no memory until used), so a burst of spawns maps rarely. Large stacks get slabs of fewer
+/// (at least one), so a big default size does not reserve a huge region.
 pub(crate) const SLAB_BYTES: usize = 256 * (64 + 4) * 1024;
 /// Stacks a worker keeps for itself.
 pub(crate) const LOCAL_CAP: usize = 64;

@@ -76,13 +76,15 @@ pub(crate) trait Main: Send + Sync {
     /// Called at most once, by the green thread itself, on its own stack.
     unsafe fn run(&self);
 
-    /// Completes the join with a [`Cancelled`](crate::runtime::Cancelled) payload (the
-    /// runtime gives up on the thread), unless the thread already completed it.
-    fn cancel(&self);
-
     /// Completes the join with `payload` as the thread's panic (it could not start),
     /// unless the thread already completed it.
     fn fail(&self, payload: Box<dyn std::any::Any + Send>);
+
+    /// Completes the join with a [`Cancelled`](crate::runtime::Cancelled) payload (the
+    /// runtime gives up on the thread), unless the thread already completed it.
+    fn cancel(&self) {
+        self.fail(Box::new(crate::runtime::Cancelled));
+    }
 }
 
 /// One green thread.
@@ -126,11 +128,10 @@ const NO_HOME: usize = usize::MAX;
 /// `registry_slot` of a thread in no registry.
 pub(crate) const NO_SLOT: usize = usize::MAX;
 
-// SAFETY: the non-Sync fields (context, stack, suspended_for, calls) are
-// touched only by the owner of the thread's run, one party at a time, with ownership
-// handed over through the run queues or the `park` word, which synchronise (see the module
-// documentation). The context and stack are plain memory that may be
-// used from any OS thread.
+// SAFETY: the non-Sync fields (context, stack, suspended_for, calls) are touched only by
+// the owner of the thread's run, one party at a time, with ownership handed over through
+// the run queues or the `park` word, which synchronise (see the module documentation). The
+// context and stack are plain memory that may be used from any OS thread.
 unsafe impl Sync for Task {}
 // SAFETY: as above: nothing in a Task is tied to the OS thread that created it.
 unsafe impl Send for Task {}
@@ -218,8 +219,8 @@ impl Task {
     /// The guard page below the stack, `(start, end)`; `None` before the thread has a
     /// stack. Async-signal-safe (the stack overflow handler reads it).
     pub(crate) fn guard(&self) -> Option<(usize, usize)> {
-        let lowest = self.bounds[0].load(Ordering::Relaxed);
-        (lowest != 0).then(|| (lowest - crate::stack::page_size(), lowest))
+        self.stack_range()
+            .map(|(lowest, _)| (lowest - crate::stack::page_size(), lowest))
     }
 
     /// Runs the thread until it suspends or finishes; returns `true` when it finished.
@@ -451,7 +452,6 @@ mod tests {
 
     impl Main for Nothing {
         unsafe fn run(&self) {}
-        fn cancel(&self) {}
         fn fail(&self, _: Box<dyn std::any::Any + Send>) {}
     }
 

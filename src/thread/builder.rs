@@ -199,11 +199,6 @@ where
         self.packet.complete(result);
     }
 
-    fn cancel(&self) {
-        self.packet
-            .complete(Err(Box::new(crate::runtime::Cancelled)));
-    }
-
     fn fail(&self, payload: Box<dyn std::any::Any + Send>) {
         self.packet.complete(Err(payload));
     }

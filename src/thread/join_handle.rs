@@ -160,9 +160,9 @@ impl<T: Send> HoldsPacket<T> for Packet<T> {
 
 /// The last reference to a scoped thread's packet is dropped once the thread has finished
 /// (its task holds one until then, and leaks it if the thread never finishes) and its
-/// handle is joined or dropped. Only then is the
-/// result, which may borrow from the scope, gone, and the scope told; so a scope that waits
-/// for all its packets outlives every use of what its threads borrow.
+/// handle is joined or dropped. Only then is the result, which may borrow from the scope,
+/// gone, and the scope told; so a scope that waits for all its packets outlives every use
+/// of what its threads borrow.
 impl<T> Drop for Packet<T> {
     fn drop(&mut self) {
         let Some(scope) = self.scope.take() else {
