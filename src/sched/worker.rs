@@ -56,7 +56,16 @@ const BALANCE_INTERVAL: u32 = 31;
 /// handed threads by another one (in its inbox, or stolen) spins too: a fan-out hands them
 /// over one spawn at a time, microseconds apart, and without the spin the receiving worker
 /// slept and was woken again for every one of them.
+///
+/// A spin that finds nothing is pure cost, so spins back off after fruitless ones (see
+/// [`SpinBackoff`]). Without that, a server accepting a connection every few tens of
+/// microseconds, each new thread handed to the other worker, fed that worker often enough
+/// to spin and rarely enough for the spin to find the next one: the spin was 18% of the
+/// server's CPU (`wrk -H 'Connection: close'` against `examples/http_hello`).
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
+/// The most fruitless spins in a row the backoff counts: at most 63 chances to spin in a
+/// row are let pass (see [`SPIN_BEFORE_SLEEP`]).
+const MAX_SPIN_MISSES: u32 = 6;
 /// The longest a worker sleeps before it looks at its queues again, woken or not: the
 /// clock of the stack pool's trim, which returns the stacks a burst left behind only once
 /// they have gone unused for a while (`stack::pool`), so an idle runtime gives that memory
@@ -87,6 +96,8 @@ pub(crate) struct WorkerCtx {
     /// This worker took threads from its inbox, the injector or another worker since it
     /// last looked (see [`SPIN_BEFORE_SLEEP`]).
     fed: Cell<bool>,
+    /// Whether the next chance to spin before a sleep is taken.
+    spin_backoff: SpinBackoff,
     tick: Cell<u32>,
     searching: Cell<bool>,
     stacks: RefCell<LocalCache>,
@@ -130,6 +141,7 @@ impl WorkerBox {
             crossed: Cell::new(false),
             woke_quietly: Cell::new(false),
             fed: Cell::new(false),
+            spin_backoff: SpinBackoff::default(),
             tick: Cell::new(0),
             searching: Cell::new(false),
             stacks: RefCell::new(LocalCache::default()),
@@ -225,7 +237,7 @@ impl WorkerCtx {
                 if self.reactor.has_queued() {
                     self.reactor.submit();
                 }
-                if self.spin_for_work() {
+                if self.spin_unless_backing_off() {
                     continue;
                 }
             }
@@ -397,6 +409,17 @@ impl WorkerCtx {
     /// `true` when threads wait in this worker's inbox or in any queue it may take from.
     fn work_queued(&self) -> bool {
         self.shared.queues.has_inbox(self.index) || self.shared.queues.has_work()
+    }
+
+    /// Spins for work (see [`WorkerCtx::spin_for_work`]) unless recent spins found nothing
+    /// and the backoff lets this chance pass; `true` when the spin found work.
+    fn spin_unless_backing_off(&self) -> bool {
+        if !self.spin_backoff.take_chance() {
+            return false;
+        }
+        let found = self.spin_for_work();
+        self.spin_backoff.spun(found);
+        found
     }
 
     /// Watches, for up to [`SPIN_BEFORE_SLEEP`], this worker's inbox, the stealable queues,
@@ -645,4 +668,80 @@ fn exiled(task: TaskRef, finished: bool, carrier: &Carrier, worker: usize) {
         }
     }
     shared.handoff.exile_ended(&shared);
+}
+
+/// Which chances to spin before a sleep a worker takes: all of them until a spin finds
+/// nothing; after `k` fruitless spins in a row (at most [`MAX_SPIN_MISSES`]), the next
+/// `2^k - 1` chances pass, and a spin that finds work starts over (see
+/// [`SPIN_BEFORE_SLEEP`]).
+#[derive(Default)]
+struct SpinBackoff {
+    /// Fruitless spins in a row.
+    misses: Cell<u32>,
+    /// Chances still to let pass before the next spin.
+    skips: Cell<u32>,
+}
+
+impl SpinBackoff {
+    /// Whether to spin at this chance; a chance let pass counts towards the next spin.
+    fn take_chance(&self) -> bool {
+        let skips = self.skips.get();
+        self.skips.set(skips.saturating_sub(1));
+        skips == 0
+    }
+
+    /// Records the outcome of a spin this backoff allowed.
+    fn spun(&self, found_work: bool) {
+        let misses = if found_work {
+            0
+        } else {
+            (self.misses.get() + 1).min(MAX_SPIN_MISSES)
+        };
+        self.misses.set(misses);
+        self.skips.set((1 << misses) - 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The chances taken out of `chances`, given whether each spin taken finds work.
+    fn taken(backoff: &SpinBackoff, chances: usize, finds: impl Fn(usize) -> bool) -> Vec<usize> {
+        let mut spins = Vec::new();
+        for chance in 0..chances {
+            if backoff.take_chance() {
+                backoff.spun(finds(chance));
+                spins.push(chance);
+            }
+        }
+        spins
+    }
+
+    #[test]
+    fn spins_that_find_work_keep_spinning() {
+        let backoff = SpinBackoff::default();
+        assert_eq!(taken(&backoff, 100, |_| true), (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn fruitless_spins_let_ever_more_chances_pass_up_to_a_bound() {
+        let backoff = SpinBackoff::default();
+        // Misses in a row let 1, 3, 7, 15, 31, then 63 chances pass each time.
+        let spins = taken(&backoff, 300, |_| false);
+        assert_eq!(spins, [0, 2, 6, 14, 30, 62, 126, 190, 254]);
+    }
+
+    #[test]
+    fn one_spin_that_finds_work_ends_the_backoff() {
+        let backoff = SpinBackoff::default();
+        taken(&backoff, 200, |_| false);
+        // Wait out the chances still to pass, then find work once.
+        assert!(
+            (0..64).any(|_| backoff.take_chance()),
+            "a spin within 64 chances"
+        );
+        backoff.spun(true);
+        assert_eq!(taken(&backoff, 5, |_| true), [0, 1, 2, 3, 4]);
+    }
 }
