@@ -2,7 +2,7 @@
 //! and verifies that every workload the run selected has a finite median, samples and its
 //! named extras for each of its designs, and the direction (`lower_is_better`) of its
 //! values; a workload may be absent only if the run declared it skipped for want of the
-//! program it needs (`http_wrk` without wrk). CI runs it after a quick run.
+//! program it needs (the `http_wrk` rows without wrk). CI runs it after a quick run.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -425,12 +425,14 @@ mod tests {
         "tcp_echo_external",
         "tcp_echo_external_1k",
         "http_wrk",
+        "http_wrk_close",
     ];
+    const NEED_WRK: &[&str] = &["http_wrk", "http_wrk_close"];
 
     #[test]
     fn accepts_complete_results() {
         let counts = check_json(&results(EXTERNAL, &[], None)).unwrap();
-        assert_eq!(counts.results, 12);
+        assert_eq!(counts.results, 15);
         assert!(counts.skipped.is_empty());
     }
 
@@ -444,12 +446,14 @@ mod tests {
 
     #[test]
     fn accepts_a_declared_skip_only_for_a_missing_program() {
-        let counts = check_json(&results(EXTERNAL, &["http_wrk"], None)).unwrap();
+        let counts = check_json(&results(EXTERNAL, NEED_WRK, None)).unwrap();
         assert_eq!(counts.results, 9);
-        assert_eq!(counts.skipped, ["http_wrk"]);
+        assert_eq!(counts.skipped, NEED_WRK);
         // Absent without a declaration.
-        let undeclared = results(EXTERNAL, &["http_wrk"], None)
-            .replace("\"skipped\": [\"http_wrk\"]", "\"skipped\": []");
+        let undeclared = results(EXTERNAL, NEED_WRK, None).replace(
+            "\"skipped\": [\"http_wrk\", \"http_wrk_close\"]",
+            "\"skipped\": []",
+        );
         assert!(check_json(&undeclared)
             .unwrap_err()
             .contains("http_wrk missing"));

@@ -191,6 +191,7 @@ impl Server {
                     if stopped.load(Ordering::SeqCst) {
                         break;
                     }
+                    prune(&mut handlers, greenring::JoinHandle::is_finished);
                     handlers.push(greenring::spawn(move || match service {
                         Service::Echo => {
                             stream.set_nodelay(true).unwrap();
@@ -211,6 +212,7 @@ impl Server {
                     if stopped.load(Ordering::SeqCst) {
                         break;
                     }
+                    prune(&mut handlers, tokio::task::JoinHandle::is_finished);
                     handlers.push(tokio::spawn(async move {
                         match service {
                             Service::Echo => {
@@ -236,6 +238,7 @@ impl Server {
                         if stopped.load(Ordering::SeqCst) {
                             break;
                         }
+                        prune(&mut handlers, std::thread::JoinHandle::is_finished);
                         handlers.push(std::thread::spawn(move || match service {
                             Service::Echo => {
                                 stream.set_nodelay(true).unwrap();
@@ -266,6 +269,14 @@ impl Server {
             AcceptLoop::Tokio(handle) => env.tokio.block_on(handle).unwrap(),
             AcceptLoop::Os(handle) => handle.join().unwrap(),
         }
+    }
+}
+
+/// Drops the handles of finished connections once `handlers` holds a power of two of them
+/// (at least 1024), so a server under connection churn keeps only its open ones.
+fn prune<H>(handlers: &mut Vec<H>, finished: impl Fn(&H) -> bool) {
+    if handlers.len() >= 1024 && handlers.len().is_power_of_two() {
+        handlers.retain(|handle| !finished(handle));
     }
 }
 
@@ -406,15 +417,14 @@ pub fn parse_wrk(text: &str) -> Result<WrkStats, String> {
     }
 }
 
-fn wrk(addr: SocketAddr, secs: u64) -> String {
-    let output = Command::new("wrk")
-        .args([
-            "-t1".to_owned(),
-            "-c64".to_owned(),
-            format!("-d{secs}s"),
-            "--latency".to_owned(),
-            format!("http://{addr}/"),
-        ])
+fn wrk(addr: SocketAddr, secs: u64, connections: Connections) -> String {
+    let mut command = Command::new("wrk");
+    command.args(["-t1", "-c64", &format!("-d{secs}s"), "--latency"]);
+    if let Connections::OnePerRequest = connections {
+        command.args(["-H", "Connection: close"]);
+    }
+    let output = command
+        .arg(format!("http://{addr}/"))
         .output()
         .expect("run wrk");
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -432,15 +442,32 @@ fn wrk(addr: SocketAddr, secs: u64) -> String {
 /// p50 and p99 from wrk's latency distribution, and the server's CPU time per request over
 /// the measured wrk run (its connection set-up included).
 pub fn http_wrk(env: &Env, imp: Impl) -> Sample {
+    wrk_against_http(env, imp, Connections::KeptAlive)
+}
+
+/// As [`http_wrk`], with every request on a new connection (`Connection: close`): each one
+/// pays a connect, an accept, a new thread (task) and a close.
+pub fn http_wrk_close(env: &Env, imp: Impl) -> Sample {
+    wrk_against_http(env, imp, Connections::OnePerRequest)
+}
+
+/// How wrk's requests use connections.
+#[derive(Clone, Copy)]
+enum Connections {
+    KeptAlive,
+    OnePerRequest,
+}
+
+fn wrk_against_http(env: &Env, imp: Impl, connections: Connections) -> Sample {
     let server = Server::start(env, imp, Service::Http);
     if env.sizes.wrk_warmup_secs > 0 {
-        let text = wrk(server.addr, env.sizes.wrk_warmup_secs);
+        let text = wrk(server.addr, env.sizes.wrk_warmup_secs, connections);
         if let Err(err) = parse_wrk(&text) {
             panic!("{} HTTP server, wrk warm-up: {err}\n{text}", imp.name());
         }
     }
     let before = cpu_us();
-    let text = wrk(server.addr, env.sizes.wrk_secs);
+    let text = wrk(server.addr, env.sizes.wrk_secs, connections);
     let after = cpu_us();
     server.stop(env);
     let stats = parse_wrk(&text)

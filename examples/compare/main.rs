@@ -12,10 +12,11 @@
 //!                                         # external TCP echo load on a running server
 //! ```
 //!
-//! The `tcp_echo_external`, `tcp_echo_external_1k` and `http_wrk` rows put the client in
-//! another process (this program as `--load`, or `wrk`), as a server's users see it; they
-//! report rates (higher is better) with p50/p99 and the server's CPU time per message.
-//! Without `wrk` on `PATH`, `http_wrk` is skipped, and the JSON says so.
+//! The `tcp_echo_external`, `tcp_echo_external_1k`, `http_wrk` and `http_wrk_close` rows
+//! put the client in another process (this program as `--load`, or `wrk`), as a server's
+//! users see it; they report rates (higher is better) with p50/p99 and the server's CPU
+//! time per message. Without `wrk` on `PATH`, the `http_wrk` rows are skipped, and the
+//! JSON says so.
 //!
 //! It prints a table of medians and ratios, and writes `results.json` and `results.svg`
 //! into the output directory (default `target/compare`). See the README for the fairness
@@ -151,6 +152,17 @@ pub const WORKLOADS: &[Workload] = &[
         extras: &["p50_us", "p99_us", "cpu_us_per_req"],
         needs: Some("wrk"),
         favours: "batching runtimes over a thread per connection, as for the echo; the server is examples/http_hello's for every design; wrk shares the CPUs, so on few cores the tail is noisy",
+    },
+    Workload {
+        name: "http_wrk_close",
+        title: "HTTP hello, a new connection per request (Connection: close), wrk -t1 -c64 in another process",
+        unit: "req/s",
+        impls: ALL,
+        run: external::http_wrk_close,
+        higher_is_better: true,
+        extras: &["p50_us", "p99_us", "cpu_us_per_req"],
+        needs: Some("wrk"),
+        favours: "cheap spawns: every request pays a connect, an accept and a close in the kernel, and a new green thread, task or OS thread; std pays a thread creation and exit per request",
     },
     Workload {
         name: "file_read",
