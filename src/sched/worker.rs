@@ -63,9 +63,10 @@ const BALANCE_INTERVAL: u32 = 31;
 /// to spin and rarely enough for the spin to find the next one: the spin was 18% of the
 /// server's CPU (`wrk -H 'Connection: close'` against `examples/http_hello`).
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
-/// The most fruitless spins in a row the backoff counts: at most 63 chances to spin in a
-/// row are let pass (see [`SPIN_BEFORE_SLEEP`]).
-const MAX_SPIN_MISSES: u32 = 6;
+/// The most fruitless spins in a row the backoff counts: at most 7 chances to spin in a
+/// row are let pass, so a worker whose spins start paying again spins again soon (see
+/// [`SpinBackoff`]).
+const MAX_SPIN_MISSES: u32 = 3;
 /// The longest a worker sleeps before it looks at its queues again, woken or not: the
 /// clock of the stack pool's trim, which returns the stacks a burst left behind only once
 /// they have gone unused for a while (`stack::pool`), so an idle runtime gives that memory
@@ -423,24 +424,23 @@ impl WorkerCtx {
     }
 
     /// Watches, for up to [`SPIN_BEFORE_SLEEP`], this worker's inbox, the stealable queues,
-    /// its ring and its timers; `true` as soon as one has something. Deferred completion
+    /// its ring and its timers; `true` as soon as one has something (a timer coming due
+    /// included). Deferred completion
     /// work (flagged by the kernel, invisible in the ring until run) is run once per spin;
     /// the flag alone never counts as work, so an idle worker always ends in its sleep.
     fn spin_for_work(&self) -> bool {
         let mut run_deferred = true;
         let start = Instant::now();
-        let until = self
-            .timers
-            .next_deadline()
-            .map_or(start + SPIN_BEFORE_SLEEP, |due| {
-                due.min(start + SPIN_BEFORE_SLEEP)
-            });
+        let spin_end = start + SPIN_BEFORE_SLEEP;
+        let timer_due = self.timers.next_deadline().filter(|&due| due < spin_end);
+        let until = timer_due.unwrap_or(spin_end);
         loop {
             if self.work_queued() || self.reactor.has_completions(&mut run_deferred) {
                 return true;
             }
             if Instant::now() >= until {
-                return false;
+                // A timer that came due is work.
+                return timer_due.is_some();
             }
             for _ in 0..16 {
                 std::hint::spin_loop();
@@ -727,19 +727,19 @@ mod tests {
     #[test]
     fn fruitless_spins_let_ever_more_chances_pass_up_to_a_bound() {
         let backoff = SpinBackoff::default();
-        // Misses in a row let 1, 3, 7, 15, 31, then 63 chances pass each time.
-        let spins = taken(&backoff, 300, |_| false);
-        assert_eq!(spins, [0, 2, 6, 14, 30, 62, 126, 190, 254]);
+        // Misses in a row let 1, 3, then 7 chances pass each time.
+        let spins = taken(&backoff, 40, |_| false);
+        assert_eq!(spins, [0, 2, 6, 14, 22, 30, 38]);
     }
 
     #[test]
     fn one_spin_that_finds_work_ends_the_backoff() {
         let backoff = SpinBackoff::default();
-        taken(&backoff, 200, |_| false);
+        taken(&backoff, 20, |_| false);
         // Wait out the chances still to pass, then find work once.
         assert!(
-            (0..64).any(|_| backoff.take_chance()),
-            "a spin within 64 chances"
+            (0..8).any(|_| backoff.take_chance()),
+            "a spin within 8 chances"
         );
         backoff.spun(true);
         assert_eq!(taken(&backoff, 5, |_| true), [0, 1, 2, 3, 4]);
