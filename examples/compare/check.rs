@@ -457,6 +457,14 @@ mod tests {
         assert!(check_json(&undeclared)
             .unwrap_err()
             .contains("http_wrk missing"));
+        // Both absent, only one declared.
+        let half = results(EXTERNAL, NEED_WRK, None).replace(
+            "\"skipped\": [\"http_wrk\", \"http_wrk_close\"]",
+            "\"skipped\": [\"http_wrk\"]",
+        );
+        assert!(check_json(&half)
+            .unwrap_err()
+            .contains("http_wrk_close missing"));
         // A workload that needs no program cannot be skipped.
         assert!(check_json(&results(EXTERNAL, &["tcp_echo_external"], None)).is_err());
     }

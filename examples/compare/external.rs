@@ -6,8 +6,9 @@
 //! - TCP echo: this program re-executed as `compare --load ADDR --marks ...` (see `load.rs`,
 //!   one OS thread over epoll); the server reads its own CPU time when the load generator
 //!   says the measured window opens and when it closes.
-//! - HTTP: `wrk -t1 -c64 --latency` against the keep-alive server of
-//!   `examples/http_hello.rs`; the server's CPU time is read around the wrk run.
+//! - HTTP: `wrk -t1 -c64 --latency` against the HTTP server of `examples/http_hello.rs`,
+//!   with connections kept alive (`http_wrk`) or one per request (`http_wrk_close`); the
+//!   server's CPU time is read around the wrk run.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
@@ -24,7 +25,8 @@ use crate::workloads::{Env, Impl, Sample};
 enum Service {
     /// Writes back whatever it reads.
     Echo,
-    /// Answers HTTP/1.1 requests with a fixed body, keeping the connection alive.
+    /// Answers HTTP/1.1 requests with a fixed body, keeping the connection alive unless the
+    /// client asks to close it.
     Http,
 }
 
@@ -185,13 +187,15 @@ impl Server {
             Impl::Greenring => AcceptLoop::Green(env.greenring.spawn(move || {
                 let listener = greenring::net::TcpListener::bind("127.0.0.1:0").unwrap();
                 bound.send(listener.local_addr().unwrap()).unwrap();
-                let mut handlers = Vec::new();
+                let mut handlers = Handlers::default();
                 loop {
                     let (stream, _) = listener.accept().expect("accept");
                     if stopped.load(Ordering::SeqCst) {
                         break;
                     }
-                    prune(&mut handlers, greenring::JoinHandle::is_finished);
+                    for done in handlers.take_finished(greenring::JoinHandle::is_finished) {
+                        done.join().unwrap();
+                    }
                     handlers.push(greenring::spawn(move || match service {
                         Service::Echo => {
                             stream.set_nodelay(true).unwrap();
@@ -200,19 +204,24 @@ impl Server {
                         Service::Http => drop(http(stream)),
                     }));
                 }
-                handlers.into_iter().for_each(|h| h.join().unwrap());
+                handlers
+                    .into_open()
+                    .into_iter()
+                    .for_each(|h| h.join().unwrap());
             })),
             Impl::Tokio => AcceptLoop::Tokio(env.tokio.spawn(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 same_backlog(&listener);
                 bound.send(listener.local_addr().unwrap()).unwrap();
-                let mut handlers = Vec::new();
+                let mut handlers = Handlers::default();
                 loop {
                     let (stream, _) = listener.accept().await.expect("accept");
                     if stopped.load(Ordering::SeqCst) {
                         break;
                     }
-                    prune(&mut handlers, tokio::task::JoinHandle::is_finished);
+                    for done in handlers.take_finished(tokio::task::JoinHandle::is_finished) {
+                        done.await.unwrap();
+                    }
                     handlers.push(tokio::spawn(async move {
                         match service {
                             Service::Echo => {
@@ -223,7 +232,7 @@ impl Server {
                         }
                     }));
                 }
-                for handler in handlers {
+                for handler in handlers.into_open() {
                     handler.await.unwrap();
                 }
             })),
@@ -232,13 +241,15 @@ impl Server {
                 same_backlog(&listener);
                 bound.send(listener.local_addr().unwrap()).unwrap();
                 AcceptLoop::Os(std::thread::spawn(move || {
-                    let mut handlers = Vec::new();
+                    let mut handlers = Handlers::default();
                     loop {
                         let (stream, _) = listener.accept().expect("accept");
                         if stopped.load(Ordering::SeqCst) {
                             break;
                         }
-                        prune(&mut handlers, std::thread::JoinHandle::is_finished);
+                        for done in handlers.take_finished(std::thread::JoinHandle::is_finished) {
+                            done.join().unwrap();
+                        }
                         handlers.push(std::thread::spawn(move || match service {
                             Service::Echo => {
                                 stream.set_nodelay(true).unwrap();
@@ -247,7 +258,10 @@ impl Server {
                             Service::Http => drop(http(stream)),
                         }));
                     }
-                    handlers.into_iter().for_each(|h| h.join().unwrap());
+                    handlers
+                        .into_open()
+                        .into_iter()
+                        .for_each(|h| h.join().unwrap());
                 }))
             }
             Impl::Corosensei => unreachable!("no server on corosensei"),
@@ -272,11 +286,47 @@ impl Server {
     }
 }
 
-/// Drops the handles of finished connections once `handlers` holds a power of two of them
-/// (at least 1024), so a server under connection churn keeps only its open ones.
-fn prune<H>(handlers: &mut Vec<H>, finished: impl Fn(&H) -> bool) {
-    if handlers.len() >= 1024 && handlers.len().is_power_of_two() {
-        handlers.retain(|handle| !finished(handle));
+/// The handles of an accept loop's connection threads (tasks). Under connection churn the
+/// loop joins the finished ones as it goes, so it holds about twice its open connections
+/// at most (a finished OS thread keeps its stack until joined), and a connection's panic
+/// fails the run as soon as it is joined.
+struct Handlers<H> {
+    open: Vec<H>,
+    /// How many were open after the last look.
+    kept: usize,
+}
+
+impl<H> Default for Handlers<H> {
+    fn default() -> Self {
+        Handlers {
+            open: Vec::new(),
+            kept: 0,
+        }
+    }
+}
+
+impl<H> Handlers<H> {
+    /// The finished handles, for the caller to join, once the list has doubled since the
+    /// last look (so the looks cost O(1) per connection).
+    fn take_finished(&mut self, finished: impl Fn(&H) -> bool) -> Vec<H> {
+        if self.open.len() < (2 * self.kept).max(64) {
+            return Vec::new();
+        }
+        let (done, open) = std::mem::take(&mut self.open)
+            .into_iter()
+            .partition(|handle| finished(handle));
+        self.open = open;
+        self.kept = self.open.len();
+        done
+    }
+
+    fn push(&mut self, handle: H) {
+        self.open.push(handle);
+    }
+
+    /// Every handle, for the loop's end.
+    fn into_open(self) -> Vec<H> {
+        self.open
     }
 }
 
@@ -540,6 +590,39 @@ Transfer/sec:     11.76MB
         );
         assert!(parse_wrk(&non_2xx).is_err());
         assert!(parse_wrk("Running 1s test\n").is_err());
+    }
+
+    #[test]
+    fn accept_loops_join_finished_connections_as_they_go() {
+        // Handles are (id, finished).
+        let mut handlers = Handlers::default();
+        for id in 0..63 {
+            handlers.push((id, id % 2 == 0));
+        }
+        assert!(
+            handlers.take_finished(|h| h.1).is_empty(),
+            "too few to look"
+        );
+        handlers.push((63, false));
+        let done = handlers.take_finished(|h| h.1);
+        assert_eq!(done.len(), 32);
+        assert!(done.iter().all(|h| h.1));
+        // 32 open: the next look comes once the list doubles again.
+        for id in 64..95 {
+            handlers.push((id, true));
+        }
+        assert!(handlers.take_finished(|h| h.1).is_empty());
+        handlers.push((95, true));
+        assert_eq!(handlers.take_finished(|h| h.1).len(), 32);
+        // Open connections only: the look at 64 finds none finished, and all stay.
+        for id in 96..127 {
+            handlers.push((id, false));
+        }
+        handlers.push((127, false));
+        assert!(handlers.take_finished(|h| h.1).is_empty());
+        let open = handlers.into_open();
+        assert_eq!(open.len(), 64);
+        assert!(open.iter().all(|h| !h.1));
     }
 
     #[test]
