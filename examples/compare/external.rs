@@ -205,7 +205,7 @@ impl Server {
                     }));
                 }
                 handlers
-                    .into_open()
+                    .into_all()
                     .into_iter()
                     .for_each(|h| h.join().unwrap());
             })),
@@ -232,7 +232,7 @@ impl Server {
                         }
                     }));
                 }
-                for handler in handlers.into_open() {
+                for handler in handlers.into_all() {
                     handler.await.unwrap();
                 }
             })),
@@ -259,7 +259,7 @@ impl Server {
                         }));
                     }
                     handlers
-                        .into_open()
+                        .into_all()
                         .into_iter()
                         .for_each(|h| h.join().unwrap());
                 }))
@@ -291,15 +291,16 @@ impl Server {
 /// at most (a finished OS thread keeps its stack until joined), and a connection's panic
 /// fails the run as soon as it is joined.
 struct Handlers<H> {
-    open: Vec<H>,
-    /// How many were open after the last look.
+    /// The open connections', and those finished since the last look.
+    handles: Vec<H>,
+    /// How many were open at the last look.
     kept: usize,
 }
 
 impl<H> Default for Handlers<H> {
     fn default() -> Self {
         Handlers {
-            open: Vec::new(),
+            handles: Vec::new(),
             kept: 0,
         }
     }
@@ -309,24 +310,24 @@ impl<H> Handlers<H> {
     /// The finished handles, for the caller to join, once the list has doubled since the
     /// last look (so the looks cost O(1) per connection).
     fn take_finished(&mut self, finished: impl Fn(&H) -> bool) -> Vec<H> {
-        if self.open.len() < (2 * self.kept).max(64) {
+        if self.handles.len() < (2 * self.kept).max(64) {
             return Vec::new();
         }
-        let (done, open) = std::mem::take(&mut self.open)
+        let (done, open) = std::mem::take(&mut self.handles)
             .into_iter()
             .partition(|handle| finished(handle));
-        self.open = open;
-        self.kept = self.open.len();
+        self.handles = open;
+        self.kept = self.handles.len();
         done
     }
 
     fn push(&mut self, handle: H) {
-        self.open.push(handle);
+        self.handles.push(handle);
     }
 
     /// Every handle, for the loop's end.
-    fn into_open(self) -> Vec<H> {
-        self.open
+    fn into_all(self) -> Vec<H> {
+        self.handles
     }
 }
 
@@ -620,7 +621,7 @@ Transfer/sec:     11.76MB
         }
         handlers.push((127, false));
         assert!(handlers.take_finished(|h| h.1).is_empty());
-        let open = handlers.into_open();
+        let open = handlers.into_all();
         assert_eq!(open.len(), 64);
         assert!(open.iter().all(|h| !h.1));
     }
