@@ -258,11 +258,8 @@ where
     // outlives its run and the packet's drop.
     let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
     pool.execute(job);
-    let holder: Arc<dyn crate::thread::HoldsPacket<T> + 'a> = packet;
-    // SAFETY: as for the job: only the lifetime changes, and the handle gives the packet's
-    // result only as a `T`.
-    let holder: Arc<dyn crate::thread::HoldsPacket<T>> = unsafe { std::mem::transmute(holder) };
-    JoinHandle::new(holder, Thread::blocking(job_thread))
+    // SAFETY: as for the job.
+    unsafe { JoinHandle::new(packet, Thread::blocking(job_thread)) }
 }
 
 #[cfg(test)]

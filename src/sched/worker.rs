@@ -425,9 +425,9 @@ impl WorkerCtx {
 
     /// Watches, for up to [`SPIN_BEFORE_SLEEP`], this worker's inbox, the stealable queues,
     /// its ring and its timers; `true` as soon as one has something (a timer coming due
-    /// included). Deferred completion
-    /// work (flagged by the kernel, invisible in the ring until run) is run once per spin;
-    /// the flag alone never counts as work, so an idle worker always ends in its sleep.
+    /// included). Deferred completion work (flagged by the kernel, invisible in the ring
+    /// until run) is run once per spin; the flag alone never counts as work, so an idle
+    /// worker always ends in its sleep.
     fn spin_for_work(&self) -> bool {
         let mut run_deferred = true;
         let start = Instant::now();

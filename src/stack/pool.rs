@@ -7,12 +7,12 @@
 //! stacks go back to the local cache, overflow to the shared list (up to [`SHARED_CAP`]),
 //! and are trimmed by a worker about to sleep ([`StackPool::trim`]): the stacks that stayed
 //! unused in the list for a whole [`TRIM_AFTER`] beyond [`SHARED_KEEP`] go back to the
-//! kernel, all in one `process_madvise`. Returning a stack's memory costs a system call and a TLB shootdown
-//! (an IPI to every other CPU running the process), which a burst of 10,000 finishing
-//! threads should not pay on its way out (measured: it spread their wake-ups over 35 ms
-//! instead of 14), nor a fan-out that spawns and joins again and again and so drains the
-//! list between two sleeps. Stacks of any other size are mapped one by one and never
-//! pooled.
+//! kernel, all in one `process_madvise`. Returning a stack's memory costs a system call
+//! and a TLB shootdown (an IPI to every other CPU running the process), which a burst of
+//! 10,000 finishing threads should not pay on its way out (measured: it spread their
+//! wake-ups over 35 ms instead of 14), nor a fan-out that spawns and joins again and again
+//! and so drains the list between two sleeps. Stacks of any other size are mapped one by
+//! one and never pooled.
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -376,14 +376,15 @@ mod tests {
     fn workers_mapping_at_once_lose_no_stack() {
         // Slabs are mapped outside the lock: workers that find the list empty together
         // each map one, and every stack ends up handed out or listed, none twice.
+        use std::sync::{Arc, Barrier};
         let size = 4 * page_size();
-        let pool = std::sync::Arc::new(StackPool::new(size));
+        let pool = Arc::new(StackPool::new(size));
         let per = pool.per_slab() * 3;
-        let all_taken = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let all_taken = Arc::new(Barrier::new(4));
         let workers: Vec<_> = (0..4)
             .map(|_| {
-                let pool = std::sync::Arc::clone(&pool);
-                let all_taken = std::sync::Arc::clone(&all_taken);
+                let pool = Arc::clone(&pool);
+                let all_taken = Arc::clone(&all_taken);
                 std::thread::spawn(move || {
                     let mut cache = LocalCache::default();
                     let stacks: Vec<_> = (0..per)

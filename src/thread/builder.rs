@@ -152,12 +152,10 @@ impl Builder {
         // and its result borrow outlive the thread's run and the packet's drop, and the
         // task drops this reference when it is dropped.
         let main: Arc<dyn crate::task::Main> = unsafe { std::mem::transmute(main) };
-        let holder: Arc<dyn HoldsPacket<T> + 'a> = body;
-        // SAFETY: as for `main`; the handle gives the packet's result only as a `T`.
-        let holder: Arc<dyn HoldsPacket<T>> = unsafe { std::mem::transmute(holder) };
         let name = self.name.map(String::into_boxed_str);
         let task = sched::spawn(shared, name, self.stack_size, self.pinned, main)?;
-        Ok(JoinHandle::new(holder, Thread::green(task)))
+        // SAFETY: as for `main`.
+        Ok(unsafe { JoinHandle::new(body, Thread::green(task)) })
     }
 }
 

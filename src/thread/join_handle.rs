@@ -189,7 +189,19 @@ pub struct JoinHandle<T> {
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(holder: Arc<dyn HoldsPacket<T>>, thread: Thread) -> JoinHandle<T> {
+    /// A handle joining `thread`, whose packet `holder` holds.
+    ///
+    /// # Safety
+    ///
+    /// What the thread's closure and result borrow (`'a`) outlives the packet's drop (a
+    /// scope waits for it), or `'a` is `'static`.
+    pub(crate) unsafe fn new<'a>(
+        holder: Arc<dyn HoldsPacket<T> + 'a>,
+        thread: Thread,
+    ) -> JoinHandle<T> {
+        // SAFETY: only the lifetime changes, by the caller's guarantee; the handle gives
+        // the packet's result only as a `T`.
+        let holder: Arc<dyn HoldsPacket<T>> = unsafe { std::mem::transmute(holder) };
         JoinHandle { holder, thread }
     }
 

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 pub use self::builder::Builder;
 pub use self::join_handle::JoinHandle;
-pub(crate) use self::join_handle::{HoldsPacket, Packet};
+pub(crate) use self::join_handle::Packet;
 pub(crate) use self::scope::ScopeData;
 pub use self::scope::{scope, Scope, ScopedJoinHandle};
 /// std's, re-exported so every `std::thread` path resolves here. `LocalKey` (the type of a
