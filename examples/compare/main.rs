@@ -226,9 +226,9 @@ pub const WORKLOADS: &[Workload] = &[
         impls: &[Impl::Greenring, Impl::Tokio],
         run: workloads::live_threads,
         higher_is_better: false,
-        extras: &["spawn_ns", "rss_bytes"],
+        extras: &["spawn_ns", "rss_bytes", "page_touch_ns"],
         needs: None,
-        favours: "tasks: an idle task is its future's state, where a green thread keeps a touched stack page; no std: a million OS threads exceed the thread limits",
+        favours: "tasks: an idle task is its future's state, where a green thread keeps a touched stack page; page_touch_ns is the first write to a fresh page in the same process once all have started, the machine's price per resident page (it rises once several GiB have been made resident); no std: a million OS threads exceed the thread limits",
     },
 ];
 

@@ -542,8 +542,14 @@ fn rss_bytes() -> u64 {
         .nth(1)
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
+    pages * page_size() as u64
+}
+
+/// The system page size.
+fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
-    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(page).unwrap_or(4096)
 }
 
 /// Waits until `count` reaches `target`, then lets the memory settle.
@@ -863,20 +869,41 @@ pub fn fan_out_large(env: &Env, imp: Impl) -> Sample {
 /// `live_threads` threads (tasks) spawned from inside the runtime that all stay alive,
 /// parked (awaiting), measured in a fresh child process (`--live-child`): the headline is
 /// nanoseconds per spawn from the first spawn until every thread has started, the extras
-/// the spawn loop alone per thread and the resident memory each live thread adds.
+/// the spawn loop alone per thread, the resident memory each live thread adds, and what
+/// the first write to a fresh page of memory costs in that process afterwards
+/// ([`first_touch_ns`]), the machine's price for each page a live thread makes resident.
 pub fn live_threads(env: &Env, imp: Impl) -> Sample {
     let (text, stderr) = run_child("--live-child", env, imp, env.sizes.live_threads);
     let numbers: Vec<f64> = text
         .split_whitespace()
         .filter_map(|word| word.parse().ok())
         .collect();
-    let [started_ns, spawn_ns, rss_bytes] = numbers[..] else {
+    let [started_ns, spawn_ns, rss_bytes, touch_ns] = numbers[..] else {
         panic!("live-threads child failed: {text}{stderr}");
     };
     Sample {
         value: started_ns,
-        extra: vec![("spawn_ns", spawn_ns), ("rss_bytes", rss_bytes)],
+        extra: vec![
+            ("spawn_ns", spawn_ns),
+            ("rss_bytes", rss_bytes),
+            ("page_touch_ns", touch_ns),
+        ],
     }
+}
+
+/// Nanoseconds per page for the first write to each of `pages` fresh anonymous pages,
+/// one OS thread: the page fault, the zeroing and, in a virtual machine, the host's share.
+/// Every live green thread pays this at least once, for the top page of its stack.
+fn first_touch_ns(pages: usize) -> f64 {
+    let page = page_size();
+    let mut map = memmap2::MmapMut::map_anon(pages * page).expect("map fresh pages");
+    let start = Instant::now();
+    for offset in (0..map.len()).step_by(page) {
+        // Volatile, so the writes are made one by one, as a stack's first frame would be.
+        // SAFETY: `offset` is inside the mapping, which is writable and lives until after.
+        unsafe { std::ptr::write_volatile(map.as_mut_ptr().add(offset), 1) };
+    }
+    start.elapsed().as_nanos() as f64 / pages as f64
 }
 
 /// Body of the `--live-child IMPL COUNT WORKERS BACKEND` process: spawns COUNT threads
@@ -953,11 +980,15 @@ pub fn live_child(args: &[String]) -> ! {
         }
         other => panic!("no live-threads workload for {other}"),
     };
+    // A tenth as many pages as threads: enough for a steady figure, a small share of the
+    // child's time.
+    let touch = first_touch_ns((n / 10).max(1_000));
     println!(
-        "{} {} {}",
+        "{} {} {} {}",
         per(all_started),
         per(spawn_loop),
-        growth as f64 / n as f64
+        growth as f64 / n as f64,
+        touch
     );
     std::process::exit(0);
 }
