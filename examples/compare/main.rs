@@ -228,7 +228,7 @@ pub const WORKLOADS: &[Workload] = &[
         higher_is_better: false,
         extras: &["spawn_ns", "rss_bytes", "page_touch_ns"],
         needs: None,
-        favours: "tasks: an idle task is its future's state, where a green thread keeps a touched stack page; page_touch_ns is the first write to a fresh page in the same process once all have started, the machine's price per resident page (it rises once several GiB have been made resident); no std: a million OS threads exceed the thread limits",
+        favours: "tasks: an idle task is its future's state, where a green thread keeps a touched stack page; page_touch_ns is the first write to a fresh page in the same process once all have started, the machine's price per resident page, which a VM may raise once a process has made several GiB resident; no std: a million OS threads exceed the thread limits",
     },
 ];
 
