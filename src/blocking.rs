@@ -157,10 +157,7 @@ pub(crate) fn offload<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     let task = crate::sched::current::task();
     assert!(!task.is_null(), "offload off a green thread");
     // SAFETY: the running task is alive; we add a reference for the pool thread.
-    let me = unsafe {
-        Arc::increment_strong_count(task);
-        Arc::from_raw(task)
-    };
+    let me = unsafe { crate::task::TaskRef::clone_raw(task) };
     let done = Arc::new(Done {
         result: Mutex::new(None),
         done: AtomicBool::new(false),

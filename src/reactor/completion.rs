@@ -124,5 +124,5 @@ pub(super) unsafe fn complete(user_data: u64, res: i32) -> Option<TaskRef> {
     }
     // SAFETY: the worker leaked exactly one run reference into `slot.task` when the thread
     // suspended with `Suspend::Io`; this is the last CQE, so we take it back once.
-    Some(unsafe { std::sync::Arc::from_raw(slot.task.get()) })
+    Some(unsafe { crate::task::TaskRef::from_raw(slot.task.get()) })
 }

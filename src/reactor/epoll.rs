@@ -459,6 +459,6 @@ impl Epoll {
         slot.outcome.set(outcome);
         // SAFETY: the worker leaked exactly one run reference into the slot when the thread
         // suspended with `Suspend::Io`; this is the only place that takes it back.
-        Some(unsafe { Arc::from_raw(slot.task.get()) })
+        Some(unsafe { TaskRef::from_raw(slot.task.get()) })
     }
 }

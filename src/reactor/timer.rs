@@ -63,10 +63,7 @@ pub(crate) fn park_timeout(timeout: Duration) {
         return;
     }
     // SAFETY: as above; we add a reference of our own for the timer.
-    let task = unsafe {
-        std::sync::Arc::increment_strong_count(task);
-        std::sync::Arc::from_raw(task)
-    };
+    let task = unsafe { crate::task::TaskRef::clone_raw(task) };
     let worker = crate::sched::current::worker_moving().expect("checked: on a green thread");
     let armed = match worker.reactor() {
         super::Reactor::Uring(ring) => {

@@ -611,7 +611,7 @@ pub(crate) fn spawn(
         main,
     );
     shared.live.fetch_add(1, Ordering::SeqCst);
-    schedule(Arc::clone(&task));
+    schedule(TaskRef::clone(&task));
     Ok(task)
 }
 

@@ -136,35 +136,75 @@ impl GlobalQueues {
 /// the block does not wait for it). The swap makes each thread leave the slot exactly once;
 /// its acquire/release pairs hand over the thread's run with it. (Generic so its loom model
 /// needs no real task.)
-pub(crate) struct LifoSlot<T = Task>(AtomicPtr<T>);
+pub(crate) struct LifoSlot<R: RawRef = TaskRef>(AtomicPtr<R::Target>);
 
-impl<T> LifoSlot<T> {
-    pub(crate) fn new() -> LifoSlot<T> {
+/// An owning reference that can be given up as a raw pointer and taken back: what a
+/// [`LifoSlot`] holds.
+pub(crate) trait RawRef {
+    type Target;
+
+    /// Gives up the reference without dropping it.
+    fn into_raw(self) -> *const Self::Target;
+
+    /// Takes back a reference given up by `into_raw`.
+    ///
+    /// # Safety
+    ///
+    /// `raw` came from `into_raw` of this type and is taken back once.
+    unsafe fn from_raw(raw: *const Self::Target) -> Self;
+}
+
+impl RawRef for TaskRef {
+    type Target = Task;
+
+    fn into_raw(self) -> *const Task {
+        TaskRef::into_raw(self)
+    }
+
+    unsafe fn from_raw(raw: *const Task) -> TaskRef {
+        // SAFETY: forwarded.
+        unsafe { TaskRef::from_raw(raw) }
+    }
+}
+
+impl<T> RawRef for Arc<T> {
+    type Target = T;
+
+    fn into_raw(self) -> *const T {
+        Arc::into_raw(self)
+    }
+
+    unsafe fn from_raw(raw: *const T) -> Arc<T> {
+        // SAFETY: forwarded.
+        unsafe { Arc::from_raw(raw) }
+    }
+}
+
+impl<R: RawRef> LifoSlot<R> {
+    pub(crate) fn new() -> LifoSlot<R> {
         LifoSlot(AtomicPtr::new(ptr::null_mut()))
     }
 
     /// Puts `item` in the slot; returns the one it displaced.
-    pub(crate) fn replace(&self, item: Arc<T>) -> Option<Arc<T>> {
-        let old = self
-            .0
-            .swap(Arc::into_raw(item).cast_mut(), Ordering::AcqRel);
+    pub(crate) fn replace(&self, item: R) -> Option<R> {
+        let old = self.0.swap(item.into_raw().cast_mut(), Ordering::AcqRel);
         // SAFETY: a non-null slot value is a reference leaked by an earlier `replace`, and
         // the swap gave it to us alone.
-        (!old.is_null()).then(|| unsafe { Arc::from_raw(old) })
+        (!old.is_null()).then(|| unsafe { R::from_raw(old) })
     }
 
     /// Empties the slot.
-    pub(crate) fn take(&self) -> Option<Arc<T>> {
+    pub(crate) fn take(&self) -> Option<R> {
         if self.0.load(Ordering::Relaxed).is_null() {
             return None;
         }
         let old = self.0.swap(ptr::null_mut(), Ordering::AcqRel);
         // SAFETY: as in `replace`.
-        (!old.is_null()).then(|| unsafe { Arc::from_raw(old) })
+        (!old.is_null()).then(|| unsafe { R::from_raw(old) })
     }
 }
 
-impl<T> Drop for LifoSlot<T> {
+impl<R: RawRef> Drop for LifoSlot<R> {
     fn drop(&mut self) {
         drop(self.take());
     }
@@ -179,7 +219,7 @@ mod loom_tests {
     #[test]
     fn the_worker_and_the_monitor_never_both_take_a_thread() {
         loom::model(|| {
-            let slot = Arc::new(LifoSlot::<u32>::new());
+            let slot = Arc::new(LifoSlot::<Arc<u32>>::new());
             let monitor = {
                 let slot = Arc::clone(&slot);
                 loom::thread::spawn(move || slot.take().map(|item| *item))

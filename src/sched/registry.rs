@@ -10,9 +10,9 @@
 //! entry.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::task::{Task, TaskRef, NO_SLOT};
+use crate::task::{Task, TaskRef, WeakTaskRef, NO_SLOT};
 
 /// The started threads anchored to one worker. Aligned to its own cache lines (two, for
 /// the adjacent-line prefetcher): the registries of all workers sit side by side in one
@@ -21,7 +21,7 @@ use crate::task::{Task, TaskRef, NO_SLOT};
 #[derive(Default)]
 #[repr(align(128))]
 pub(crate) struct Registry {
-    threads: Mutex<Vec<Weak<Task>>>,
+    threads: Mutex<Vec<WeakTaskRef>>,
     /// How many threads are registered, readable without the lock (the balancing steal
     /// compares workers' loads with it).
     count: AtomicUsize,
@@ -32,7 +32,7 @@ impl Registry {
     pub(crate) fn add(&self, task: &TaskRef) {
         let mut threads = self.lock();
         task.registry_slot.store(threads.len(), Ordering::Relaxed);
-        threads.push(Arc::downgrade(task));
+        threads.push(TaskRef::downgrade(task));
         self.count.store(threads.len(), Ordering::Relaxed);
     }
 
@@ -45,7 +45,7 @@ impl Registry {
         }
         threads.swap_remove(slot);
         self.count.store(threads.len(), Ordering::Relaxed);
-        if let Some(moved) = threads.get(slot).and_then(Weak::upgrade) {
+        if let Some(moved) = threads.get(slot).and_then(WeakTaskRef::upgrade) {
             moved.registry_slot.store(slot, Ordering::Relaxed);
         }
     }
@@ -61,7 +61,7 @@ impl Registry {
         let threads = self.lock();
         let mut found = None;
         let mut others = Vec::new();
-        for task in threads.iter().filter_map(Weak::upgrade) {
+        for task in threads.iter().filter_map(WeakTaskRef::upgrade) {
             if task.id.as_u64().get() == running {
                 found = Some(task);
             } else if others.len() < limit {
@@ -73,10 +73,13 @@ impl Registry {
 
     /// Every registered thread still alive.
     pub(crate) fn all(&self) -> Vec<TaskRef> {
-        self.lock().iter().filter_map(Weak::upgrade).collect()
+        self.lock()
+            .iter()
+            .filter_map(WeakTaskRef::upgrade)
+            .collect()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Weak<Task>>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<WeakTaskRef>> {
         // Every update is one push or one swap_remove: never left half done.
         self.threads.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -13,7 +13,6 @@
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use crate::task::{Task, TaskRef};
@@ -73,7 +72,7 @@ impl Timers {
             };
             // SAFETY: `insert` got the reference the worker leaked when the thread suspended
             // with `Suspend::Timer`; each entry is popped once.
-            schedule(unsafe { Arc::from_raw(entry.task as *const Task) });
+            schedule(unsafe { TaskRef::from_raw(entry.task as *const Task) });
             fired += 1;
         }
     }

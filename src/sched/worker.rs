@@ -451,8 +451,10 @@ impl WorkerCtx {
     /// Sleeps in `io_uring_enter` until a completion or a wake-up; see `idle` for why no
     /// wake-up is lost.
     fn sleep(&self) {
-        // Nothing else to do: return the memory of stacks a burst left behind.
+        // Nothing else to do: return the memory of stacks and task records a burst left
+        // behind.
         self.shared.stacks.trim();
+        crate::task::trim_records();
         let idle = &self.shared.idle;
         idle.register_sleeper(self.index, self.searching.replace(false));
         let pending = self.reactor.inflight() + self.timers.len();
@@ -503,7 +505,7 @@ impl WorkerCtx {
             self.shared.registries[self.index].add(&task);
         }
         self.shared.running();
-        current::set_task(Arc::as_ptr(&task));
+        current::set_task(TaskRef::as_ptr(&task));
         carrier.start_run(task.id.as_u64().get());
         // SAFETY: `task` came from a queue or a park hand-off, so this worker owns its run,
         // and finished threads are never queued again.

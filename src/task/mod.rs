@@ -32,9 +32,12 @@
 //! on it) never holds a stack.
 
 mod park;
+mod refs;
+mod slab;
 pub(crate) mod wait;
 
 pub(crate) use self::park::Unparked;
+pub(crate) use self::refs::{trim_records, TaskRef, WeakTaskRef};
 
 use std::cell::{Cell, UnsafeCell};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -47,9 +50,6 @@ use crate::context::Context;
 use crate::sched::Shared;
 use crate::stack::Stack;
 use crate::thread::ThreadId;
-
-/// A shared reference to a task; the run queues hold these.
-pub(crate) type TaskRef = Arc<Task>;
 
 /// Why a running green thread switched back to its worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,8 +139,9 @@ unsafe impl Send for Task {}
 impl Task {
     /// Creates a green thread that will run `main` on a stack of `stack_size` usable bytes
     /// when first scheduled: on `stack` if one is given, otherwise on one the worker that
-    /// first runs it provides ([`Task::needs_stack`], [`Task::give_stack`]).
-    #[allow(clippy::too_many_arguments)]
+    /// first runs it provides ([`Task::needs_stack`], [`Task::give_stack`]). A task only
+    /// ever exists in its slot of the task slab, so this returns the first reference to it.
+    #[allow(clippy::too_many_arguments, clippy::new_ret_no_self)]
     pub(crate) fn new(
         runtime: Arc<Shared>,
         id: ThreadId,
@@ -150,7 +151,7 @@ impl Task {
         pinned: bool,
         main: Arc<dyn Main>,
     ) -> TaskRef {
-        let task = Arc::new(Task {
+        let task = TaskRef::new(Task {
             id,
             name,
             runtime,
@@ -203,7 +204,7 @@ impl Task {
         let arg = (self as *const Task).cast_mut().cast::<u8>();
         // SAFETY: the caller owns the run, so nothing else touches the slot.
         let stack = unsafe { (*self.stack.get()).insert(stack) };
-        // SAFETY: the Context lives inside the task's Arc and never moves; the stack stays
+        // SAFETY: the Context lives inside the task's slab slot and never moves; the stack stays
         // in the task until the thread finishes (retire) or is leaked (Drop); `run_main`
         // gets the Task pointer it expects.
         unsafe { self.context.init(stack, run_main, arg) };
@@ -390,7 +391,7 @@ impl Task {
         match this.park.unpark() {
             // SAFETY: `finish_park` leaked exactly one reference into the PARKED word, and
             // only the unpark that moved the word out of PARKED (this one) takes it back.
-            Unparked::Resume => Some(unsafe { Arc::from_raw(Arc::as_ptr(this)) }),
+            Unparked::Resume => Some(unsafe { TaskRef::from_raw(TaskRef::as_ptr(this)) }),
             Unparked::Token | Unparked::Woke => None,
         }
     }
@@ -466,16 +467,16 @@ mod tests {
     #[test]
     fn unpark_after_park_hands_back_the_reference() {
         let t = task();
-        assert!(Task::finish_park(Arc::clone(&t)).is_none());
+        assert!(Task::finish_park(TaskRef::clone(&t)).is_none());
         assert_eq!(
-            Arc::strong_count(&t),
+            TaskRef::strong_count(&t),
             2,
             "the park word holds one reference"
         );
         let woken = Task::unpark(&t).expect("a parked thread is handed back");
-        assert!(Arc::ptr_eq(&woken, &t));
+        assert!(TaskRef::ptr_eq(&woken, &t));
         drop(woken);
-        assert_eq!(Arc::strong_count(&t), 1);
+        assert_eq!(TaskRef::strong_count(&t), 1);
         assert!(
             Task::unpark(&t).is_none(),
             "a second unpark only leaves a token"
@@ -489,8 +490,8 @@ mod tests {
         // The thread saw no token and switched away; an unpark lands before the worker
         // publishes PARKED.
         assert!(Task::unpark(&t).is_none());
-        let again = Task::finish_park(Arc::clone(&t)).expect("the token wins: run again");
-        assert!(Arc::ptr_eq(&again, &t));
+        let again = Task::finish_park(TaskRef::clone(&t)).expect("the token wins: run again");
+        assert!(TaskRef::ptr_eq(&again, &t));
         assert!(!t.take_token(), "the wake consumed the token");
     }
 
@@ -498,10 +499,10 @@ mod tests {
     fn racing_unparks_wake_once() {
         for _ in 0..if cfg!(miri) { 10 } else { 2_000 } {
             let t = task();
-            assert!(Task::finish_park(Arc::clone(&t)).is_none());
+            assert!(Task::finish_park(TaskRef::clone(&t)).is_none());
             let wakers: Vec<_> = (0..4)
                 .map(|_| {
-                    let t = Arc::clone(&t);
+                    let t = TaskRef::clone(&t);
                     std::thread::spawn(move || Task::unpark(&t).is_some())
                 })
                 .collect();

@@ -189,10 +189,7 @@ fn current_task() -> Option<TaskRef> {
     }
     // SAFETY: a non-null pointer is the task this OS thread is running, kept alive by the
     // worker's run reference; we add a reference of our own before making an Arc.
-    unsafe {
-        Arc::increment_strong_count(task);
-        Some(Arc::from_raw(task))
-    }
+    Some(unsafe { TaskRef::clone_raw(task) })
 }
 
 /// A handle to the calling thread: the green thread, or else the OS thread.
