@@ -365,6 +365,21 @@ fn semaphore_bounds_concurrency_to_its_permits() {
 }
 
 #[test]
+fn a_failed_try_acquire_leaves_the_permits_alone() {
+    let semaphore = Semaphore::new(1);
+    let held = semaphore.try_acquire().expect("one permit is free");
+    for _ in 0..3 {
+        assert!(semaphore.try_acquire().is_none(), "no permit is left");
+    }
+    assert_eq!(semaphore.available_permits(), 0);
+    drop(held);
+    assert_eq!(semaphore.available_permits(), 1);
+    let again = semaphore.try_acquire().expect("the permit came back");
+    assert!(semaphore.try_acquire().is_none());
+    drop(again);
+}
+
+#[test]
 fn wait_group_waits_for_every_member() {
     let rt = runtime();
     let done = Arc::new(AtomicUsize::new(0));

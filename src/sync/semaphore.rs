@@ -104,8 +104,13 @@ impl Semaphore {
 
     /// Takes a permit if one is left.
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
-        self.try_take()
-            .then_some(SemaphorePermit { semaphore: self })
+        // (Not `then_some`: it would make a permit, and drop it, releasing a permit that
+        // was never taken, even when none is left.)
+        if self.try_take() {
+            Some(SemaphorePermit { semaphore: self })
+        } else {
+            None
+        }
     }
 
     /// Adds `n` permits (beyond the initial count, or back after `forget`).
