@@ -247,7 +247,9 @@ fn wait_ready(
     write: bool,
     deadline: Option<Instant>,
 ) -> io::Result<Outcome> {
-    let slot = Readiness::new(task);
+    // The pointer the worker's run reference was given up as (`TaskRef::as_ptr`), not one
+    // derived from `task`: the slot hands it back as that reference.
+    let slot = Readiness::new(current::task());
     let worker = current::worker_moving().expect("checked: on a green thread");
     let Reactor::Epoll(epoll) = worker.reactor() else {
         unreachable!("the epoll backend runs on epoll reactors");

@@ -9,6 +9,7 @@
 //! worker takes from an inbox. A worker's own anchored threads wait in a plain queue that
 //! only it sees (`worker`), and the thread to run next in its [`LifoSlot`].
 
+use std::marker::PhantomData;
 use std::ptr;
 use std::sync::Arc;
 
@@ -136,7 +137,7 @@ impl GlobalQueues {
 /// the block does not wait for it). The swap makes each thread leave the slot exactly once;
 /// its acquire/release pairs hand over the thread's run with it. (Generic so its loom model
 /// needs no real task.)
-pub(crate) struct LifoSlot<R: RawRef = TaskRef>(AtomicPtr<R::Target>);
+pub(crate) struct LifoSlot<R: RawRef = TaskRef>(AtomicPtr<R::Target>, PhantomData<R>);
 
 /// An owning reference that can be given up as a raw pointer and taken back: what a
 /// [`LifoSlot`] holds.
@@ -182,7 +183,7 @@ impl<T> RawRef for Arc<T> {
 
 impl<R: RawRef> LifoSlot<R> {
     pub(crate) fn new() -> LifoSlot<R> {
-        LifoSlot(AtomicPtr::new(ptr::null_mut()))
+        LifoSlot(AtomicPtr::new(ptr::null_mut()), PhantomData)
     }
 
     /// Puts `item` in the slot; returns the one it displaced.

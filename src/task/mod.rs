@@ -496,6 +496,20 @@ mod tests {
     }
 
     #[test]
+    fn a_weak_reference_outlives_its_task_and_stays_dead() {
+        let t = task();
+        let weak = TaskRef::downgrade(&t);
+        let again = weak.upgrade().expect("the task is alive");
+        assert!(TaskRef::ptr_eq(&again, &t));
+        assert_eq!(TaskRef::strong_count(&t), 2);
+        drop(again);
+        drop(t);
+        for _ in 0..3 {
+            assert!(weak.upgrade().is_none(), "a dropped task is never revived");
+        }
+    }
+
+    #[test]
     fn racing_unparks_wake_once() {
         for _ in 0..if cfg!(miri) { 10 } else { 2_000 } {
             let t = task();

@@ -5,7 +5,7 @@
 //!
 //! - [`EMPTY`]: no unpark token.
 //! - [`NOTIFIED`]: an unpark token waits to be consumed.
-//! - [`PARKED`]: the thread switched away in `park`, and its *run reference* (the `Arc`
+//! - [`PARKED`]: the thread switched away in `park`, and its *run reference* (the `TaskRef`
 //!   that entitles its holder to resume it) is held by this word. Whoever moves the word
 //!   out of `PARKED` takes that reference and must schedule the thread.
 //! - [`BLOCKED`]: the thread is unwinding (a destructor parks during a panic), so it may not

@@ -112,6 +112,18 @@ struct TaskSlot {
     task: Task,
 }
 
+/// The counts of the task in `slot`; only the counts are borrowed, as the task itself may
+/// have been dropped.
+///
+/// # Safety
+///
+/// The slot is alive (some reference to it, of either kind, is held) for `'a`.
+unsafe fn counts<'a>(slot: NonNull<TaskSlot>) -> &'a Counts {
+    // SAFETY: the caller keeps the slot alive; the counts are never dropped before the
+    // slot is freed.
+    unsafe { &*ptr::addr_of!((*slot.as_ptr()).counts) }
+}
+
 /// Where every task's slot comes from.
 static TASKS: Slab = Slab::new(Layout::new::<TaskSlot>());
 
@@ -126,8 +138,8 @@ pub(crate) struct TaskRef {
     slot: NonNull<TaskSlot>,
 }
 
-// SAFETY: a TaskRef only gives out `&Task`, and Task is Send and Sync; the counts are
-// atomic.
+// SAFETY: a TaskRef gives out `&Task` (Task is Sync), and the last one dropped drops the
+// task on whatever OS thread that happens (Task is Send); the counts are atomic.
 unsafe impl Send for TaskRef {}
 // SAFETY: as above.
 unsafe impl Sync for TaskRef {}
@@ -148,7 +160,7 @@ impl TaskRef {
 
     fn counts(&self) -> &Counts {
         // SAFETY: the slot lives while this reference does.
-        unsafe { &(*self.slot.as_ptr()).counts }
+        unsafe { counts(self.slot) }
     }
 
     /// The task's address, without giving up the reference.
@@ -164,18 +176,20 @@ impl TaskRef {
         task
     }
 
-    /// Takes back a reference given up by [`TaskRef::into_raw`].
+    /// Takes back an owning reference given up as a pointer: by [`TaskRef::into_raw`], or
+    /// by forgetting a reference whose [`TaskRef::as_ptr`] was kept.
     ///
     /// # Safety
     ///
-    /// `task` came from `into_raw`, and each such pointer is taken back once.
+    /// `task` is the `as_ptr` of a task whose owning reference was given up that way, and
+    /// that reference is taken back once.
     pub(crate) unsafe fn from_raw(task: *const Task) -> TaskRef {
         let slot = task
             .cast::<u8>()
             .wrapping_sub(std::mem::offset_of!(TaskSlot, task));
         TaskRef {
-            // SAFETY: `into_raw` returned the address of the task in a live slot, so the
-            // slot starts `offset_of!(TaskSlot, task)` bytes below it, and is never null.
+            // SAFETY: `task` is the address of the task in a live slot, so the slot starts
+            // `offset_of!(TaskSlot, task)` bytes below it, and is never null.
             slot: unsafe { NonNull::new_unchecked(slot.cast_mut().cast()) },
         }
     }
@@ -184,8 +198,8 @@ impl TaskRef {
     ///
     /// # Safety
     ///
-    /// `task` is the address of a task some owning reference keeps alive for the duration
-    /// of this call.
+    /// `task` is the [`TaskRef::as_ptr`] of a task some owning reference keeps alive for
+    /// the duration of this call.
     pub(crate) unsafe fn clone_raw(task: *const Task) -> TaskRef {
         // SAFETY: the caller guarantees a live owning reference, which this borrows.
         let borrowed = std::mem::ManuallyDrop::new(unsafe { TaskRef::from_raw(task) });
@@ -243,7 +257,6 @@ impl Drop for TaskRef {
 /// # Safety
 ///
 /// The caller gave up the last owning reference (`release_strong` returned `true`).
-#[cold]
 #[inline(never)]
 unsafe fn drop_task(slot: NonNull<TaskSlot>) {
     // SAFETY: the fence in `release_strong` ordered every other holder's use before this;
@@ -259,10 +272,8 @@ unsafe fn drop_task(slot: NonNull<TaskSlot>) {
 ///
 /// The caller holds that weak reference (or the owning references' one) and gives it up.
 unsafe fn release_weak(slot: NonNull<TaskSlot>) {
-    // SAFETY: the slot lives while a weak reference does; the task in it may be dropped,
-    // so only the counts are borrowed.
-    let counts = unsafe { &*ptr::addr_of!((*slot.as_ptr()).counts) };
-    if counts.release_weak() {
+    // SAFETY: the caller's weak reference keeps the slot until it is given up here.
+    if unsafe { counts(slot) }.release_weak() {
         // SAFETY: no reference of either kind is left, and the task was dropped by the
         // last owning one.
         unsafe { TASKS.free(slot.cast()) };
@@ -283,8 +294,12 @@ impl WeakTaskRef {
     /// An owning reference, if the task is still alive.
     pub(crate) fn upgrade(&self) -> Option<TaskRef> {
         // SAFETY: the slot lives while this weak reference does.
-        let counts = unsafe { &*ptr::addr_of!((*self.slot.as_ptr()).counts) };
-        counts.upgrade().then_some(TaskRef { slot: self.slot })
+        if unsafe { counts(self.slot) }.upgrade() {
+            Some(TaskRef { slot: self.slot })
+        } else {
+            // (Not `then_some`: it would make a TaskRef, and drop it, even on failure.)
+            None
+        }
     }
 }
 

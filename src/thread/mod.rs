@@ -188,7 +188,7 @@ fn current_task() -> Option<TaskRef> {
         return None;
     }
     // SAFETY: a non-null pointer is the task this OS thread is running, kept alive by the
-    // worker's run reference; we add a reference of our own before making an Arc.
+    // worker's run reference; we add a reference of our own before making a TaskRef.
     Some(unsafe { TaskRef::clone_raw(task) })
 }
 
