@@ -42,36 +42,24 @@ impl Counts {
 
     /// Adds an owning reference; the caller holds one.
     pub(crate) fn add_strong(&self) {
-        if self.strong.fetch_add(1, Ordering::Relaxed) > MAX_REFS {
-            std::process::abort();
-        }
+        add(&self.strong);
     }
 
     /// Gives up an owning reference; `true` when it was the last, and the caller must then
     /// drop the value and call [`Counts::release_weak`].
     pub(crate) fn release_strong(&self) -> bool {
-        if self.strong.fetch_sub(1, Ordering::Release) != 1 {
-            return false;
-        }
-        fence(Ordering::Acquire);
-        true
+        release(&self.strong)
     }
 
     /// Adds a weak reference; the caller holds a reference of either kind.
     pub(crate) fn add_weak(&self) {
-        if self.weak.fetch_add(1, Ordering::Relaxed) > MAX_REFS {
-            std::process::abort();
-        }
+        add(&self.weak);
     }
 
     /// Gives up a weak reference; `true` when it was the last, and the caller must then
     /// free the memory.
     pub(crate) fn release_weak(&self) -> bool {
-        if self.weak.fetch_sub(1, Ordering::Release) != 1 {
-            return false;
-        }
-        fence(Ordering::Acquire);
-        true
+        release(&self.weak)
     }
 
     /// Adds an owning reference if the value is still alive; the caller holds a weak one.
@@ -101,6 +89,24 @@ impl Counts {
     pub(crate) fn strong(&self) -> usize {
         self.strong.load(Ordering::Acquire)
     }
+}
+
+/// Adds one to a count whose holder keeps it above zero (no ordering needed, see the
+/// module documentation).
+fn add(count: &AtomicUsize) {
+    if count.fetch_add(1, Ordering::Relaxed) > MAX_REFS {
+        std::process::abort();
+    }
+}
+
+/// Takes one from a count; `true` when it reached zero, and then every other holder's
+/// uses happen before the caller's next step.
+fn release(count: &AtomicUsize) -> bool {
+    if count.fetch_sub(1, Ordering::Release) != 1 {
+        return false;
+    }
+    fence(Ordering::Acquire);
+    true
 }
 
 /// A task and its counts, in one slab slot. The counts come first, in the cache line of
