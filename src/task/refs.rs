@@ -316,6 +316,44 @@ impl Drop for WeakTaskRef {
     }
 }
 
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::TASKS;
+    use crate::Runtime;
+
+    #[test]
+    fn records_of_finished_threads_go_back_once_the_runtime_idles() {
+        // Enough records (about 19 MB) that other tests running meanwhile cannot hide
+        // the difference.
+        const THREADS: usize = 60_000;
+        let rt = Runtime::builder().worker_threads(2).build().unwrap();
+        let handles: Vec<_> = (0..THREADS).map(|_| rt.spawn(|| ())).collect();
+        for handle in handles {
+            handle.join().unwrap();
+        }
+        assert!(
+            TASKS.depot_free() >= THREADS / 2,
+            "the finished threads' records are free: {} in the depot",
+            TASKS.depot_free()
+        );
+        // Idle workers trim at most every 50 ms, returning what stayed unused for a whole
+        // period; wait for that, with a deadline instead of a hang.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TASKS.depot_free() >= THREADS / 2 {
+            assert!(
+                Instant::now() < deadline,
+                "idle workers never returned the records: {} free in the depot",
+                TASKS.depot_free()
+            );
+            // Wake a worker now and then, so that it goes back to sleep and trims.
+            rt.spawn(|| ()).join().unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 #[cfg(all(test, loom))]
 mod loom_tests {
     //! The counting protocol with owning and weak references released on different

@@ -147,6 +147,12 @@ impl Slab {
         mine
     }
 
+    /// Free slots in the depot (a snapshot).
+    #[cfg(test)]
+    pub(crate) fn depot_free(&self) -> usize {
+        self.depot().free
+    }
+
     /// Gives a magazine of free slots to the depot.
     fn give_magazine(&self, magazine: Vec<Slot>) {
         let mut depot = self.depot();
