@@ -453,8 +453,9 @@ impl WorkerCtx {
     fn sleep(&self) {
         // Nothing else to do: return the memory of stacks and task records a burst left
         // behind.
-        self.shared.stacks.trim();
-        crate::task::trim_records();
+        let now = Instant::now();
+        self.shared.stacks.trim_at(now);
+        crate::task::trim_records(now);
         let idle = &self.shared.idle;
         idle.register_sleeper(self.index, self.searching.replace(false));
         let pending = self.reactor.inflight() + self.timers.len();

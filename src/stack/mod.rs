@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 pub(crate) use self::map::page_size;
 pub use self::map::StackGuard;
-pub(crate) use self::pool::{LocalCache, StackPool};
+pub(crate) use self::pool::{LocalCache, StackPool, TRIM_AFTER};
 
 /// Smallest usable stack size a green thread may ask for, in bytes.
 pub const MIN_STACK_SIZE: usize = 16 * 1024;

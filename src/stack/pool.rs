@@ -5,7 +5,7 @@
 //! about [`SLAB_BYTES`] (one `mmap` and one batched guard `madvise` for all its stacks;
 //! their pages are faulted in by the workers that use them, see `map::map_stacks`). Freed
 //! stacks go back to the local cache, overflow to the shared list (up to [`SHARED_CAP`]),
-//! and are trimmed by a worker about to sleep ([`StackPool::trim`]): the stacks that stayed
+//! and are trimmed by a worker about to sleep ([`StackPool::trim_at`]): the stacks that stayed
 //! unused in the list for a whole [`TRIM_AFTER`] beyond [`SHARED_KEEP`] go back to the
 //! kernel, all in one `process_madvise`. Returning a stack's memory costs a system call
 //! and a TLB shootdown (an IPI to every other CPU running the process), which a burst of
@@ -239,11 +239,7 @@ impl StackPool {
     /// Returns to the kernel the stacks beyond [`SHARED_KEEP`] that nobody took from the
     /// shared list for the last [`TRIM_AFTER`] or more; called off the hot path, by workers
     /// about to sleep. Stacks a fan-out takes again soon stay (their pages too).
-    pub(crate) fn trim(&self) {
-        self.trim_at(Instant::now());
-    }
-
-    fn trim_at(&self, now: Instant) {
+    pub(crate) fn trim_at(&self, now: Instant) {
         let unused = {
             let mut free = self.lock();
             if now.saturating_duration_since(free.trimmed) < TRIM_AFTER {

@@ -204,9 +204,9 @@ impl Task {
         let arg = (self as *const Task).cast_mut().cast::<u8>();
         // SAFETY: the caller owns the run, so nothing else touches the slot.
         let stack = unsafe { (*self.stack.get()).insert(stack) };
-        // SAFETY: the Context lives inside the task's slab slot and never moves; the stack stays
-        // in the task until the thread finishes (retire) or is leaked (Drop); `run_main`
-        // gets the Task pointer it expects.
+        // SAFETY: the Context lives inside the task's slab slot and never moves; the stack
+        // stays in the task until the thread finishes (retire) or is leaked (Drop);
+        // `run_main` gets the Task pointer it expects.
         unsafe { self.context.init(stack, run_main, arg) };
     }
 

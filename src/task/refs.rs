@@ -134,9 +134,9 @@ unsafe fn counts<'a>(slot: NonNull<TaskSlot>) -> &'a Counts {
 static TASKS: Slab = Slab::new(Layout::new::<TaskSlot>());
 
 /// Returns to the system the memory of task records unused for a while (see
-/// [`Slab::trim`]); workers call it before they sleep.
-pub(crate) fn trim_records() {
-    TASKS.trim();
+/// [`Slab::trim_at`]); workers call it before they sleep.
+pub(crate) fn trim_records(now: std::time::Instant) {
+    TASKS.trim_at(now);
 }
 
 /// An owning reference to a task; the task lives while one exists.

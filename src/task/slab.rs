@@ -21,15 +21,16 @@
 //!   worth, it gives one to the depot. So a thread spawning and a thread retiring the same
 //!   records meet at the depot's lock once per [`MAGAZINE`] records, not once per record.
 //! - An OS thread that exits gives its cache to the depot.
-//! - The depot returns chunks to the system when a worker is about to sleep ([`Slab::trim`],
-//!   at most once per [`TRIM_AFTER`], as the stack pool does): of the slots that stayed in
-//!   the depot, unused, since the last look (beyond a reserve of [`KEEP`]), it finds the
-//!   chunks whose every slot is among them (nobody holds any slot of such a chunk, so
-//!   nobody can reach it), unmaps those and keeps the rest. The counting runs outside the
-//!   lock. So a fan-out that spawns and joins again and again reuses the same chunks
-//!   instead of faulting fresh pages each time, and the records of a million threads that
-//!   have finished go back once the runtime idles. Slots held in the caches (at most two
-//!   magazines per OS thread) keep their chunks mapped.
+//! - The depot returns chunks to the system when a worker is about to sleep
+//!   ([`Slab::trim_at`], at most once per the stack pool's [`TRIM_AFTER`], as the pool
+//!   trims its stacks): of the slots that stayed in the depot, unused, since the last look
+//!   (beyond a reserve of [`KEEP`]), it finds the chunks whose every slot is among them
+//!   (nobody holds any slot of such a chunk, so nobody can reach it), unmaps those and
+//!   keeps the rest. The counting runs outside the lock. So a fan-out that spawns and joins
+//!   again and again reuses the same chunks instead of faulting fresh pages each time, and
+//!   the records of a million threads that have finished go back once the runtime idles.
+//!   Slots held in the caches (at most two magazines per OS thread) keep their chunks
+//!   mapped.
 //!
 //! Chunks are aligned to their size, so a slot's chunk is its address rounded down.
 
@@ -38,7 +39,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ptr::NonNull;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use crate::stack::TRIM_AFTER;
 
 /// Bytes in one chunk; a power of two, and a multiple of every page size in use.
 const CHUNK: usize = 256 * 1024;
@@ -47,8 +50,11 @@ const MAGAZINE: usize = 64;
 /// Free slots the depot keeps however long they stay unused (about a megabyte of task
 /// records).
 const KEEP: usize = 4096;
-/// How long slots must stay unused in the depot before a trim may return their chunks.
-pub(crate) const TRIM_AFTER: Duration = Duration::from_millis(50);
+
+/// An empty magazine, with room for the two a cache holds at most.
+fn magazine() -> Vec<Slot> {
+    Vec::with_capacity(2 * MAGAZINE)
+}
 
 /// One free slot. Free slots belong to nobody, so they may move between OS threads.
 struct Slot(NonNull<u8>);
@@ -129,7 +135,7 @@ impl Slab {
             .step_by(MAGAZINE)
             .rev()
             .map(|first| {
-                let mut magazine = Vec::with_capacity(2 * MAGAZINE);
+                let mut magazine = magazine();
                 magazine.extend((first..per_chunk.min(first + MAGAZINE)).rev().map(|i| {
                     // SAFETY: slot `i` lies inside the chunk just mapped, which is not
                     // at address zero.
@@ -162,21 +168,18 @@ impl Slab {
 
     /// Returns to the system the chunks all of whose slots stayed unused in the depot
     /// since the last trim, beyond a reserve of [`KEEP`] slots; does nothing if the last
-    /// trim was less than [`TRIM_AFTER`] ago. Called by workers about to sleep.
-    pub(crate) fn trim(&self) {
-        self.trim_at(Instant::now());
-    }
-
-    fn trim_at(&self, now: Instant) {
+    /// trim was less than [`TRIM_AFTER`] before `now`. Called by workers about to sleep.
+    pub(crate) fn trim_at(&self, now: Instant) {
         let mut depot = self.depot();
-        let due = depot
+        let too_soon = depot
             .trimmed
-            .is_some_and(|last| now.saturating_duration_since(last) >= TRIM_AFTER);
-        if depot.trimming || !(due || depot.trimmed.is_none()) {
+            .is_some_and(|last| now.saturating_duration_since(last) < TRIM_AFTER);
+        if depot.trimming || too_soon {
             return;
         }
         depot.trimmed = Some(now);
         // The bottom magazines holding at most `excess` slots: unused since the last look.
+        // (`low` is zero until the first look, which so only starts the period.)
         let excess = depot.low.saturating_sub(KEEP);
         depot.low = depot.free;
         let mut old = 0;
@@ -188,7 +191,7 @@ impl Slab {
             taken += magazine.len();
             old += 1;
         }
-        if !due || old == 0 {
+        if old == 0 {
             return;
         }
         let unused: Vec<Vec<Slot>> = depot.magazines.drain(..old).collect();
@@ -204,17 +207,14 @@ impl Slab {
         }
         free_in.retain(|_, free| *free == per_chunk);
         let mut kept = Vec::new();
-        let mut current = Vec::with_capacity(2 * MAGAZINE);
+        let mut current = magazine();
         for slot in unused.into_iter().flatten() {
             if free_in.contains_key(&slot.chunk()) {
                 continue;
             }
             current.push(slot);
             if current.len() == MAGAZINE {
-                kept.push(std::mem::replace(
-                    &mut current,
-                    Vec::with_capacity(2 * MAGAZINE),
-                ));
+                kept.push(std::mem::replace(&mut current, magazine()));
             }
         }
         if !current.is_empty() {
@@ -301,23 +301,26 @@ impl Slab {
     pub(crate) fn alloc(&'static self) -> NonNull<u8> {
         let cached = CACHE.try_with(|cache| {
             let mut cache = cache.borrow_mut();
-            let cache = self.claim(&mut cache)?;
-            if let Some(slot) = cache.slots.pop() {
-                return Some(slot.0);
-            }
-            cache.slots = self.take_magazine();
-            Some(cache.slots.pop().expect("a magazine is never empty").0)
+            Some(self.pop(&mut self.claim(&mut cache)?.slots))
         });
         cached.ok().flatten().unwrap_or_else(|| {
             // This OS thread is exiting and its cache is gone, or the cache serves another
             // slab: go to the depot directly.
-            let mut magazine = self.take_magazine();
-            let slot = magazine.pop().expect("a magazine is never empty");
-            if !magazine.is_empty() {
-                self.give_magazine(magazine);
+            let mut slots = Vec::new();
+            let slot = self.pop(&mut slots);
+            if !slots.is_empty() {
+                self.give_magazine(slots);
             }
-            slot.0
+            slot
         })
+    }
+
+    /// Takes a slot from `slots`, refilled from the depot when empty.
+    fn pop(&self, slots: &mut Vec<Slot>) -> NonNull<u8> {
+        if slots.is_empty() {
+            *slots = self.take_magazine();
+        }
+        slots.pop().expect("a magazine is never empty").0
     }
 
     /// This OS thread's cache, if it serves this slab (the first slab a thread uses
@@ -344,7 +347,7 @@ impl Slab {
             cache.slots.push(Slot(slot));
             // Spill the slots freed longest ago; the recent ones are likelier in the cache.
             Some((cache.slots.len() >= 2 * MAGAZINE).then(|| {
-                let mut spilled = Vec::with_capacity(2 * MAGAZINE);
+                let mut spilled = magazine();
                 spilled.extend(cache.slots.drain(..MAGAZINE));
                 spilled
             }))
