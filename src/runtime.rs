@@ -140,7 +140,8 @@ impl Builder {
         self
     }
 
-    /// Sets the name prefix of the worker OS threads (`<prefix>-<index>`).
+    /// Sets the name prefix of the worker OS threads (`<prefix>-<index>`). A prefix with an
+    /// interior NUL byte makes [`Builder::build`] fail.
     pub fn thread_name(mut self, prefix: impl Into<String>) -> Builder {
         self.thread_name = prefix.into();
         self
@@ -245,7 +246,8 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for zero workers or a stack size out of range; an error naming
+    /// `InvalidInput` for zero workers, a stack size out of range or a thread name prefix
+    /// with an interior NUL byte; an error naming
     /// io_uring and the cause when the kernel refuses it (ENOSYS, EPERM: a seccomp profile,
     /// `kernel.io_uring_disabled`); the OS error when a worker thread cannot be started.
     pub fn build(self) -> io::Result<Runtime> {
@@ -260,6 +262,12 @@ impl Builder {
             None => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
         };
         let stack_size = checked_stack_size(self.stack_size)?;
+        if self.thread_name.as_bytes().contains(&0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "greenring: the worker thread name prefix may not contain interior null bytes",
+            ));
+        }
         if self
             .handoff_threshold
             .is_some_and(|t| t < Duration::from_millis(1))

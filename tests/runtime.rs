@@ -212,3 +212,13 @@ fn backtraces_end_at_the_green_thread_entry() {
         assert!(last.unwrap().contains("greenring_trampoline"), "{trace}");
     }
 }
+
+#[test]
+fn a_worker_name_prefix_with_an_interior_nul_is_an_error_from_build() {
+    let err = Runtime::builder()
+        .thread_name("worker\0")
+        .build()
+        .expect_err("build must refuse the name");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("null bytes"), "{err}");
+}

@@ -227,3 +227,30 @@ fn joining_itself_panics_instead_of_hanging() {
         .expect("a &str payload");
     assert!(message.contains("cannot join itself"), "{message}");
 }
+
+#[test]
+fn a_name_with_an_interior_nul_panics_at_spawn_as_std_does() {
+    let rt = runtime(1);
+    let spawned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Builder::new().name("bad\0name".into()).spawn_on(&rt, || ())
+    }));
+    let payload = spawned.expect_err("the spawn must panic");
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .expect("a string payload");
+    assert!(
+        message.starts_with("thread name may not contain interior null bytes"),
+        "{message}"
+    );
+    // std's own message, for comparison.
+    let std_payload = std::panic::catch_unwind(|| {
+        std::thread::Builder::new()
+            .name("bad\0name".into())
+            .spawn(|| ())
+    })
+    .expect_err("std panics too");
+    let std_message = std_payload.downcast_ref::<String>().cloned().unwrap();
+    assert_eq!(message, std_message);
+}

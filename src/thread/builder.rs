@@ -41,6 +41,11 @@ impl Builder {
 
     /// Names the thread; the name shows in [`Thread::name`] and in the stack overflow
     /// message.
+    ///
+    /// # Panics
+    ///
+    /// As with std, a name with an interior NUL byte makes the spawn panic (the name could
+    /// not be handed to C code as a string).
     pub fn name(mut self, name: String) -> Builder {
         self.name = Some(name);
         self
@@ -152,10 +157,21 @@ impl Builder {
         // and its result borrow outlive the thread's run and the packet's drop, and the
         // task drops this reference when it is dropped.
         let main: Arc<dyn crate::task::Main> = unsafe { std::mem::transmute(main) };
+        if let Some(name) = &self.name {
+            check_name(name);
+        }
         let name = self.name.map(String::into_boxed_str);
         let task = sched::spawn(shared, name, self.stack_size, self.pinned, main)?;
         // SAFETY: as for `main`.
         Ok(unsafe { JoinHandle::new(body, Thread::green(task)) })
+    }
+}
+
+/// Panics, with std's message, for a name std would refuse: one with an interior NUL.
+fn check_name(name: &str) {
+    if name.as_bytes().contains(&0) {
+        let _ =
+            std::ffi::CString::new(name).expect("thread name may not contain interior null bytes");
     }
 }
 
