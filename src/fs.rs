@@ -102,10 +102,7 @@ pub use std::fs::{DirEntry, FileTimes, FileType, Metadata, Permissions};
 /// documentation); larger ones go through io_uring.
 pub const INLINE_WRITE_MAX: usize = 64 * 1024;
 
-use crate::reactor::ops;
-
-/// The file position, as an io_uring offset: read or write at it, and advance it.
-const AT_POSITION: u64 = u64::MAX;
+use crate::reactor::ops::{self, At};
 
 /// An open file, like [`std::fs::File`].
 #[derive(Debug)]
@@ -151,7 +148,7 @@ impl File {
     ///
     /// As std's.
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        match ops::read_at(self.as_raw_fd(), buf, offset) {
+        match ops::read_at(self.as_raw_fd(), buf, At::Offset(offset)) {
             Some(result) => result,
             None => std::os::unix::fs::FileExt::read_at(&self.inner, buf, offset),
         }
@@ -167,7 +164,7 @@ impl File {
         if buf.len() <= INLINE_WRITE_MAX {
             return std::os::unix::fs::FileExt::write_at(&self.inner, buf, offset);
         }
-        match ops::write_at(self.as_raw_fd(), buf, offset) {
+        match ops::write_at(self.as_raw_fd(), buf, At::Offset(offset)) {
             Some(result) => result,
             None => std::os::unix::fs::FileExt::write_at(&self.inner, buf, offset),
         }
@@ -359,13 +356,13 @@ impl File {
     }
 
     /// Runs `op` at the file position, holding the position lock, and moves the position
-    /// past the bytes it transferred. `op` gets an explicit offset, or [`AT_POSITION`] for
+    /// past the bytes it transferred. `op` gets an explicit offset, or [`At::Position`] for
     /// a file that has no position (a pipe, a socket). After a write with `O_APPEND`,
     /// which goes to the end whatever the offset, the position is the end.
     fn at_position(
         &self,
         write: bool,
-        op: impl FnOnce(u64) -> io::Result<usize>,
+        op: impl FnOnce(At) -> io::Result<usize>,
     ) -> io::Result<usize> {
         let _position = self
             .position
@@ -373,9 +370,9 @@ impl File {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let fd = self.as_raw_fd();
         let Some(offset) = lseek(fd, 0, libc::SEEK_CUR)? else {
-            return op(AT_POSITION);
+            return op(At::Position);
         };
-        let n = op(offset)?;
+        let n = op(At::Offset(offset))?;
         if n > 0 {
             if write && self.appends()? {
                 lseek(fd, 0, libc::SEEK_END)?;
@@ -490,10 +487,10 @@ impl Read for &File {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             return (&self.inner).read(buf);
         }
-        self.at_position(false, |offset| {
-            ops::read_at(self.as_raw_fd(), buf, offset).unwrap_or_else(|| match offset {
-                AT_POSITION => (&self.inner).read(buf),
-                offset => std::os::unix::fs::FileExt::read_at(&self.inner, buf, offset),
+        self.at_position(false, |at| {
+            ops::read_at(self.as_raw_fd(), buf, at).unwrap_or_else(|| match at {
+                At::Position => (&self.inner).read(buf),
+                At::Offset(offset) => std::os::unix::fs::FileExt::read_at(&self.inner, buf, offset),
             })
         })
     }
@@ -508,10 +505,12 @@ impl Write for &File {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             return (&self.inner).write(buf);
         }
-        self.at_position(true, |offset| {
-            ops::write_at(self.as_raw_fd(), buf, offset).unwrap_or_else(|| match offset {
-                AT_POSITION => (&self.inner).write(buf),
-                offset => std::os::unix::fs::FileExt::write_at(&self.inner, buf, offset),
+        self.at_position(true, |at| {
+            ops::write_at(self.as_raw_fd(), buf, at).unwrap_or_else(|| match at {
+                At::Position => (&self.inner).write(buf),
+                At::Offset(offset) => {
+                    std::os::unix::fs::FileExt::write_at(&self.inner, buf, offset)
+                }
             })
         })
     }

@@ -155,3 +155,74 @@ fn the_position_follows_reads_writes_and_seeks() {
     .unwrap();
     std::fs::remove_file(&path).unwrap();
 }
+
+/// Offsets past `i64::MAX` fit no `off_t`, and `u64::MAX` is io_uring's "current position":
+/// `read_at` and `write_at` there fail with std's `EINVAL` on every backend, on green
+/// threads and OS threads alike, and neither the file nor its position changes.
+#[test]
+fn read_at_and_write_at_past_i64_max_fail_with_einval_and_touch_nothing() {
+    let path = scratch("huge-offsets");
+    let contents: Vec<u8> = (0..200 * 1024).map(|i| (i % 251) as u8).collect();
+    for rt in [
+        Runtime::builder()
+            .worker_threads(1)
+            .io_backend(greenring::IoBackend::IoUring)
+            .build(),
+        Runtime::builder()
+            .worker_threads(1)
+            .io_backend(greenring::IoBackend::Epoll)
+            .build(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let backend = rt.io_backend();
+        std::fs::write(&path, &contents).unwrap();
+        let check = {
+            let path = path.clone();
+            let contents = contents.clone();
+            move |on: &str| {
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&path)
+                    .unwrap();
+                (&file).seek(SeekFrom::Start(16)).unwrap();
+                let big = vec![0xEEu8; 100 * 1024];
+                let small = [0xEEu8; 16];
+                let mut buf = [0u8; 16];
+                for offset in [u64::MAX, u64::MAX - 1, i64::MAX as u64 + 1] {
+                    let read = file.read_at(&mut buf, offset).unwrap_err();
+                    assert_eq!(
+                        read.raw_os_error(),
+                        Some(libc::EINVAL),
+                        "{on} read_at {offset}"
+                    );
+                    for data in [&big[..], &small[..]] {
+                        let wrote = file.write_at(data, offset).unwrap_err();
+                        assert_eq!(
+                            wrote.raw_os_error(),
+                            Some(libc::EINVAL),
+                            "{on} write_at {offset} of {} bytes",
+                            data.len()
+                        );
+                    }
+                }
+                assert_eq!(
+                    (&file).stream_position().unwrap(),
+                    16,
+                    "{on}: position moved"
+                );
+                assert_eq!(
+                    std::fs::read(&path).unwrap(),
+                    contents,
+                    "{on}: file changed"
+                );
+            }
+        };
+        let green = check.clone();
+        rt.block_on(move || green(&format!("green thread on {backend}")));
+        check(&format!("OS thread ({backend} runtime alive)"));
+    }
+    std::fs::remove_file(&path).unwrap();
+}

@@ -431,14 +431,55 @@ pub(crate) unsafe fn connect(
     run(op, timeout).map(|r| r.map(drop))
 }
 
-/// `pread(2)`/`pwrite(2)`, or `read(2)`/`write(2)` at the file position for offset
-/// `u64::MAX` (io_uring's "current position" offset, -1).
+/// Where a file read or write happens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum At {
+    /// At the file position, advancing it (`read(2)`/`write(2)`), for files that have no
+    /// position of their own to look up (pipes, sockets).
+    Position,
+    /// At an explicit offset, leaving the position alone (`pread(2)`/`pwrite(2)`).
+    Offset(u64),
+}
+
+impl At {
+    /// The offset as io_uring takes it: `u64::MAX` (-1) is its "current position".
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL`, as `pread(2)` reports it, for an offset past `i64::MAX`: `off_t` cannot
+    /// hold it (std passes it on and the kernel refuses it), and `u64::MAX` would be read
+    /// by io_uring as "the current position".
+    fn ring_offset(self) -> io::Result<u64> {
+        match self {
+            At::Position => Ok(u64::MAX),
+            At::Offset(offset) if i64::try_from(offset).is_ok() => Ok(offset),
+            At::Offset(_) => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        }
+    }
+}
+
+/// `pread(2)`/`pwrite(2)`, or `read(2)`/`write(2)` at the file position.
 struct ReadWrite {
     fd: RawFd,
     buf: *mut u8,
     len: usize,
+    /// Checked by [`At::ring_offset`]: at most `i64::MAX`, or `u64::MAX` for the position.
     offset: u64,
     write: bool,
+}
+
+impl ReadWrite {
+    /// The op, or `EINVAL` for an offset no file can have (see [`At::ring_offset`]),
+    /// refused before it reaches the kernel.
+    fn new(fd: RawFd, buf: *mut u8, len: usize, at: At, write: bool) -> io::Result<ReadWrite> {
+        Ok(ReadWrite {
+            fd,
+            buf,
+            len,
+            offset: at.ring_offset()?,
+            write,
+        })
+    }
 }
 
 // SAFETY: `buf` points to `len` bytes borrowed by the caller of `read_at` (mutably) or
@@ -465,6 +506,7 @@ unsafe impl Op for ReadWrite {
 
     fn call(&mut self) -> isize {
         let (fd, buf, len) = (self.fd, self.buf.cast(), self.len);
+        // In range: checked by `ReadWrite::new`.
         let offset = self.offset as libc::off_t;
         // SAFETY: see the impl.
         unsafe {
@@ -478,30 +520,23 @@ unsafe impl Op for ReadWrite {
     }
 }
 
-/// `pread(2)` into `buf` at `offset` (`u64::MAX`: at the file position, advancing it).
-pub(crate) fn read_at(fd: RawFd, buf: &mut [u8], offset: u64) -> Option<io::Result<usize>> {
-    let (buf, len) = (buf.as_mut_ptr(), buf.len());
-    let op = ReadWrite {
-        fd,
-        buf,
-        len,
-        offset,
-        write: false,
-    };
-    run(op, None)
+/// Reads into `buf` `at` an offset or the file position; an offset past `i64::MAX` fails
+/// with `EINVAL` (green thread or not), as `pread(2)` does.
+pub(crate) fn read_at(fd: RawFd, buf: &mut [u8], at: At) -> Option<io::Result<usize>> {
+    match ReadWrite::new(fd, buf.as_mut_ptr(), buf.len(), at, false) {
+        Ok(op) => run(op, None),
+        Err(err) => Some(Err(err)),
+    }
 }
 
-/// `pwrite(2)` of `buf` at `offset` (`u64::MAX`: at the file position, advancing it).
-pub(crate) fn write_at(fd: RawFd, buf: &[u8], offset: u64) -> Option<io::Result<usize>> {
-    let op = ReadWrite {
-        fd,
-        // Never written through: `write` ops only read the buffer.
-        buf: buf.as_ptr().cast_mut(),
-        len: buf.len(),
-        offset,
-        write: true,
-    };
-    run(op, None)
+/// Writes `buf` `at` an offset or the file position; an offset past `i64::MAX` fails with
+/// `EINVAL` (green thread or not), as `pwrite(2)` does.
+pub(crate) fn write_at(fd: RawFd, buf: &[u8], at: At) -> Option<io::Result<usize>> {
+    // Never written through: `write` ops only read the buffer.
+    match ReadWrite::new(fd, buf.as_ptr().cast_mut(), buf.len(), at, true) {
+        Ok(op) => run(op, None),
+        Err(err) => Some(Err(err)),
+    }
 }
 
 /// `fsync(2)`, or `fdatasync(2)`.
