@@ -90,6 +90,7 @@ pub mod os;
 mod overflow;
 pub mod process;
 mod reactor;
+mod report;
 pub mod runtime;
 mod sched;
 mod stack;

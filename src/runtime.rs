@@ -313,7 +313,7 @@ impl Builder {
             None => match reactors_of(IoBackend::IoUring) {
                 Ok(reactors) => (IoBackend::IoUring, reactors),
                 Err(err) => {
-                    log::warn!("{err}; falling back to the epoll backend");
+                    crate::report::warn(format_args!("{err}; falling back to the epoll backend"));
                     (IoBackend::Epoll, reactors_of(IoBackend::Epoll)?)
                 }
             },

@@ -373,10 +373,10 @@ impl Ring {
     #[cold]
     fn retire(&self, err: io::Error) {
         let errno = err.raw_os_error().unwrap_or(libc::EIO);
-        log::error!(
+        crate::report::error(format_args!(
             "greenring: io_uring_enter failed ({err}); this worker's I/O fails with that error \
              from now on, its green threads keep running"
-        );
+        ));
         self.broken.set(Some(errno));
         let queued = std::mem::take(&mut *self.unsubmitted.borrow_mut());
         self.failed

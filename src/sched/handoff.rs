@@ -312,7 +312,7 @@ impl Monitor<'_> {
             self.shared.dumps.stall_began(index, stuck_for);
             let (stuck, _) = registry.snapshot(running, 0);
             if let Some(stuck) = stuck {
-                log::warn!(
+                crate::report::warn(format_args!(
                     "greenring: green thread {} has blocked worker {index}'s OS thread for {} \
                      ms without yielding (a blocking call greenring does not own, a std lock, \
                      or a long computation); {}. Threads of this worker that have not started \
@@ -321,7 +321,7 @@ impl Monitor<'_> {
                     stuck.describe(),
                     stuck_for.as_millis(),
                     crate::dump::last_wait(&stuck),
-                );
+                ));
             }
         }
         if stall.deadlock_reported || stuck_for < self.deadlock_after {
@@ -337,7 +337,7 @@ impl Monitor<'_> {
         if waiting > names.len() {
             names.push(format!("and {} more", waiting - names.len()));
         }
-        log::error!(
+        crate::report::error(format_args!(
             "greenring: worker {index}'s OS thread has been blocked for {} ms in green thread \
              {}, and {waiting} started green thread(s) anchored to it cannot run until it \
              returns: {}. If the blocked thread waits for one of them (a std::sync or \
@@ -347,7 +347,7 @@ impl Monitor<'_> {
             stuck_for.as_millis(),
             stuck.map_or_else(|| format!("ThreadId({running})"), |t| t.describe()),
             names.join(", "),
-        );
+        ));
     }
 
     /// Moves worker `index`, whose carrier was seen in the run `status` since `since`, to a
@@ -372,11 +372,11 @@ impl Monitor<'_> {
             return false;
         }
         handoff.count.fetch_add(1, Ordering::Relaxed);
-        log::debug!(
+        crate::report::debug(format_args!(
             "greenring: worker {index} ran one green thread for {} ms; handed to another OS \
              thread",
             since.elapsed().as_millis()
-        );
+        ));
         let carrier = Arc::new(Carrier::new());
         let worker = Arc::clone(&self.workers[index]);
         if let Err(mpsc::SendError(job)) = assign.send(Some((worker, Arc::clone(&carrier)))) {
@@ -413,10 +413,10 @@ impl Monitor<'_> {
             }
             Err(err) => {
                 if !std::mem::replace(&mut self.spawn_failure_reported, true) {
-                    log::error!(
+                    crate::report::error(format_args!(
                         "greenring: worker {index} is stuck in one green thread, and no OS \
                          thread could be started to take over its other green threads: {err}"
-                    );
+                    ));
                 }
                 None
             }

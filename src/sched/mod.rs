@@ -301,16 +301,18 @@ impl Shared {
     }
 
     /// Forgets a finished green thread (its stack already recycled); the last one out
-    /// during shutdown lets workers exit.
+    /// during shutdown lets workers exit. The thread stops counting as live before its
+    /// record is released, which may run the program's destructors (a result nobody
+    /// joined): whatever they do, the shutdown is not kept waiting for them.
     fn retired(&self, task: TaskRef) {
         if let Some(home) = task.first_worker() {
             self.registries[home].remove(&task);
         }
-        drop(task);
         if self.live.fetch_sub(1, Ordering::SeqCst) == 1 && self.shutdown.load(Ordering::SeqCst) {
             self.wake_all();
             self.notify_drained();
         }
+        drop(task);
     }
 
     fn notify_drained(&self) {

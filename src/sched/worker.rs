@@ -603,7 +603,7 @@ impl WorkerCtx {
                     "greenring: green thread {} could not start: no stack: {err}",
                     task.describe()
                 );
-                log::error!("{message}");
+                crate::report::error(format_args!("{message}"));
                 task.fail_join(message);
                 false
             }
@@ -638,7 +638,7 @@ fn exiled(task: TaskRef, finished: bool, carrier: &Carrier, worker: usize) {
     let shared = Arc::clone(&task.runtime);
     if !task.stall_reported() {
         let stalled = carrier.stuck_since().map(|since| since.elapsed());
-        log::warn!(
+        crate::report::warn(format_args!(
             "greenring: green thread {} blocked its worker's OS thread for {} ms without \
              yielding (a blocking call or a long computation); before that, {}. The \
              worker's other green threads were handed to another OS thread meanwhile. Use \
@@ -646,7 +646,7 @@ fn exiled(task: TaskRef, finished: bool, carrier: &Carrier, worker: usize) {
             task.describe(),
             stalled.map_or(0, |d| d.as_millis()),
             crate::dump::last_wait(&task),
-        );
+        ));
     }
     if finished {
         // SAFETY: we own the run and the thread just finished.

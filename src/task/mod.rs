@@ -40,6 +40,7 @@ pub(crate) use self::park::Unparked;
 pub(crate) use self::refs::{trim_records, TaskRef, WeakTaskRef};
 
 use std::cell::{Cell, UnsafeCell};
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,8 +97,10 @@ pub(crate) struct Task {
     park: ParkWord,
     context: Context,
     stack: UnsafeCell<Option<Stack>>,
-    /// What the thread runs, and the join side it completes.
-    main: Arc<dyn Main>,
+    /// What the thread runs, and the join side it completes. Dropped by hand, in `Drop`: it
+    /// holds the program's values (a closure that never ran), whose destructors must not
+    /// unwind into whoever releases the task (often a worker).
+    main: ManuallyDrop<Arc<dyn Main>>,
     suspended_for: Cell<Suspend>,
     /// Never stolen, not even before it first runs.
     pinned: bool,
@@ -158,7 +161,7 @@ impl Task {
             park: ParkWord::new(),
             context: Context::new(),
             stack: UnsafeCell::new(None),
-            main,
+            main: ManuallyDrop::new(main),
             suspended_for: Cell::new(Suspend::Yield),
             pinned,
             home: AtomicUsize::new(NO_HOME),
@@ -405,10 +408,25 @@ impl Drop for Task {
             // they refer to what the thread runs (its closure's body and join packet, which
             // a scope waits on), so that is never freed either.
             std::mem::forget(stack);
-            std::mem::forget(Arc::clone(&self.main));
             // Nobody will finish it: its joiner must not wait forever.
             self.cancel_join();
+            return;
         }
+        // SAFETY: dropped once, here, and never used again.
+        let main = unsafe { ManuallyDrop::take(&mut self.main) };
+        // A closure that never ran is dropped with it (a thread cancelled or unable to
+        // start): that destructor is the program's, and the last reference to a task is
+        // often released by a worker, which must go on. (A result that panics on drop
+        // aborts, as std's does: see `thread::Packet`.)
+        crate::report::contain_drop(
+            || {
+                format!(
+                    "the closure of green thread {}, which never ran,",
+                    self.describe()
+                )
+            },
+            move || drop(main),
+        );
     }
 }
 
@@ -454,6 +472,35 @@ mod tests {
     impl Main for Nothing {
         unsafe fn run(&self) {}
         fn fail(&self, _: Box<dyn std::any::Any + Send>) {}
+    }
+
+    /// A thread whose closure panics when dropped without having run.
+    struct PanicsOnDrop;
+
+    impl Main for PanicsOnDrop {
+        unsafe fn run(&self) {}
+        fn fail(&self, _: Box<dyn std::any::Any + Send>) {}
+    }
+
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("the closure panics when dropped");
+        }
+    }
+
+    #[test]
+    fn releasing_a_task_contains_a_panic_of_its_closures_destructor() {
+        let t = Task::new(
+            Shared::for_tests(),
+            ThreadId::new(),
+            None,
+            4 * page_size(),
+            None,
+            false,
+            Arc::new(PanicsOnDrop),
+        );
+        // Whoever releases the last reference (a worker, usually) goes on.
+        drop(t);
     }
 
     #[test]

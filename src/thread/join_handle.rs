@@ -87,7 +87,9 @@ impl<T> Packet<T> {
             // published, so the panic (reported by the panic hook) is dropped.
             let woken = panic::catch_unwind(AssertUnwindSafe(|| waker.wake()));
             if let Err(payload) = woken {
-                log::error!("a Waker awaiting a JoinHandle panicked in wake; panic dropped");
+                crate::report::error(format_args!(
+                    "a Waker awaiting a JoinHandle panicked in wake; panic dropped"
+                ));
                 // A panic in the payload's own drop is caught as well.
                 let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
             }
@@ -158,6 +160,12 @@ impl<T: Send> HoldsPacket<T> for Packet<T> {
     }
 }
 
+/// A result nobody took (the handle was dropped, or never joined) is dropped with the
+/// packet, wherever the last reference goes: often on a worker, at the end of a detached
+/// thread. Its destructor is the program's; should it panic, the process aborts with std's
+/// message, as std does for its threads (the panic cannot be handed to anyone, and its own
+/// payload could panic on drop too).
+///
 /// The last reference to a scoped thread's packet is dropped once the thread has finished
 /// (its task holds one until then, and leaks it if the thread never finishes) and its
 /// handle is joined or dropped. Only then is the result, which may borrow from the scope,
@@ -165,19 +173,25 @@ impl<T: Send> HoldsPacket<T> for Packet<T> {
 /// of what its threads borrow.
 impl<T> Drop for Packet<T> {
     fn drop(&mut self) {
-        let Some(scope) = self.scope.take() else {
-            return;
-        };
         let result = self.result.get_mut().take();
-        let mut unhandled_panic = matches!(result, Some(Err(_)));
-        // The result's destructor is the user's: a panic in it counts as the thread's
-        // panic (it must not unwind out of a finishing thread, nor skip the decrement).
-        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(result))) {
-            unhandled_panic = true;
-            let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
+        let unhandled_panic = matches!(result, Some(Err(_)));
+        if panic::catch_unwind(AssertUnwindSafe(move || drop(result))).is_err() {
+            abort_with("thread result panicked on drop");
         }
-        scope.decrement_running(unhandled_panic);
+        if let Some(scope) = self.scope.take() {
+            scope.decrement_running(unhandled_panic);
+        }
     }
+}
+
+/// Aborts the process the way std's runtime does for a fault it cannot recover from.
+fn abort_with(message: &str) -> ! {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "fatal runtime error: {message}, aborting"
+    );
+    std::process::abort();
 }
 
 /// An owned permission to join a green thread, like [`std::thread::JoinHandle`].
