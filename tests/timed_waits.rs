@@ -102,3 +102,73 @@ fn early_woken_recv_timeouts_free_their_timers() {
 fn early_woken_park_timeouts_free_their_timers() {
     early_woken_waits_free_their_timers(true);
 }
+
+/// A timed wait of an hour, made by a thread that first runs while its runtime shuts down
+/// (it was queued behind a thread that kept the only worker busy): the wait is a
+/// cancellation point, so the thread unwinds, and the drop of the runtime is not kept
+/// waiting for the timer (before: the timer outlived its waiter, and the drop waited an
+/// hour: with another thread parked for good, the shutdown waited for nothing in flight
+/// before its grace, and the timer stayed in flight). On both backends, for each kind of
+/// timed wait.
+#[test]
+fn a_timed_wait_begun_during_shutdown_does_not_keep_the_drop_waiting() {
+    type Wait = fn();
+    let waits: [(&str, Wait); 3] = [
+        ("recv_timeout", || {
+            let (_tx, rx) = mpsc::channel::<()>();
+            let _ = rx.recv_timeout(Duration::from_secs(3600));
+        }),
+        ("Condvar::wait_timeout", || {
+            let lock = greenring::sync::Mutex::new(());
+            let condvar = greenring::sync::Condvar::new();
+            let guard = lock.lock().unwrap();
+            let _ = condvar.wait_timeout(guard, Duration::from_secs(3600));
+        }),
+        ("park_timeout", || {
+            greenring::thread::park_timeout(Duration::from_secs(3600))
+        }),
+    ];
+    for backend in [greenring::IoBackend::IoUring, greenring::IoBackend::Epoll] {
+        for (name, wait) in waits {
+            let Ok(rt) = Runtime::builder()
+                .worker_threads(1)
+                .io_backend(backend)
+                .shutdown_grace(Duration::from_millis(100))
+                .build()
+            else {
+                continue;
+            };
+            let took = watchdog::within(Duration::from_secs(20), move || {
+                // Parked for good before the shutdown: the shutdown wakes it once nothing
+                // else can progress.
+                let (keep, never) = mpsc::channel::<()>();
+                let parked = rt.spawn(move || never.recv());
+                while rt.metrics().parks() == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                // Keeps the only worker's OS thread until the shutdown has begun (a spawn
+                // then fails), so the waiter below first runs during the shutdown.
+                let busy = rt.spawn(|| {
+                    while greenring::thread::Builder::new().spawn(|| ()).is_ok() {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                });
+                let waiter = rt.spawn(wait);
+                std::thread::sleep(Duration::from_millis(20));
+                let start = std::time::Instant::now();
+                drop(rt);
+                let took = start.elapsed();
+                busy.join().unwrap();
+                let payload = waiter.join().expect_err("the waiter was cancelled");
+                assert!(payload.is::<greenring::runtime::Cancelled>());
+                assert!(parked.join().is_err(), "the parked thread was cancelled");
+                drop(keep);
+                took
+            });
+            assert!(
+                took < Duration::from_millis(900),
+                "{name} on {backend}: the drop took {took:?}"
+            );
+        }
+    }
+}

@@ -44,6 +44,11 @@ struct Timer {
 
 /// Blocks the calling thread until its unpark token is available or `timeout` has passed,
 /// like [`std::thread::park_timeout`]; only the green thread waits, not its worker.
+///
+/// Like `park`, it is a cancellation point, checked before anything is armed: a thread
+/// that starts a timed wait during its runtime's shutdown unwinds without leaving a timer
+/// behind. Should the wait unwind anyway, the armed timer is a guard that disarms itself,
+/// so the runtime never waits for a timer whose waiter is gone.
 pub(crate) fn park_timeout(timeout: Duration) {
     // A huge timeout means practically forever (a timespec cannot hold Duration::MAX).
     let timeout = crate::time::saturate(timeout);
@@ -62,6 +67,8 @@ pub(crate) fn park_timeout(timeout: Duration) {
         running.block_os(Some(timeout));
         return;
     }
+    // Not unwinding, so during a shutdown this unwinds the thread here, before arming.
+    crate::sched::cancel_point(running);
     // SAFETY: as above; we add a reference of our own for the timer.
     let task = unsafe { crate::task::TaskRef::clone_raw(task) };
     let worker = crate::sched::current::worker_moving().expect("checked: on a green thread");
@@ -90,21 +97,33 @@ pub(crate) fn park_timeout(timeout: Duration) {
     };
     drop(worker);
     crate::thread::park();
-    armed.disarm();
+    // The wait ended (or unwinds, dropping the guard all the same).
+    drop(armed);
 }
 
-/// A timer armed by `park_timeout`, to disarm when the wait ends.
+/// A timer armed by `park_timeout`, disarmed when the wait ends, however it ends: the guard
+/// disarms it when dropped, on an unwind too.
 enum Armed {
     Uring(Arc<Timer>),
     /// The worker whose epoll reactor holds the timer, and the timer's key there.
     Epoll(usize, super::epoll::TimerKey),
 }
 
-impl Armed {
+impl Drop for Armed {
     /// The wait ended: if the timer has not fired, keep it from unparking the thread later
     /// and remove it from its worker's reactor when the thread is still on that worker.
-    fn disarm(self) {
-        let Some(worker) = crate::sched::current::worker_moving() else {
+    /// Never switches (it may run during an unwind): a thread whose carrier was just
+    /// exiled, in a migrating runtime, leaves the timer to free itself when it fires.
+    fn drop(&mut self) {
+        let Some(worker) = crate::sched::current::worker() else {
+            if let Armed::Uring(timer) = self {
+                let _ = timer.state.compare_exchange(
+                    ARMED,
+                    DISARMED,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+            }
             return;
         };
         match self {
@@ -119,7 +138,7 @@ impl Armed {
                     // itself when its CQE arrives.
                     return;
                 }
-                let address = Arc::as_ptr(&timer) as u64;
+                let address = Arc::as_ptr(timer) as u64;
                 let remove = opcode::TimeoutRemove::new(address | TAG_TIMER)
                     .build()
                     .user_data(IGNORED);
@@ -127,9 +146,9 @@ impl Armed {
                 unsafe { worker.reactor().ring().push(&[remove]) };
             }
             Armed::Epoll(index, key) => {
-                if index == worker.index {
+                if *index == worker.index {
                     if let super::Reactor::Epoll(epoll) = worker.reactor() {
-                        epoll.remove_park_timer(key);
+                        epoll.remove_park_timer(*key);
                     }
                 }
             }
