@@ -3,8 +3,19 @@
 //!
 //! The pool grows on demand up to [`MAX_THREADS`]; a thread with nothing to do for
 //! [`KEEP_ALIVE`] exits. Jobs wait in FIFO order when every thread is busy.
+//!
+//! # A thread that cannot be started
+//!
+//! The pool never drops a job it accepted. A job waits in the queue for a thread that will
+//! take it: an idle one, a busy one once it is done, or one started for it. When the OS
+//! refuses to start a thread (the process reached RLIMIT_NPROC, `kernel.threads-max` or its
+//! cgroup's `pids.max`) while other pool threads live, the job waits for them. Only when no
+//! pool thread is left to take them are the queued jobs *refused*: each learns why (its
+//! caller gets an `io::Error` naming the limit; a `spawn_blocking` job's `join` returns
+//! `Err` with that message), and the next call tries to start a thread again.
 
 use std::collections::VecDeque;
+use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
@@ -18,7 +29,8 @@ pub const MAX_THREADS: usize = 512;
 /// How long an idle pool thread waits for work before it exits.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
-type Job = Box<dyn FnOnce() + Send>;
+/// A job: run with `Ok(())`, or told with `Err` why it never will be.
+type Job = Box<dyn FnOnce(io::Result<()>) + Send>;
 
 /// A pool of OS threads (one process-wide instance serves [`spawn_blocking`]).
 pub(crate) struct Pool {
@@ -26,22 +38,55 @@ pub(crate) struct Pool {
     work: Condvar,
     max_threads: usize,
     keep_alive: Duration,
+    /// Starts a pool thread running its argument (`std::thread::Builder::spawn`; tests
+    /// refuse some).
+    start: fn(Box<dyn FnOnce() + Send>) -> io::Result<()>,
 }
 
 #[derive(Default)]
 struct PoolState {
     queue: VecDeque<Job>,
+    /// Threads running or being started.
     threads: usize,
     idle: usize,
 }
 
+/// Starts a pool thread.
+fn start_thread(body: Box<dyn FnOnce() + Send>) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name("greenring-blocking".to_owned())
+        .spawn(body)
+        .map(drop)
+}
+
+/// Why queued jobs are refused: `err`, from starting a thread, named as a limit.
+fn refusal(err: &io::Error) -> io::Error {
+    io::Error::new(
+        err.kind(),
+        format!(
+            "greenring: no blocking-pool thread could be started to run this call ({err}); the \
+             process may have reached its thread limit (RLIMIT_NPROC, kernel.threads-max or \
+             its cgroup's pids.max)"
+        ),
+    )
+}
+
 impl Pool {
     pub(crate) fn new(max_threads: usize, keep_alive: Duration) -> Arc<Pool> {
+        Pool::starting_with(max_threads, keep_alive, start_thread)
+    }
+
+    fn starting_with(
+        max_threads: usize,
+        keep_alive: Duration,
+        start: fn(Box<dyn FnOnce() + Send>) -> io::Result<()>,
+    ) -> Arc<Pool> {
         Arc::new(Pool {
             state: Mutex::new(PoolState::default()),
             work: Condvar::new(),
             max_threads,
             keep_alive,
+            start,
         })
     }
 
@@ -50,12 +95,9 @@ impl Pool {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues `job`, starting a thread for it if none is idle and the pool may grow.
-    ///
-    /// # Panics
-    ///
-    /// When the pool has no thread at all and the OS refuses to start one (the job could
-    /// never run).
+    /// Queues `job`, starting a thread for it if none is idle and the pool may grow. When
+    /// no thread can be started and none is left to take the queue, every queued job (this
+    /// one included) is refused with the cause (see the module documentation).
     pub(crate) fn execute(self: &Arc<Pool>, job: Job) {
         let mut state = self.lock();
         state.queue.push_back(job);
@@ -70,16 +112,19 @@ impl Pool {
         state.threads += 1;
         drop(state);
         let pool = Arc::clone(self);
-        let started = std::thread::Builder::new()
-            .name("greenring-blocking".to_owned())
-            .spawn(move || pool.run());
-        if let Err(err) = started {
-            let mut state = self.lock();
-            state.threads -= 1;
-            if state.threads == 0 {
-                state.queue.clear();
-                panic!("greenring: cannot start a blocking-pool thread: {err}");
-            }
+        let Err(err) = (self.start)(Box::new(move || pool.run())) else {
+            return;
+        };
+        let mut state = self.lock();
+        state.threads -= 1;
+        if state.threads > 0 {
+            return; // the threads still there take the queue
+        }
+        let refused = std::mem::take(&mut state.queue);
+        drop(state);
+        let why = refusal(&err);
+        for job in refused {
+            job(Err(io::Error::new(why.kind(), why.to_string())));
         }
     }
 
@@ -89,7 +134,7 @@ impl Pool {
         loop {
             if let Some(job) = state.queue.pop_front() {
                 drop(state);
-                job();
+                job(Ok(()));
                 state = self.lock();
                 continue;
             }
@@ -125,9 +170,9 @@ impl Pool {
 /// assert_eq!(handle.join().unwrap(), "done");
 /// ```
 ///
-/// # Panics
-///
-/// When no pool thread exists and the OS refuses to start one.
+/// When the OS refuses to start a pool thread and no other pool thread is left to run `f`
+/// (the process reached its thread limit), `f` never runs and `join` returns `Err` with a
+/// `String` payload naming the cause; a later call tries again.
 pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -148,10 +193,15 @@ fn pool() -> &'static Arc<Pool> {
 /// writing into the caller's buffers, so the caller must not unwind before it is done. A
 /// panic in `f` is resumed here.
 ///
+/// # Errors
+///
+/// `f`'s error, or the pool's when no thread could be started to run `f` (see the module
+/// documentation); `f` has not run then.
+///
 /// Must be called on a green thread.
-pub(crate) fn offload<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+pub(crate) fn offload<R: Send>(f: impl FnOnce() -> io::Result<R> + Send) -> io::Result<R> {
     struct Done<R> {
-        result: Mutex<Option<std::thread::Result<R>>>,
+        result: Mutex<Option<std::thread::Result<io::Result<R>>>>,
         done: AtomicBool,
     }
     let task = crate::sched::current::task();
@@ -163,8 +213,11 @@ pub(crate) fn offload<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         done: AtomicBool::new(false),
     });
     let their_done = Arc::clone(&done);
-    let job: Box<dyn FnOnce() + Send + '_> = Box::new(move || {
-        let result = panic::catch_unwind(AssertUnwindSafe(f));
+    let job: Box<dyn FnOnce(io::Result<()>) + Send + '_> = Box::new(move |start| {
+        let result = match start {
+            Ok(()) => panic::catch_unwind(AssertUnwindSafe(f)),
+            Err(refused) => Ok(Err(refused)),
+        };
         *their_done
             .result
             .lock()
@@ -176,8 +229,9 @@ pub(crate) fn offload<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     });
     // SAFETY: only the lifetime changes. Everything `job` borrows outlives its run: we do
     // not return (nor unwind: the loop below has no cancellation point) before `done` is
-    // set, after which the job touches only its own `Arc`s.
-    let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
+    // set, after which the job touches only its own `Arc`s. A refused job is called too,
+    // so `done` is set either way.
+    let job: Job = unsafe { std::mem::transmute(job) };
     // The job's unpark is a wake-up the runtime cannot see: owed, so a shutdown waits.
     let owed = crate::sched::owe_wake();
     pool().execute(job);
@@ -245,15 +299,22 @@ where
     let their_packet = Arc::clone(&packet);
     let job_thread = BlockingThread::new();
     let their_thread = Arc::clone(&job_thread);
-    let job: Box<dyn FnOnce() + Send + 'a> = Box::new(move || {
-        their_thread.started();
-        let result = panic::catch_unwind(AssertUnwindSafe(f));
-        their_thread.finished();
+    let job: Box<dyn FnOnce(io::Result<()>) + Send + 'a> = Box::new(move |start| {
+        let result = match start {
+            Ok(()) => {
+                their_thread.started();
+                let result = panic::catch_unwind(AssertUnwindSafe(f));
+                their_thread.finished();
+                result
+            }
+            // Never run: the joiner learns why (the closure is dropped here).
+            Err(refused) => Err(Box::new(refused.to_string()) as Box<dyn std::any::Any + Send>),
+        };
         their_packet.complete(result);
     });
     // SAFETY: only the lifetime changes; the caller guarantees that what the job borrows
     // outlives its run and the packet's drop.
-    let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
+    let job: Job = unsafe { std::mem::transmute(job) };
     pool.execute(job);
     // SAFETY: as for the job.
     unsafe { JoinHandle::new(packet, Thread::blocking(job_thread)) }
@@ -284,5 +345,46 @@ mod tests {
             "idle threads retired after the keep-alive"
         );
         assert_eq!(spawn_on(&pool, || 5).join().unwrap(), 5);
+    }
+
+    /// Starts threads only while `REFUSE` is clear.
+    static REFUSE: AtomicBool = AtomicBool::new(false);
+
+    fn start_unless_refused(body: Box<dyn FnOnce() + Send>) -> io::Result<()> {
+        if REFUSE.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::EAGAIN));
+        }
+        start_thread(body)
+    }
+
+    // One test for both cases: they share `REFUSE`.
+    #[test]
+    fn jobs_wait_for_a_live_thread_and_are_refused_only_when_none_is_left() {
+        let pool = Pool::starting_with(4, Duration::from_millis(50), start_unless_refused);
+        // A live thread, busy for a while; then no new thread can start.
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let busy = spawn_on(&pool, move || wait.recv().unwrap());
+        while pool.threads() == 0 {
+            std::thread::yield_now();
+        }
+        REFUSE.store(true, Ordering::SeqCst);
+        let queued: Vec<_> = (0..10).map(|i| spawn_on(&pool, move || i)).collect();
+        assert_eq!(pool.threads(), 1, "the refused starts are not counted");
+        release.send(()).unwrap();
+        busy.join().unwrap();
+        let total: i32 = queued.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(total, 45, "the live thread ran every queued job");
+        // Once that thread has retired, nothing is left to take a job: refused with why.
+        while pool.threads() > 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let payload = spawn_on(&pool, || 1).join().unwrap_err();
+        let message = payload.downcast_ref::<String>().unwrap();
+        assert!(
+            message.contains("no blocking-pool thread could be started"),
+            "{message}"
+        );
+        REFUSE.store(false, Ordering::SeqCst);
+        assert_eq!(spawn_on(&pool, || 2).join().unwrap(), 2, "served again");
     }
 }

@@ -894,7 +894,7 @@ pub fn create_dir_all<P: AsRef<Path>>(path: P) -> io::Result<()> {
 /// Runs `f` on the blocking pool while the calling green thread waits parked; off green
 /// threads (and while unwinding, when a green thread blocks its OS thread anyway) it is a
 /// plain call.
-pub(crate) fn blocking<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+pub(crate) fn blocking<R: Send>(f: impl FnOnce() -> io::Result<R> + Send) -> io::Result<R> {
     if crate::thread::is_green() && !std::thread::panicking() {
         crate::blocking::offload(f)
     } else {
@@ -1112,15 +1112,21 @@ impl Iterator for ReadDir {
             return self.inner.next();
         }
         let (inner, ahead) = (&mut self.inner, &mut self.ahead);
-        self.done = crate::blocking::offload(|| {
+        let batch = crate::blocking::offload(|| {
             while ahead.len() < READ_DIR_BATCH {
                 match inner.next() {
                     Some(entry) => ahead.push_back(entry),
-                    None => return true,
+                    None => return Ok(true),
                 }
             }
-            false
+            Ok(false)
         });
+        match batch {
+            Ok(done) => self.done = done,
+            // No pool thread to read the directory: this entry is the error (a later call
+            // tries again).
+            Err(refused) => return Some(Err(refused)),
+        }
         self.ahead.pop_front()
     }
 }

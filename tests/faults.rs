@@ -130,3 +130,122 @@ fn a_panicking_logger_leaves_the_monitor_and_the_workers_running() {
     assert_eq!(rt.block_on(|| 6 * 7), 42);
     drop(rt);
 }
+
+/// The address space the process uses now, in bytes.
+fn address_space_in_use() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().next().unwrap().parse().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    pages * page
+}
+
+/// Sets the soft address-space limit (RLIMIT_AS) to `bytes`; returns the previous one.
+fn set_address_space_limit(bytes: u64) -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read or write one rlimit value we own.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut limit), 0);
+        let previous = limit.rlim_cur;
+        limit.rlim_cur = bytes;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &limit), 0);
+        previous
+    }
+}
+
+/// While no OS thread can be started (the address-space limit leaves no room for a thread's
+/// stack; RLIMIT_NPROC would do the same, but the tests run as root, which it does not
+/// bind), blocking-pool calls from OS threads and green threads at once fail with an error
+/// naming the limit, none is lost and none hangs; once threads can be started again, the
+/// pool serves calls again and the runtime shuts down.
+#[test]
+fn blocking_calls_made_while_no_thread_can_start_fail_and_none_is_lost() {
+    const NAME: &str = "blocking_calls_made_while_no_thread_can_start_fail_and_none_is_lost";
+    if !child::is_child(NAME) {
+        let output = child::run_child_within(NAME, LIMIT);
+        let stderr = child::stderr(&output);
+        assert!(output.status.success(), "{}:\n{stderr}", output.status);
+        assert!(
+            stderr.contains("calls refused while no thread could start"),
+            "{stderr}"
+        );
+        return;
+    }
+    use std::sync::{Arc, Barrier};
+    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    let dir = std::env::temp_dir();
+    // Green threads, started (stacks and all) before the limit, each about to make calls
+    // that run on the blocking pool: a directory listing, metadata, a host name.
+    let go = Arc::new(greenring::sync::Barrier::new(12));
+    let green: Vec<_> = (0..11)
+        .map(|i| {
+            let (go, dir) = (Arc::clone(&go), dir.clone());
+            rt.spawn(move || {
+                go.wait();
+                match i % 3 {
+                    0 => greenring::fs::metadata(&dir).map(drop),
+                    1 => greenring::fs::read_dir(&dir).map(drop),
+                    _ => greenring::net::TcpStream::connect(("localhost", 9)).map(drop),
+                }
+            })
+        })
+        .collect();
+    // OS threads that will call spawn_blocking at once, started before the limit too.
+    let callers = 7;
+    // `ready`: every caller has started (std sets a thread's signal stack up as it starts,
+    // which the limit would refuse); `start`: the limit is in place.
+    let (ready, start) = (
+        Arc::new(Barrier::new(callers + 1)),
+        Arc::new(Barrier::new(callers + 1)),
+    );
+    let os_callers: Vec<_> = (0..callers)
+        .map(|_| {
+            let (ready, start) = (Arc::clone(&ready), Arc::clone(&start));
+            std::thread::spawn(move || {
+                ready.wait();
+                start.wait();
+                (0..9)
+                    .map(|i| greenring::spawn_blocking(move || i))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    ready.wait();
+    // Room for nothing as big as a thread's stack.
+    let previous = set_address_space_limit(address_space_in_use() + (512 << 10));
+    start.wait();
+    go.wait();
+    let handles: Vec<_> = os_callers
+        .into_iter()
+        .flat_map(|caller| caller.join().expect("spawn_blocking never panics"))
+        .collect();
+    let mut refused = 0;
+    for (handle, expected) in handles.into_iter().zip((0..9).cycle()) {
+        match handle.join() {
+            Ok(value) => assert_eq!(value, expected),
+            Err(payload) => {
+                let message = payload.downcast_ref::<String>().expect("a String payload");
+                assert!(message.contains("RLIMIT_NPROC"), "{message}");
+                refused += 1;
+            }
+        }
+    }
+    for call in green {
+        match call.join().expect("the green thread returned") {
+            Ok(()) => {}
+            Err(err) if err.to_string().contains("blocking-pool thread") => refused += 1,
+            // The lookup or the connect itself may fail; it ran.
+            Err(_) => {}
+        }
+    }
+    assert!(refused > 0, "no call was refused: the limit did not bind");
+    eprintln!("{refused} of 74 calls refused while no thread could start");
+    set_address_space_limit(previous);
+    assert_eq!(greenring::spawn_blocking(|| 5).join().unwrap(), 5);
+    let listed = rt.block_on(move || greenring::fs::read_dir(&dir).map(|d| d.count()));
+    assert!(listed.unwrap() > 0);
+    drop(rt);
+}
