@@ -107,6 +107,19 @@ pub mod bench_support;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 mod readme {}
+/// The Rust examples of `docs/*.md`, compiled and run the same way (one module a file).
+#[cfg(doctest)]
+#[doc = include_str!("../docs/architecture.md")]
+mod docs_architecture {}
+#[cfg(doctest)]
+#[doc = include_str!("../docs/compare.md")]
+mod docs_compare {}
+#[cfg(doctest)]
+#[doc = include_str!("../docs/observability.md")]
+mod docs_observability {}
+#[cfg(doctest)]
+#[doc = include_str!("../docs/porting.md")]
+mod docs_porting {}
 
 pub use crate::blocking::spawn_blocking;
 pub use crate::bridge::block_on;

@@ -19,8 +19,8 @@
 //! JSON says so.
 //!
 //! It prints a table of medians and ratios, and writes `results.json` and `results.svg`
-//! into the output directory (default `target/compare`). See the README for the fairness
-//! rules.
+//! into the output directory (default `target/compare`). The fairness rules and the figures
+//! of a full run are in `docs/compare.md`.
 
 mod check;
 mod external;
@@ -47,7 +47,7 @@ pub struct Workload {
     pub extras: &'static [&'static str],
     /// A program the workload runs, without which it is skipped (declared in the JSON).
     pub needs: Option<&'static str>,
-    /// Which design it favours, and why (printed under the table and in the README).
+    /// Which design it favours, and why (printed under the table and in `docs/compare.md`).
     pub favours: &'static str,
 }
 

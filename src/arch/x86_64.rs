@@ -50,7 +50,7 @@
 //! control words are saved on every switch (the ABI makes their control bits callee-saved)
 //! but reloaded only when they differ, as `ldmxcsr`/`fldcw` serialise the pipeline. The
 //! `stmxcsr` alone costs ~5 ns a switch pair on AMD EPYC, which is most of the difference
-//! to corosensei (which leaves these words alone); see the README's figures.
+//! to corosensei (which leaves these words alone); see the figures in `docs/compare.md`.
 
 use core::arch::global_asm;
 
