@@ -103,3 +103,68 @@ fn shutdown_unwinds_threads_waiting_for_readiness() {
         assert!(payload.is::<greenring::runtime::Cancelled>());
     }
 }
+
+/// Green threads on both workers accept on one listener; each connection wakes every
+/// waiting accepter, and the ones that lose the race must wait again rather than block
+/// their worker's OS thread in `accept4` until the next connection (which made a ticker on
+/// that worker late by the gap between connections). The listener is non-blocking
+/// underneath, so a lost race is `EAGAIN`.
+#[test]
+fn accepters_racing_for_connections_never_block_their_worker() {
+    const CONNECTIONS: usize = 8;
+    const GAP: Duration = Duration::from_millis(250);
+    let rt = epoll_runtime(2);
+    let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let accepters: Vec<_> = (0..4)
+        .map(|_| {
+            let (listener, accepted) = (Arc::clone(&listener), Arc::clone(&accepted));
+            rt.spawn(move || {
+                while accepted.load(std::sync::atomic::Ordering::SeqCst) < CONNECTIONS {
+                    // Each accepter ends once its own accept returns after the last one.
+                    let (stream, _) = listener.accept().unwrap();
+                    accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    drop(stream);
+                }
+            })
+        })
+        .collect();
+    // A ticker on each worker, spawned there pinned: the lateness of its 5 ms sleeps.
+    let tickers: Vec<_> = (0..2)
+        .map(|_| {
+            let done = Arc::clone(&accepted);
+            greenring::thread::Builder::new()
+                .pinned(true)
+                .spawn_on(&rt, move || {
+                    let mut worst = Duration::ZERO;
+                    while done.load(std::sync::atomic::Ordering::SeqCst) < CONNECTIONS {
+                        let start = Instant::now();
+                        greenring::time::sleep(Duration::from_millis(5));
+                        worst = worst.max(start.elapsed().saturating_sub(Duration::from_millis(5)));
+                    }
+                    worst
+                })
+                .unwrap()
+        })
+        .collect();
+    for _ in 0..CONNECTIONS {
+        std::thread::sleep(GAP);
+        drop(std::net::TcpStream::connect(addr).unwrap());
+    }
+    // The accepters still waiting get one connection each to end on.
+    let extra: Vec<_> = (0..4)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    for accepter in accepters {
+        accepter.join().unwrap();
+    }
+    drop(extra);
+    for ticker in tickers {
+        let worst = ticker.join().unwrap();
+        assert!(
+            worst < Duration::from_millis(150),
+            "a ticker was {worst:?} late: a worker blocked in accept"
+        );
+    }
+}

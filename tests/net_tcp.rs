@@ -373,3 +373,53 @@ fn a_thread_whose_sends_never_block_lets_its_worker_run_others() {
     drain.join().unwrap();
     assert!(sends < 10_000, "the other thread waited for {sends} sends");
 }
+
+/// `O_NONBLOCK` as the kernel has it for `fd`.
+fn kernel_nonblocking(fd: std::os::fd::RawFd) -> bool {
+    // SAFETY: F_GETFL only reads the flags of an open fd.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    assert!(flags >= 0);
+    flags & libc::O_NONBLOCK != 0
+}
+
+/// A listener is non-blocking underneath (so no worker ever blocks in `accept4`), but keeps
+/// its owner's blocking mode: an OS thread's accept waits for a connection, a non-blocking
+/// one returns `WouldBlock`, and the flag goes back as the owner set it when the listener
+/// leaves greenring.
+#[test]
+fn listeners_keep_their_owners_blocking_mode_whatever_they_are_underneath() {
+    use std::os::fd::AsRawFd;
+    let listener = greenring::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    assert!(kernel_nonblocking(listener.as_raw_fd()));
+    // Blocking mode, off green threads: waits for the connection made 50 ms later.
+    let connector = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::net::TcpStream::connect(addr).unwrap()
+    });
+    let (_accepted, _) = listener.accept().expect("a blocking accept waits");
+    drop(connector.join().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    let err = listener.accept().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    listener.set_nonblocking(false).unwrap();
+    // Back to std: blocking, as its owner last set it; a clone still in greenring keeps
+    // the socket non-blocking until it leaves too.
+    let clone = listener.try_clone().unwrap();
+    let std_listener = std::net::TcpListener::from(listener);
+    assert!(
+        kernel_nonblocking(std_listener.as_raw_fd()),
+        "a clone still uses it"
+    );
+    let std_clone = std::net::TcpListener::from(clone);
+    assert!(!kernel_nonblocking(std_clone.as_raw_fd()));
+    // A std listener made non-blocking by its owner stays so through greenring.
+    std_clone.set_nonblocking(true).unwrap();
+    let adopted = greenring::net::TcpListener::from(std_clone);
+    assert_eq!(
+        adopted.accept().unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock
+    );
+    let fd: std::os::fd::OwnedFd = adopted.into();
+    assert!(kernel_nonblocking(fd.as_raw_fd()));
+}

@@ -3,7 +3,7 @@
 //! them), and a fresh socket for `connect`.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,23 +97,117 @@ pub(super) fn new_socket(domain: i32, kind: i32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `fd`'s `O_NONBLOCK` flag, set or cleared; returns whether it was set before.
+fn swap_nonblocking(fd: RawFd, nonblocking: bool) -> io::Result<bool> {
+    // SAFETY: F_GETFL and F_SETFL read and write the flags of an fd the caller owns; no
+    // memory is involved.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let wanted = if nonblocking {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        if wanted != flags && libc::fcntl(fd, libc::F_SETFL, wanted) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(flags & libc::O_NONBLOCK != 0)
+    }
+}
+
+/// Listeners are non-blocking underneath, whatever their owner set: `accept4(2)` has no
+/// per-call non-blocking flag (unlike `recv` and `send`, which get `MSG_DONTWAIT`), and a
+/// green thread that lost a race for a connection to another accepter must get `EAGAIN`
+/// and wait for readiness, not block its worker's OS thread in the kernel. The owner's
+/// blocking mode lives in [`Settings`]: an accept in blocking mode off green threads waits
+/// in `poll(2)` ([`accept_blocking`]), and the flag is put back as the owner set it when the
+/// listener leaves greenring (into std, an `OwnedFd` or a raw fd, by its last handle).
+impl Settings {
+    /// Settings for the listener `fd` just taken over: its current blocking mode is the
+    /// owner's, and the fd becomes non-blocking underneath.
+    pub(super) fn adopt_listener(fd: RawFd) -> Settings {
+        let settings = Settings::default();
+        // A failure means an fd that is not open: every later call reports that.
+        if let Ok(was_nonblocking) = swap_nonblocking(fd, true) {
+            settings.set_nonblocking(was_nonblocking);
+        }
+        settings
+    }
+
+    /// The listener `fd` leaves greenring: back to the owner's blocking mode, unless another
+    /// greenring handle of the same socket (a `try_clone`) still uses it.
+    pub(super) fn release_listener(&self, fd: RawFd) {
+        if Arc::strong_count(&self.shared) == 1 {
+            let _ = swap_nonblocking(fd, !self.blocking());
+        }
+    }
+}
+
+/// `accept` off green threads on a listener that is non-blocking underneath (see
+/// [`Settings::adopt_listener`]): `accept` as std makes it, and in blocking mode, while it
+/// would block, a wait in `poll(2)` for a connection.
+///
+/// # Errors
+///
+/// As `accept`'s; `WouldBlock` only in non-blocking mode.
+pub(super) fn accept_blocking<T>(
+    settings: &Settings,
+    fd: RawFd,
+    mut accept: impl FnMut() -> io::Result<T>,
+) -> io::Result<T> {
+    loop {
+        match accept() {
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock && settings.blocking() => {
+                let mut poll = libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd, for the call only.
+                if unsafe { libc::poll(&mut poll, 1, -1) } < 0 {
+                    let err = io::Error::last_os_error();
+                    if err.kind() != io::ErrorKind::Interrupted {
+                        return Err(err);
+                    }
+                }
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Implements what every socket type of ours shares with its std counterpart: conversions,
-/// file-descriptor traits, the blocking mode and the timeouts.
+/// file-descriptor traits, the blocking mode and the timeouts. `listener` makes the type's
+/// fd non-blocking underneath (see [`Settings::adopt_listener`]).
 macro_rules! socket_common {
     ($ty:ident, $std:ty) => {
+        $crate::net::socket::socket_common!($ty, $std, false);
+    };
+    ($ty:ident, $std:ty, listener) => {
+        $crate::net::socket::socket_common!($ty, $std, true);
+    };
+    ($ty:ident, $std:ty, $listener:literal) => {
         impl From<$std> for $ty {
             fn from(inner: $std) -> $ty {
-                // std sockets are blocking unless set otherwise; we cannot read the flag
-                // cheaply, so a socket that was made non-blocking must be told again.
-                $ty {
-                    inner,
-                    settings: Default::default(),
-                }
+                let settings = if $listener {
+                    $crate::net::socket::Settings::adopt_listener(inner.as_raw_fd())
+                } else {
+                    // std sockets are blocking unless set otherwise; we cannot read the flag
+                    // cheaply, so a socket that was made non-blocking must be told again.
+                    Default::default()
+                };
+                $ty { inner, settings }
             }
         }
 
         impl From<$ty> for $std {
             fn from(socket: $ty) -> $std {
+                if $listener {
+                    socket.settings.release_listener(socket.inner.as_raw_fd());
+                }
                 socket.inner
             }
         }
@@ -147,13 +241,13 @@ macro_rules! socket_common {
 
         impl From<$ty> for std::os::fd::OwnedFd {
             fn from(socket: $ty) -> std::os::fd::OwnedFd {
-                socket.inner.into()
+                <$std>::from(socket).into()
             }
         }
 
         impl std::os::fd::IntoRawFd for $ty {
             fn into_raw_fd(self) -> std::os::fd::RawFd {
-                self.inner.into_raw_fd()
+                <$std>::from(self).into_raw_fd()
             }
         }
 
@@ -166,7 +260,9 @@ macro_rules! socket_common {
             ///
             /// As std's.
             pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
-                self.inner.set_nonblocking(nonblocking)?;
+                if !$listener {
+                    self.inner.set_nonblocking(nonblocking)?;
+                }
                 self.settings.set_nonblocking(nonblocking);
                 Ok(())
             }

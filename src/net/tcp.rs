@@ -168,7 +168,7 @@ pub struct TcpListener {
     settings: Settings,
 }
 
-socket_common!(TcpListener, std::net::TcpListener);
+socket_common!(TcpListener, std::net::TcpListener, listener);
 
 impl TcpListener {
     /// Binds a listener to `addr` (the first address that works), with an accept backlog
@@ -203,7 +203,10 @@ impl TcpListener {
                 return Ok((TcpStream::from(stream), peer.to_std()?));
             }
         }
-        let (stream, addr) = self.inner.accept()?;
+        let (stream, addr) =
+            super::socket::accept_blocking(&self.settings, self.as_raw_fd(), || {
+                self.inner.accept()
+            })?;
         Ok((TcpStream::from(stream), addr))
     }
 

@@ -111,7 +111,7 @@ pub struct UnixListener {
     settings: Settings,
 }
 
-socket_common!(UnixListener, std::os::unix::net::UnixListener);
+socket_common!(UnixListener, std::os::unix::net::UnixListener, listener);
 
 impl UnixListener {
     /// Binds a listener at `path`, with an accept backlog of
@@ -150,7 +150,10 @@ impl UnixListener {
                 return Ok((UnixStream::from(stream), peer));
             }
         }
-        let (stream, addr) = self.inner.accept()?;
+        let (stream, addr) =
+            super::socket::accept_blocking(&self.settings, self.as_raw_fd(), || {
+                self.inner.accept()
+            })?;
         Ok((UnixStream::from(stream), addr))
     }
 

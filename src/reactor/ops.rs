@@ -251,13 +251,9 @@ pub(crate) unsafe fn sendmsg(
     run(SendMsg { socket, msg }, timeout)
 }
 
-/// `accept4(2)` with `SOCK_CLOEXEC`.
-///
-/// The listener stays in blocking mode (plain OS threads may use it as std does), and
-/// `accept4` has no per-call non-blocking flag, so the system call form first checks for a
-/// pending connection with a zero `poll`. Should another thread take that connection in
-/// between, the accept blocks this worker until the next one arrives (the monitor moves
-/// its threads that have not started to other workers meanwhile).
+/// `accept4(2)` with `SOCK_CLOEXEC`, on a listener that is non-blocking underneath (see
+/// `net::socket::Settings::adopt_listener`): `accept4` has no per-call non-blocking flag,
+/// and a worker must never block in it when another thread takes the connection first.
 struct Accept<'a> {
     socket: Socket<'a>,
     addr: *mut libc::sockaddr,
@@ -279,18 +275,7 @@ unsafe impl Op for Accept<'_> {
     }
 
     fn call(&mut self) -> isize {
-        let mut poll = libc::pollfd {
-            fd: self.socket.fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, no waiting.
-        if unsafe { libc::poll(&mut poll, 1, 0) } <= 0 {
-            // SAFETY: setting errno is always allowed.
-            unsafe { *libc::__errno_location() = libc::EAGAIN };
-            return -1;
-        }
-        // SAFETY: see the impl.
+        // SAFETY: see the impl; the listener is non-blocking, so this never waits.
         (unsafe { libc::accept4(self.socket.fd, self.addr, self.len, libc::SOCK_CLOEXEC) }) as isize
     }
 }
