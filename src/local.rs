@@ -79,39 +79,98 @@ macro_rules! green_local {
             fn __init() -> $t {
                 $init
             }
-            $crate::local::LocalKey::new(__init)
+            ::std::thread_local! {
+                static __OS_THREAD_VALUE: $t = __init();
+            }
+            $crate::local::LocalKey::new(__init, &__OS_THREAD_VALUE)
         };
     };
 }
 
 /// A key to a green-thread-local value, declared with [`green_local!`](crate::green_local).
+///
+/// On a plain OS thread each key is a std `thread_local!` of its own (the macro declares
+/// one beside the key), so values there live and die exactly as std's: created on first
+/// use, dropped at the thread's exit, and a destructor that uses another key during that
+/// exit gets std's behaviour ([`LocalKey::try_with`] reports the destroyed key).
 pub struct LocalKey<T: 'static> {
     init: fn() -> T,
+    os_thread: &'static std::thread::LocalKey<T>,
 }
 
 impl<T: 'static> LocalKey<T> {
     #[doc(hidden)]
-    pub const fn new(init: fn() -> T) -> LocalKey<T> {
-        LocalKey { init }
+    pub const fn new(init: fn() -> T, os_thread: &'static std::thread::LocalKey<T>) -> LocalKey<T> {
+        LocalKey { init, os_thread }
     }
 
     /// Calls `f` with the calling green thread's value (the OS thread's off green threads),
     /// created with the key's initializer on first access.
+    ///
+    /// # Panics
+    ///
+    /// Off green threads, as std's `with`: when the OS thread's value was already destroyed
+    /// (a destructor running at the thread's exit); see [`LocalKey::try_with`].
     pub fn with<F, R>(&'static self, f: F) -> R
     where
         F: FnOnce(&T) -> R,
     {
+        match self.green_value() {
+            // SAFETY: see `green_value`; `f` runs within the thread's own call.
+            Some(value) => f(unsafe { &*value }),
+            None => self.os_thread.with(f),
+        }
+    }
+
+    /// As [`LocalKey::with`], but off green threads returns `Err` instead of panicking when
+    /// the OS thread's value is being or has been destroyed, like std's `try_with`. On a
+    /// green thread the value is always there (a destructor of another green-local value
+    /// that uses this key gets a fresh one, dropped before the thread's `join` returns).
+    ///
+    /// # Errors
+    ///
+    /// [`AccessError`](std::thread::AccessError), off green threads, during or after the
+    /// destruction of the OS thread's value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    ///
+    /// greenring::green_local!(static HITS: Cell<u32> = const { Cell::new(0) });
+    ///
+    /// let hits = greenring::spawn(|| HITS.try_with(|h| {
+    ///     h.set(h.get() + 1);
+    ///     h.get()
+    /// }))
+    /// .join()
+    /// .unwrap();
+    /// assert_eq!(hits, Ok(1));
+    /// ```
+    pub fn try_with<F, R>(&'static self, f: F) -> Result<R, std::thread::AccessError>
+    where
+        F: FnOnce(&T) -> R,
+    {
+        match self.green_value() {
+            // SAFETY: see `green_value`; `f` runs within the thread's own call.
+            Some(value) => Ok(f(unsafe { &*value })),
+            None => self.os_thread.try_with(f),
+        }
+    }
+
+    /// The calling green thread's value, created on first access; `None` off green threads.
+    /// The value is boxed and only dropped when its thread ends, so the pointer is valid
+    /// for as long as the calling green thread runs its current call.
+    fn green_value(&'static self) -> Option<*const T> {
         let key = self as *const LocalKey<T> as usize;
-        let init = || Box::new((self.init)()) as Box<dyn Any>;
         let task = crate::sched::current::task();
         // SAFETY: the running task is alive while it runs.
-        let value = match unsafe { task.as_ref() } {
-            Some(task) => task.locals.get_or_init(key, init),
-            None => OS_THREAD_LOCALS.with(|locals| locals.get_or_init(key, init)),
-        };
-        // SAFETY: the value is boxed and only dropped when its thread ends (after this
-        // returns), and it was created by this key's initializer, so it is a `T`.
-        f(unsafe { &*value.cast::<T>() })
+        let task = unsafe { task.as_ref() }?;
+        let value = task
+            .locals
+            .get_or_init(key, || Box::new((self.init)()) as Box<dyn Any>);
+        // The value was created by this key's initializer, so it is a `T`.
+        Some(value.cast::<T>())
     }
 }
 
@@ -193,31 +252,7 @@ impl<T: 'static> fmt::Debug for LocalKey<T> {
     }
 }
 
-std::thread_local! {
-    /// Values of green-local keys used from plain OS threads.
-    static OS_THREAD_LOCALS: OsThreadLocals = OsThreadLocals::default();
-}
-
-/// The values of an OS thread, dropped when it exits, as `thread_local!` values are (a
-/// destructor that uses a key then panics, as with `thread_local!`).
-#[derive(Default)]
-struct OsThreadLocals(LocalMap);
-
-impl std::ops::Deref for OsThreadLocals {
-    type Target = LocalMap;
-
-    fn deref(&self) -> &LocalMap {
-        &self.0
-    }
-}
-
-impl Drop for OsThreadLocals {
-    fn drop(&mut self) {
-        self.0.destroy();
-    }
-}
-
-/// One thread's values, by key address. Only that thread touches it.
+/// One green thread's values, by key address. Only that thread touches it.
 #[derive(Default)]
 pub(crate) struct LocalMap {
     entries: UnsafeCell<Vec<(usize, Box<dyn Any>)>>,
@@ -270,9 +305,8 @@ impl LocalMap {
 impl Drop for LocalMap {
     fn drop(&mut self) {
         // A green thread that never finished (its runtime abandoned it) may still have
-        // references to these values on its leaked stack: leak them with it. (An OS
-        // thread's map is emptied by `OsThreadLocals` first, and a finished green thread's
-        // by `destroy_current`.)
+        // references to these values on its leaked stack: leak them with it. (A finished
+        // green thread's map is emptied by `destroy_current`.)
         std::mem::forget(std::mem::take(self.entries.get_mut()));
     }
 }

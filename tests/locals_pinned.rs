@@ -11,6 +11,9 @@ use std::time::Duration;
 use greenring::runtime::Builder;
 use greenring::Runtime;
 
+#[path = "support/child.rs"]
+mod child;
+
 /// A builder for a runtime that migrates started threads (so threads do move here).
 fn migrating() -> Builder {
     // SAFETY: the green threads of these tests keep their per-thread state in green-thread
@@ -232,4 +235,70 @@ fn green_locals_used_on_an_os_thread_are_dropped_when_it_exits() {
         1,
         "dropped at the thread's exit"
     );
+}
+
+/// What the destructors of the keys below saw of each other, in order.
+static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Notes, when dropped, whether key `other` is still usable: `with` if `try_with` says so.
+struct TouchesOnDrop(&'static str, fn() -> Result<u32, std::thread::AccessError>);
+
+impl Drop for TouchesOnDrop {
+    fn drop(&mut self) {
+        let seen = (self.1)();
+        SEEN.lock()
+            .unwrap()
+            .push(format!("{} saw {seen:?}", self.0));
+    }
+}
+
+std::thread_local! {
+    static STD_FIRST: TouchesOnDrop = TouchesOnDrop("std first", || STD_SECOND.try_with(|v| *v));
+    static STD_SECOND: u32 = const { 2 };
+    static STD_THIRD: TouchesOnDrop = TouchesOnDrop("std third", || STD_SECOND.try_with(|v| *v));
+}
+
+greenring::green_local! {
+    static GREEN_FIRST: TouchesOnDrop = TouchesOnDrop("green first", || GREEN_SECOND.try_with(|v| *v));
+    static GREEN_SECOND: u32 = 2;
+    static GREEN_THIRD: TouchesOnDrop = TouchesOnDrop("green third", || GREEN_SECOND.try_with(|v| *v));
+}
+
+/// On a plain OS thread, green-local values whose destructors use other keys at the
+/// thread's exit behave as std's `thread_local!` values do (before: the process aborted,
+/// because all keys shared one fallback map destroyed as a whole). A child process, since
+/// the failure is an abort.
+#[test]
+fn green_locals_on_os_threads_survive_destructors_that_touch_other_keys() {
+    const NAME: &str = "green_locals_on_os_threads_survive_destructors_that_touch_other_keys";
+    if !child::is_child(NAME) {
+        let output = child::run_child_within(NAME, Duration::from_secs(30));
+        assert!(
+            output.status.success(),
+            "{}:\n{}",
+            output.status,
+            child::stderr(&output)
+        );
+        return;
+    }
+    std::thread::spawn(|| {
+        STD_FIRST.with(|_| ());
+        STD_SECOND.with(|_| ());
+        STD_THIRD.with(|_| ());
+    })
+    .join()
+    .unwrap();
+    std::thread::spawn(|| {
+        GREEN_FIRST.with(|_| ());
+        GREEN_SECOND.with(|_| ());
+        GREEN_THIRD.with(|_| ());
+    })
+    .join()
+    .unwrap();
+    let seen = SEEN.lock().unwrap().clone();
+    let (std, green): (Vec<_>, Vec<_>) = seen.iter().partition(|s| s.starts_with("std"));
+    assert_eq!(std.len(), 2, "{seen:?}");
+    let green_as_std: Vec<String> = green.iter().map(|s| s.replace("green", "std")).collect();
+    let std: Vec<String> = std.into_iter().cloned().collect();
+    assert_eq!(green_as_std, std, "{seen:?}");
 }
