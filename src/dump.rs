@@ -588,14 +588,20 @@ fn from_record(
     running: &[u64],
     pages: &mut Vec<u8>,
 ) -> ThreadDump {
-    let (code, since, arg, op) = task.wait.read();
+    let wait::Snapshot {
+        code,
+        since,
+        arg,
+        detail,
+        ..
+    } = task.wait.read();
     let since = (since != 0).then(|| Duration::from_nanos(now.saturating_sub(since)));
     let (state, duration) = if running.contains(&task.id.as_u64().get()) {
         let stalled = shared.dumps.stalled_since[worker].load(Ordering::Relaxed);
         let duration = (stalled != 0).then(|| Duration::from_nanos(now.saturating_sub(stalled)));
         (ThreadState::Running, duration)
     } else {
-        match kind_of(code, arg, op) {
+        match kind_of(code, arg, detail) {
             Some(kind) => (ThreadState::Waiting(kind), since),
             None => (ThreadState::Runnable, None),
         }
@@ -612,7 +618,7 @@ fn from_record(
 }
 
 /// The wait of a record's code and arguments; `None` for a runnable thread.
-fn kind_of(code: u8, arg: u64, op: Option<wait::OpName>) -> Option<WaitKind> {
+fn kind_of(code: u8, arg: u64, detail: wait::Detail) -> Option<WaitKind> {
     Some(match code {
         wait::PARK => WaitKind::Park,
         wait::LOCK => WaitKind::Lock,
@@ -626,7 +632,10 @@ fn kind_of(code: u8, arg: u64, op: Option<wait::OpName>) -> Option<WaitKind> {
             deadline: wait::deadline_of(arg),
         },
         wait::IO => WaitKind::Io {
-            op: op.map_or("io", |name| short_type_name(name())),
+            op: match detail {
+                wait::Detail::Op(name) => short_type_name(name),
+                _ => "io",
+            },
             fd: arg as u32 as i32,
         },
         _ => return None,
@@ -642,13 +651,19 @@ fn short_type_name(name: &'static str) -> &'static str {
 /// The last wait of the running green thread `task` as a phrase for the monitor's stall
 /// report: what its last blocking greenring call was.
 pub(crate) fn last_wait(task: &Task) -> String {
-    let (code, since, arg, op) = task.wait.read();
+    let wait::Snapshot {
+        code,
+        since,
+        arg,
+        detail,
+        ..
+    } = task.wait.read();
     let ago = (since != 0).then(|| {
         Human(Duration::from_nanos(
             wait::coarse_now().saturating_sub(since),
         ))
     });
-    match (kind_of(code, arg, op), code) {
+    match (kind_of(code, arg, detail), code) {
         (Some(kind), _) => {
             let label = ThreadState::Waiting(kind).label();
             match ago {

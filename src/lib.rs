@@ -66,7 +66,10 @@
 //!   [`spawn_blocking`] for such calls.
 //! - A green thread that blocks while unwinding (a destructor that sleeps, locks or does
 //!   I/O during a panic) blocks its OS thread instead of switching away, so no other green
-//!   thread sees [`std::thread::panicking`]; its worker's other threads wait for it.
+//!   thread sees [`std::thread::panicking`]; its worker's other threads wait for it. If
+//!   it waits for one of them (a `greenring::sync::Mutex` that a thread of the same worker
+//!   holds across a sleep), that is a deadlock: the monitor names the unwinding thread, the
+//!   lock and its holder in an error.
 //!
 //! [`runtime::Builder::migrate_started_threads`] is the `unsafe` opt-in that lets started
 //! threads move between OS threads again; its `# Safety` section is the contract the

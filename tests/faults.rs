@@ -249,3 +249,106 @@ fn blocking_calls_made_while_no_thread_can_start_fail_and_none_is_lost() {
     assert!(listed.unwrap() > 0);
     drop(rt);
 }
+
+/// Records what the runtime logs.
+struct Recorder;
+
+static RECORDED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+impl log::Log for Recorder {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        RECORDED
+            .lock()
+            .unwrap()
+            .push(format!("[{}] {}", record.level(), record.args()));
+    }
+
+    fn flush(&self) {}
+}
+
+/// Locks `lock` when dropped: run by an unwind, it blocks the OS thread (a thread that
+/// unwinds cannot switch away).
+struct LocksOnDrop(std::sync::Arc<greenring::sync::Mutex<()>>);
+
+impl Drop for LocksOnDrop {
+    fn drop(&mut self) {
+        drop(self.0.lock());
+    }
+}
+
+/// A destructor run by a panic locks a `greenring::sync::Mutex` that a thread of the same
+/// worker holds while it sleeps: the worker's OS thread waits for a lock whose holder can
+/// only run on it. The monitor names the deadlock: the blocked thread, the lock and the
+/// holder. (The runtime cannot recover; the child exits once it has seen the report.)
+#[test]
+fn a_destructor_unwinding_into_a_lock_held_on_its_worker_is_named_as_a_deadlock() {
+    const NAME: &str =
+        "a_destructor_unwinding_into_a_lock_held_on_its_worker_is_named_as_a_deadlock";
+    if !child::is_child(NAME) {
+        let output = child::run_child_within(NAME, LIMIT);
+        assert!(
+            output.status.success(),
+            "{}:\n{}",
+            output.status,
+            child::stderr(&output)
+        );
+        return;
+    }
+    use std::sync::Arc;
+    static LOGGER: Recorder = Recorder;
+    log::set_logger(&LOGGER).unwrap();
+    log::set_max_level(log::LevelFilter::Warn);
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let lock = Arc::new(greenring::sync::Mutex::new(()));
+    let holding = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let holder = {
+        let (lock, holding) = (Arc::clone(&lock), Arc::clone(&holding));
+        greenring::thread::Builder::new()
+            .name("holder".into())
+            .spawn_on(&rt, move || {
+                let _guard = lock.lock().unwrap();
+                holding.store(true, std::sync::atomic::Ordering::SeqCst);
+                greenring::time::sleep(Duration::from_millis(300));
+            })
+            .unwrap()
+    };
+    while !holding.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _unwinder = greenring::thread::Builder::new()
+        .name("unwinder".into())
+        .spawn_on(&rt, move || {
+            let _locks = LocksOnDrop(lock);
+            panic!("unwinding into a lock");
+        })
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = RECORDED
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|line| line.contains("deadlock"))
+            .cloned();
+        if let Some(line) = found {
+            assert!(line.starts_with("[ERROR]"), "{line}");
+            assert!(line.contains("'unwinder'"), "{line}");
+            assert!(line.contains("'holder'"), "{line}");
+            assert!(line.contains("greenring::sync::Mutex at 0x"), "{line}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no deadlock named: {:?}",
+            RECORDED.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!holder.is_finished(), "the holder can never run again");
+    // The runtime is deadlocked for good: leave without dropping it.
+    std::process::exit(0);
+}

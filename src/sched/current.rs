@@ -143,6 +143,12 @@ pub(crate) fn set_task(task: *const Task) {
     TASK.with(|t| t.set(task));
 }
 
+/// The id (`ThreadId::as_u64`) of the green thread running on this OS thread, or 0.
+pub(crate) fn task_id() -> u64 {
+    // SAFETY: the running task is alive while it runs.
+    unsafe { task().as_ref() }.map_or(0, |task| task.id.as_u64().get())
+}
+
 /// `true` when called from a green thread.
 pub(crate) fn on_green_thread() -> bool {
     !task().is_null()

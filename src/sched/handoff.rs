@@ -57,6 +57,7 @@ use super::carrier::{Carrier, Status};
 use super::worker::{run_worker, WorkerBox};
 use super::Shared;
 use crate::overflow::AltStack;
+use crate::task::{Task, TaskRef};
 
 /// How long a green thread may keep its worker's OS thread without switching before the
 /// worker is handed to another OS thread.
@@ -199,7 +200,7 @@ pub(crate) fn run_monitor(
         return;
     };
     let interval = (threshold / 2).max(Duration::from_millis(1));
-    let stalls = vec![Stall::default(); carriers.len()];
+    let stalls = carriers.iter().map(|_| Stall::default()).collect();
     let mut monitor = Monitor {
         shared: &shared,
         workers,
@@ -282,10 +283,12 @@ struct Monitor<'a> {
 }
 
 /// What the monitor did about one worker's stall.
-#[derive(Clone, Copy, Default)]
+#[derive(Default)]
 struct Stall {
     /// The run found stuck and rescued, if any.
     run: Option<u64>,
+    /// The green thread of that run.
+    stuck: Option<TaskRef>,
     /// Whether the suspected deadlock of that run was reported.
     deadlock_reported: bool,
 }
@@ -298,8 +301,10 @@ impl Monitor<'_> {
         let registry = &self.shared.registries[index];
         let running = self.carriers[index].running_id();
         if stall.run != Some(status.run_seq()) {
+            let (stuck, _) = registry.snapshot(running, 0);
             *stall = Stall {
                 run: Some(status.run_seq()),
+                stuck,
                 deadlock_reported: false,
             };
             self.shared.begin_stall(index);
@@ -310,8 +315,7 @@ impl Monitor<'_> {
             }
             self.shared.wake_one();
             self.shared.dumps.stall_began(index, stuck_for);
-            let (stuck, _) = registry.snapshot(running, 0);
-            if let Some(stuck) = stuck {
+            if let Some(stuck) = &stall.stuck {
                 crate::report::warn(format_args!(
                     "greenring: green thread {} has blocked worker {index}'s OS thread for {} \
                      ms without yielding (a blocking call greenring does not own, a std lock, \
@@ -320,11 +324,37 @@ impl Monitor<'_> {
                      and `greenring::sync`, `spawn_blocking` or `yield_now` instead.",
                     stuck.describe(),
                     stuck_for.as_millis(),
-                    crate::dump::last_wait(&stuck),
+                    crate::dump::last_wait(stuck),
                 ));
             }
         }
-        if stall.deadlock_reported || stuck_for < self.deadlock_after {
+        if stall.deadlock_reported {
+            return;
+        }
+        // Looked at every sample: the thread may reach the lock only after the stall began
+        // (an unwind first runs the panic hook, which may print a backtrace).
+        let stuck = stall.stuck.as_ref();
+        if let Some((stuck, holder)) =
+            stuck.and_then(|stuck| unwinding_on_lock_of(registry, stuck).map(|h| (stuck, h)))
+        {
+            // Certain: the holder can only run on this OS thread, which waits for it.
+            stall.deadlock_reported = true;
+            crate::report::error(format_args!(
+                "greenring: deadlock: green thread {} is unwinding (a destructor runs during a \
+                 panic) and blocks worker {index}'s OS thread waiting for the \
+                 greenring::sync::Mutex at {:#x}, which green thread {} holds; {} is anchored \
+                 to worker {index} and cannot run until that wait ends, so neither ever will. A \
+                 thread that unwinds cannot switch away (std's panic count belongs to the OS \
+                 thread): in a destructor that may run during a panic, do not lock what a \
+                 thread of the same worker may hold across a blocking call.",
+                stuck.describe(),
+                stuck.wait.read().arg,
+                holder.describe(),
+                holder.describe(),
+            ));
+            return;
+        }
+        if stuck_for < self.deadlock_after {
             return;
         }
         stall.deadlock_reported = true;
@@ -422,6 +452,22 @@ impl Monitor<'_> {
             }
         }
     }
+}
+
+/// The started thread of `registry` (its worker's) holding the lock `stuck` waits for, if
+/// `stuck` blocks its OS thread on a `Mutex` while unwinding: a certain deadlock (see
+/// `task::wait::WaitRecord::blocking_os`).
+fn unwinding_on_lock_of(registry: &super::Registry, stuck: &Task) -> Option<TaskRef> {
+    let wait = stuck.wait.read();
+    if !wait.unwinding || wait.code != crate::task::wait::LOCK {
+        return None;
+    }
+    let crate::task::wait::Detail::Holder(holder) = wait.detail else {
+        return None;
+    };
+    (holder != stuck.id.as_u64().get())
+        .then(|| registry.find(holder))
+        .flatten()
 }
 
 /// Body of every carrier OS thread: carries `first`, and after each exile parks as a spare

@@ -71,6 +71,14 @@ impl Registry {
         (found, others)
     }
 
+    /// The registered thread whose id is `id`, if it is alive.
+    pub(crate) fn find(&self, id: u64) -> Option<TaskRef> {
+        self.lock()
+            .iter()
+            .filter_map(WeakTaskRef::upgrade)
+            .find(|task| task.id.as_u64().get() == id)
+    }
+
     /// Every registered thread still alive.
     pub(crate) fn all(&self) -> Vec<TaskRef> {
         self.lock()

@@ -42,6 +42,9 @@ const SPINS: u32 = 64;
 /// ```
 pub struct Mutex<T: ?Sized> {
     state: AtomicU8,
+    /// The id of the green thread holding the lock (0: none, or an OS thread): written by
+    /// the holder, read by a waiter to say whom it waits for (see `task::wait::lock`).
+    holder: std::sync::atomic::AtomicU64,
     poisoned: AtomicBool,
     waiters: ListLock,
     data: UnsafeCell<T>,
@@ -59,6 +62,7 @@ impl<T> Mutex<T> {
         pub fn new(value: T) -> Mutex<T> {
             Mutex {
                 state: AtomicU8::new(0),
+                holder: std::sync::atomic::AtomicU64::new(0),
                 poisoned: AtomicBool::new(false),
                 waiters: ListLock::new(WaitList::new()),
                 data: UnsafeCell::new(value),
@@ -92,7 +96,16 @@ impl<T: ?Sized> Mutex<T> {
         {
             self.lock_contended();
         }
+        self.held();
         MutexGuard::new(self)
+    }
+
+    /// Records the calling thread as the holder, right after it acquired the lock.
+    fn held(&self) {
+        self.holder.store(
+            crate::sched::current::task_id(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Acquires the mutex if it is free.
@@ -112,7 +125,10 @@ impl<T: ?Sized> Mutex<T> {
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return MutexGuard::new(self).map_err(TryLockError::Poisoned),
+                Ok(_) => {
+                    self.held();
+                    return MutexGuard::new(self).map_err(TryLockError::Poisoned);
+                }
                 Err(actual) => state = actual,
             }
         }
@@ -164,7 +180,8 @@ impl<T: ?Sized> Mutex<T> {
                 shim::spin_loop();
                 continue;
             }
-            let _wait = crate::task::wait::hint(crate::task::wait::LOCK);
+            let holder = self.holder.load(std::sync::atomic::Ordering::Relaxed);
+            let _wait = crate::task::wait::lock(self as *const Self as *const u8 as usize, holder);
             let waiter = Waiter::new();
             {
                 let mut waiters = list_lock(&self.waiters);
@@ -197,6 +214,7 @@ impl<T: ?Sized> Mutex<T> {
 
     /// Releases the mutex (the guard's drop).
     fn unlock(&self) {
+        self.holder.store(0, std::sync::atomic::Ordering::Relaxed);
         if self
             .state
             .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)

@@ -371,7 +371,10 @@ impl Task {
     /// Blocks the OS thread running this (unwinding) green thread until it is unparked or
     /// `timeout` passes, instead of switching away (see `park`'s `BLOCKED` state).
     pub(crate) fn block_os(&self, timeout: Option<Duration>) {
+        // Recorded for the monitor, which sees the worker stalled meanwhile.
+        self.wait.blocking_os();
         self.park.block_os(timeout);
+        self.wait.blocked_os();
     }
 
     /// Called by the worker after the thread switched away with `Suspend::Park`. Either

@@ -57,10 +57,12 @@ pub(crate) struct WaitRecord {
     state: AtomicU16,
     /// Coarse clock (ns) when the current wait began; 0 when unknown.
     since: AtomicU64,
-    /// The fd of an I/O wait, or the deadline of a sleep (ns after [`base`]).
+    /// The fd of an I/O wait, the deadline of a sleep (ns after [`base`]), or the address
+    /// of the lock of a lock wait.
     arg: AtomicU64,
-    /// `fn() -> &'static str` naming the op type of an I/O wait (one word: never torn).
-    op: AtomicUsize,
+    /// One self-describing word (see [`Detail`]): whatever mix of two neighbouring waits a
+    /// reader sees, it decodes to something valid.
+    detail: AtomicUsize,
     /// What the blocking call in progress waits for; only the thread touches it.
     hint: Cell<u8>,
 }
@@ -71,7 +73,7 @@ impl WaitRecord {
             state: AtomicU16::new(NOT_STARTED as u16),
             since: AtomicU64::new(0),
             arg: AtomicU64::new(0),
-            op: AtomicUsize::new(0),
+            detail: AtomicUsize::new(0),
             hint: Cell::new(NO_HINT),
         }
     }
@@ -94,24 +96,99 @@ impl WaitRecord {
         self.state.store(u16::from(code), Ordering::Relaxed);
     }
 
-    /// A snapshot: (kind code, since, arg, op).
-    pub(crate) fn read(&self) -> (u8, u64, u64, Option<OpName>) {
-        let op = self.op.load(Ordering::Relaxed);
-        let op = (op != 0).then(|| {
-            // SAFETY: `op` only ever holds 0 or a `fn() -> &'static str` stored by `io`.
-            unsafe { std::mem::transmute::<usize, fn() -> &'static str>(op) }
-        });
-        (
-            self.state.load(Ordering::Relaxed) as u8,
-            self.since.load(Ordering::Relaxed),
-            self.arg.load(Ordering::Relaxed),
-            op,
-        )
+    /// A snapshot: (kind code, since, arg, detail), and whether the thread blocks its OS
+    /// thread in that wait while unwinding (see [`WaitRecord::blocking_os`]).
+    pub(crate) fn read(&self) -> Snapshot {
+        let state = self.state.load(Ordering::Relaxed);
+        Snapshot {
+            code: state as u8,
+            unwinding: state & BLOCKED_UNWINDING != 0,
+            since: self.since.load(Ordering::Relaxed),
+            arg: self.arg.load(Ordering::Relaxed),
+            detail: Detail::decode(self.detail.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// Records that the thread, unwinding, blocks its OS thread in the wait of its current
+    /// hint instead of switching away (see `park`'s `BLOCKED` state): the monitor, seeing
+    /// that worker stalled, reads it here. Called by the thread itself.
+    pub(crate) fn blocking_os(&self) {
+        let hint = self.hint.get();
+        let code = if hint == NO_HINT { PARK } else { hint };
+        self.since.store(coarse_now(), Ordering::Relaxed);
+        self.state
+            .store(u16::from(code) | BLOCKED_UNWINDING, Ordering::Relaxed);
+    }
+
+    /// The OS-level block of [`WaitRecord::blocking_os`] ended: the thread runs on.
+    pub(crate) fn blocked_os(&self) {
+        self.state.store(u16::from(RUNNABLE), Ordering::Relaxed);
     }
 }
 
-/// Names the op type of an I/O wait.
-pub(crate) type OpName = fn() -> &'static str;
+/// Flag of a record's state: the thread blocks its OS thread in this wait, unwinding.
+const BLOCKED_UNWINDING: u16 = 0x100;
+
+/// A reading of a [`WaitRecord`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Snapshot {
+    /// The kind code.
+    pub(crate) code: u8,
+    /// Whether the thread blocks its OS thread in the wait, unwinding.
+    pub(crate) unwinding: bool,
+    /// Coarse clock (ns) when the wait began; 0 when unknown.
+    pub(crate) since: u64,
+    /// The fd, deadline or lock address, by kind.
+    pub(crate) arg: u64,
+    /// What else is known.
+    pub(crate) detail: Detail,
+}
+
+/// What else a wait record knows of a wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Detail {
+    /// Nothing.
+    None,
+    /// The op type of an I/O wait.
+    Op(&'static str),
+    /// The id (`ThreadId::as_u64`) of the green thread that held the lock of a lock wait
+    /// when the wait began.
+    Holder(u64),
+}
+
+/// Names an op type; pointed to by an I/O wait's detail word (a `static`, so 8-aligned).
+#[repr(align(8))]
+struct OpInfo {
+    name: fn() -> &'static str,
+}
+
+/// Low bits of a detail word that tag a holder id (an `OpInfo` address has them clear).
+const HOLDER_TAG: usize = 0b001;
+/// The bits of a detail word's tag.
+const TAG_BITS: usize = 0b111;
+
+impl Detail {
+    fn decode(word: usize) -> Detail {
+        match word & TAG_BITS {
+            _ if word == 0 => Detail::None,
+            0 => {
+                // SAFETY: a non-zero word with clear tag bits is only ever stored by `io`, as
+                // the address of a `static` `OpInfo`.
+                Detail::Op((unsafe { &*(word as *const OpInfo) }.name)())
+            }
+            HOLDER_TAG => Detail::Holder((word >> 3) as u64),
+            _ => Detail::None,
+        }
+    }
+
+    /// The word of a holder id; ids beyond 2^61 (never reached) are not recorded.
+    fn holder_word(id: u64) -> usize {
+        match usize::try_from(id) {
+            Ok(id) if id < usize::MAX >> 3 => (id << 3) | HOLDER_TAG,
+            _ => 0,
+        }
+    }
+}
 
 /// Sets the wait hint of the calling green thread until the guard drops; a no-op off green
 /// threads.
@@ -160,8 +237,28 @@ fn hint_on(task: *const Task, code: u8, args: impl FnOnce(&WaitRecord)) -> Hint 
 pub(crate) fn io<O>(task: &Task, fd: i32) -> Hint {
     hint_on(task, IO, |wait| {
         wait.arg.store(fd as u32 as u64, Ordering::Relaxed);
-        let name: fn() -> &'static str = std::any::type_name::<O>;
-        wait.op.store(name as usize, Ordering::Relaxed);
+        let info: &'static OpInfo = const {
+            &OpInfo {
+                name: std::any::type_name::<O>,
+            }
+        };
+        wait.detail
+            .store(info as *const OpInfo as usize, Ordering::Relaxed);
+    })
+}
+
+/// The calling green thread waits for the lock at `lock`, held by the green thread whose id
+/// is `holder` (0: unknown, or an OS thread), until the guard drops.
+#[inline]
+pub(crate) fn lock(lock: usize, holder: u64) -> Hint {
+    hint_with(LOCK, |wait| {
+        wait.arg.store(lock as u64, Ordering::Relaxed);
+        let word = if holder == 0 {
+            0
+        } else {
+            Detail::holder_word(holder)
+        };
+        wait.detail.store(word, Ordering::Relaxed);
     })
 }
 
