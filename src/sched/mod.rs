@@ -43,6 +43,21 @@ use crate::stack::{checked_stack_size, StackPool};
 use crate::task::{Task, TaskRef};
 use crate::thread::ThreadId;
 
+/// One green thread, in `Shared::live`.
+const ONE_LIVE: u64 = 1;
+/// One claim on a default-size stack, in `Shared::live`.
+const ONE_CLAIM: u64 = 1 << 32;
+
+/// The live green threads in a `Shared::live` word.
+fn live_of(word: u64) -> usize {
+    (word & (ONE_CLAIM - 1)) as usize
+}
+
+/// The claims on default-size stacks in a `Shared::live` word.
+fn claims_of(word: u64) -> usize {
+    (word >> 32) as usize
+}
+
 /// How a shutdown ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Shutdown {
@@ -63,8 +78,11 @@ pub(crate) struct Shared {
     /// Each worker's eventfd: a worker sleeps in `io_uring_enter` with a read of it in
     /// flight, and a write wakes it.
     wakers: Box<[Waker]>,
-    /// Green threads spawned and not yet finished.
-    live: AtomicUsize,
+    /// Green threads spawned and not yet finished (low half, [`ONE_LIVE`] each), and of
+    /// those, the ones that hold or will hold a stack of the pool's default size (high half,
+    /// [`ONE_CLAIM`] each: the stack pool's claims, see `stack::pool`). One word, so a spawn
+    /// and a retirement count both with one read-modify-write.
+    live: AtomicU64,
     /// No more spawns; workers exit once `live` reaches zero.
     shutdown: AtomicBool,
     /// Workers exit now, leaking the green threads that have not finished.
@@ -132,7 +150,7 @@ impl Shared {
             idle: Idle::new(workers),
             stacks: StackPool::new(stack_size),
             wakers,
-            live: AtomicUsize::new(0),
+            live: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             abandon: AtomicBool::new(false),
             drained: (Mutex::new(()), Condvar::new()),
@@ -308,7 +326,8 @@ impl Shared {
         if let Some(home) = task.first_worker() {
             self.registries[home].remove(&task);
         }
-        if self.live.fetch_sub(1, Ordering::SeqCst) == 1 && self.shutdown.load(Ordering::SeqCst) {
+        let before = self.live.fetch_sub(self.counted(&task), Ordering::SeqCst);
+        if live_of(before) == 1 && self.shutdown.load(Ordering::SeqCst) {
             self.wake_all();
             self.notify_drained();
         }
@@ -334,7 +353,7 @@ impl Shared {
     /// still progress.
     fn going_to_sleep(&self, index: usize, inflight: usize) {
         self.inflight[index].store(inflight, Ordering::SeqCst);
-        if self.shutdown.load(Ordering::SeqCst) && self.live.load(Ordering::SeqCst) != 0 {
+        if self.shutdown.load(Ordering::SeqCst) && self.live() != 0 {
             self.notify_drained();
         }
     }
@@ -391,7 +410,7 @@ impl Shared {
     /// `true` once workers should leave their loop.
     pub(crate) fn should_exit(&self) -> bool {
         self.abandon.load(Ordering::SeqCst)
-            || (self.shutdown.load(Ordering::SeqCst) && self.live.load(Ordering::SeqCst) == 0)
+            || (self.shutdown.load(Ordering::SeqCst) && self.live() == 0)
     }
 
     /// Shuts down (see the policy in `runtime`): no more spawns, blocking points unwind,
@@ -417,7 +436,7 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         loop {
-            if self.live.load(Ordering::SeqCst) == 0 {
+            if self.live() == 0 {
                 return Shutdown::Finished;
             }
             let now = Instant::now();
@@ -467,7 +486,22 @@ impl Shared {
 
     /// Live green threads.
     pub(crate) fn live(&self) -> usize {
-        self.live.load(Ordering::Relaxed)
+        live_of(self.live.load(Ordering::SeqCst))
+    }
+
+    /// Threads that hold or will hold a stack of the default size (the stack pool's claims).
+    pub(crate) fn stack_claims(&self) -> usize {
+        claims_of(self.live.load(Ordering::SeqCst))
+    }
+
+    /// What `task` counts for in `live`: a thread, and a claim if it runs on a stack of the
+    /// pool's default size (its stack comes at its first run, from the pool).
+    fn counted(&self, task: &Task) -> u64 {
+        if task.stack_size() == self.stacks.default_size() {
+            ONE_LIVE + ONE_CLAIM
+        } else {
+            ONE_LIVE
+        }
     }
 
     /// Runnable green threads in the injector.
@@ -596,12 +630,21 @@ pub(crate) fn spawn(
         Some(size) => checked_stack_size(size)?,
         None => shared.stacks.default_size(),
     };
-    let worker = current::worker().filter(|w| Arc::ptr_eq(&w.shared, shared));
-    // A stack of the default size is given by the worker that first runs the thread (see
-    // `task`); this only reports now a mapping the kernel refuses.
-    let stack = match worker {
-        Some(worker) => worker.prepare_stack(usable)?,
-        None => shared.stacks.prepare(usable, None)?,
+    // Counted first: a stack of the default size is given by the worker that first runs the
+    // thread (see `task`), and the pool makes sure now that one will be there (see
+    // `stack::pool`), reporting to the spawner a mapping the kernel refuses.
+    let counted = if usable == shared.stacks.default_size() {
+        ONE_LIVE + ONE_CLAIM
+    } else {
+        ONE_LIVE
+    };
+    let claims = claims_of(shared.live.fetch_add(counted, Ordering::SeqCst) + counted);
+    let stack = match shared.stacks.prepare(usable, claims, shared.workers()) {
+        Ok(stack) => stack,
+        Err(err) => {
+            shared.live.fetch_sub(counted, Ordering::SeqCst);
+            return Err(err);
+        }
     };
     let task = Task::new(
         Arc::clone(shared),
@@ -612,7 +655,6 @@ pub(crate) fn spawn(
         pinned,
         main,
     );
-    shared.live.fetch_add(1, Ordering::SeqCst);
     schedule(TaskRef::clone(&task));
     Ok(task)
 }

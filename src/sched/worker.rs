@@ -454,7 +454,10 @@ impl WorkerCtx {
         // Nothing else to do: return the memory of stacks and task records a burst left
         // behind.
         let now = Instant::now();
-        self.shared.stacks.trim_at(now);
+        let shared = &self.shared;
+        shared
+            .stacks
+            .trim_at(now, || shared.stack_claims(), shared.workers());
         crate::task::trim_records(now);
         let idle = &self.shared.idle;
         idle.register_sleeper(self.index, self.searching.replace(false));
@@ -577,14 +580,6 @@ impl WorkerCtx {
     /// This worker's io_uring.
     pub(crate) fn reactor(&self) -> &Reactor {
         &self.reactor
-    }
-
-    /// Prepares the spawn, from this worker, of a thread with a stack of `usable` bytes
-    /// (see `StackPool::prepare`).
-    pub(crate) fn prepare_stack(&self, usable: usize) -> io::Result<Option<Stack>> {
-        self.shared
-            .stacks
-            .prepare(usable, Some(&self.stacks.borrow()))
     }
 
     /// Gives `task`, about to run here for the first time, its stack. When none can be

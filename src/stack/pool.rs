@@ -13,9 +13,25 @@
 //! wake-ups over 35 ms instead of 14), nor a fan-out that spawns and joins again and again
 //! and so drains the list between two sleeps. Stacks of any other size are mapped one by
 //! one and never pooled.
+//!
+//! # Every spawn has its stack
+//!
+//! A thread of the default size gets its stack only when it first runs, but a spawn that
+//! returns `Ok` must not find out then that there is none (under RLIMIT_AS, or
+//! `vm.max_map_count`, the mapping would be refused). So the runtime counts the threads that
+//! hold or will hold a default stack (its *claims*, kept with its count of live threads),
+//! and the pool keeps `default_mapped >= claims + headroom`, where the headroom is what the
+//! workers' caches can hold ([`StackPool::cache_cap`] each). Since a stack is either in use,
+//! in a cache or in the shared list, the shared list then always holds at least one free
+//! stack for every thread that has not started yet: a first run never needs to map. A spawn
+//! that would break the rule maps a slab first ([`StackPool::prepare`]) and fails with the
+//! refusal's error if it cannot; a trim never takes the count below it.
 
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicUsize,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -79,6 +95,8 @@ pub(crate) struct StackPool {
     free_len: AtomicUsize,
     /// Stacks mapped by this pool and not unmapped yet.
     mapped: AtomicUsize,
+    /// Of those, the stacks of the default size (see the module documentation).
+    default_mapped: AtomicUsize,
 }
 
 /// The shared free list, locked; publishes its length to `free_len` when released.
@@ -119,7 +137,25 @@ impl StackPool {
             }),
             free_len: AtomicUsize::new(0),
             mapped: AtomicUsize::new(0),
+            default_mapped: AtomicUsize::new(0),
         }
+    }
+
+    /// Stacks a worker's cache holds at most: [`LOCAL_CAP`], or a slab's worth of big
+    /// stacks (so the caches, which count in the headroom of every spawn, stay small).
+    pub(crate) fn cache_cap(&self) -> usize {
+        self.per_slab().clamp(1, LOCAL_CAP)
+    }
+
+    /// Default stacks that must be mapped for `claims` threads of `workers` workers.
+    fn needed(&self, claims: usize, workers: usize) -> usize {
+        claims.saturating_add(workers.saturating_mul(self.cache_cap()))
+    }
+
+    /// Counts default stacks given back to the kernel.
+    fn unmapped(&self, count: usize) {
+        self.mapped.fetch_sub(count, SeqCst);
+        self.default_mapped.fetch_sub(count, SeqCst);
     }
 
     /// Stacks mapped and not unmapped yet (metrics).
@@ -155,8 +191,13 @@ impl StackPool {
                 if let Some(stack) = cache.stacks.pop() {
                     return Ok(stack);
                 }
-                let batch = BATCH.min(self.per_slab());
-                let mut free = self.refill(self.lock(), batch)?;
+                let batch = BATCH.min(self.cache_cap());
+                // A batch if it can be had; one at least (the shared list holds one for
+                // every thread that has not started: see the module documentation).
+                let mut free = match self.refill(self.lock(), batch) {
+                    Ok(free) => free,
+                    Err(_) => self.refill(self.lock(), 1)?,
+                };
                 cache.stacks.extend(free.take(batch));
                 drop(free);
                 Ok(cache
@@ -174,27 +215,45 @@ impl StackPool {
 
     /// Prepares a spawn of a thread with a stack of `usable` bytes. A stack of another size
     /// than the default is mapped now and returned. For the default size nothing is taken:
-    /// the thread gets its stack when it first runs (see `task`), and this only makes sure
-    /// one is free (in `cache` or the shared list), mapping a slab now if none is, so that
-    /// a refused mapping is reported to the spawner.
+    /// the thread gets its stack when it first runs (see `task`), and `claims`, the count of
+    /// the runtime's default-size threads with this one, must be covered (see the module
+    /// documentation): if it is not, a slab is mapped now, so that a refused mapping is
+    /// reported to the spawner.
     ///
     /// # Errors
     ///
-    /// When a mapping was needed and the kernel refused it (see `map::map_stacks`).
+    /// When a mapping was needed and the kernel refused it (see `map::map_stacks`); the
+    /// caller then takes its claim back.
     pub(crate) fn prepare(
         &self,
         usable: usize,
-        cache: Option<&LocalCache>,
+        claims: usize,
+        workers: usize,
     ) -> io::Result<Option<Stack>> {
         if usable != self.usable {
             return self.alloc(usable, None).map(Some);
         }
-        // Without the lock: a spawn loop must not contend with the workers taking stacks.
-        // A stale count only moves a mapping (or its error) from here to the first run.
-        if cache.is_some_and(|cache| !cache.stacks.is_empty()) || self.free_len.load(Relaxed) > 0 {
+        let needed = self.needed(claims, workers);
+        // SeqCst, against a trim's decrement then read of the claims: either this sees the
+        // trimmed count, or the trim sees this claim (and puts its stacks back).
+        if self.default_mapped.load(SeqCst) >= needed {
             return Ok(None);
         }
-        self.refill(self.lock(), 1)?;
+        let per_slab = self.per_slab();
+        while self.default_mapped.load(SeqCst) < needed {
+            let slab = map::map_stacks(per_slab, self.usable);
+            let mut free = self.lock();
+            match slab {
+                Ok(slab) => {
+                    self.mapped.fetch_add(per_slab, SeqCst);
+                    self.default_mapped.fetch_add(per_slab, SeqCst);
+                    free.stacks.extend(slab);
+                }
+                // Another spawn's mapping, made meanwhile, may be enough.
+                Err(_) if self.default_mapped.load(SeqCst) >= needed => break,
+                Err(err) => return Err(err),
+            }
+        }
         Ok(None)
     }
 
@@ -205,21 +264,26 @@ impl StackPool {
             self.mapped.fetch_sub(1, Relaxed);
             return;
         }
+        let cap = self.cache_cap();
         match cache {
-            Some(cache) if cache.stacks.len() < LOCAL_CAP => cache.stacks.push(stack),
+            Some(cache) if cache.stacks.len() < cap => cache.stacks.push(stack),
             Some(cache) => {
                 // Full: hand half of it to the shared list in one lock; what the list has
                 // no room for goes back to the kernel in one batch.
                 let mut free = self.lock();
                 let room = SHARED_CAP.saturating_sub(free.stacks.len());
-                let moved = cache.stacks.len() - BATCH;
+                let moved = cache.stacks.len() - cap / 2;
                 let mut half = cache.stacks.split_off(moved);
                 let over = half.split_off(room.min(half.len()));
                 free.stacks.append(&mut half);
+                if cache.stacks.len() < cap {
+                    cache.stacks.push(stack);
+                } else {
+                    free.stacks.push(stack);
+                }
                 drop(free);
-                cache.stacks.push(stack);
                 if !over.is_empty() {
-                    self.mapped.fetch_sub(over.len(), Relaxed);
+                    self.unmapped(over.len());
                     map::release(over);
                 }
             }
@@ -230,30 +294,43 @@ impl StackPool {
                 } else {
                     drop(free);
                     drop(stack);
-                    self.mapped.fetch_sub(1, Relaxed);
+                    self.unmapped(1);
                 }
             }
         }
     }
 
     /// Returns to the kernel the stacks beyond [`SHARED_KEEP`] that nobody took from the
-    /// shared list for the last [`TRIM_AFTER`] or more; called off the hot path, by workers
-    /// about to sleep. Stacks a fan-out takes again soon stay (their pages too).
-    pub(crate) fn trim_at(&self, now: Instant) {
+    /// shared list for the last [`TRIM_AFTER`] or more, keeping those that `claims()` (the
+    /// runtime's count of default-size threads, read after the trim's own count is down)
+    /// and `workers` need (see the module documentation); called off the hot path, by
+    /// workers about to sleep. Stacks a fan-out takes again soon stay (their pages too).
+    pub(crate) fn trim_at(&self, now: Instant, claims: impl Fn() -> usize, workers: usize) {
         let unused = {
             let mut free = self.lock();
             if now.saturating_duration_since(free.trimmed) < TRIM_AFTER {
                 return;
             }
-            let excess = free.low.saturating_sub(SHARED_KEEP);
+            let mut excess = free.low.saturating_sub(SHARED_KEEP);
+            free.low = free.stacks.len();
+            free.trimmed = now;
+            if excess == 0 {
+                return;
+            }
+            // Count them gone first, then look at the claims (SeqCst, against a spawn's
+            // claim then read of the count: see `prepare`); keep what they still need.
+            let before = self.default_mapped.fetch_sub(excess, SeqCst);
+            let keep_mapped = self.needed(claims(), workers);
+            let allowed = before.saturating_sub(keep_mapped).min(excess);
+            self.default_mapped.fetch_add(excess - allowed, SeqCst);
+            excess = allowed;
             // The oldest stacks, at the bottom of the list: untouched since the last look.
             let unused: Vec<Stack> = free.stacks.drain(..excess).collect();
             free.low = free.stacks.len();
-            free.trimmed = now;
             unused
         };
         if !unused.is_empty() {
-            self.mapped.fetch_sub(unused.len(), Relaxed);
+            self.mapped.fetch_sub(unused.len(), SeqCst);
             map::release(unused);
         }
     }
@@ -267,7 +344,7 @@ impl StackPool {
         free.stacks.append(&mut all);
         drop(free);
         if !over.is_empty() {
-            self.mapped.fetch_sub(over.len(), Relaxed);
+            self.unmapped(over.len());
             map::release(over);
         }
     }
@@ -289,7 +366,8 @@ impl StackPool {
             free = self.lock();
             match slab {
                 Ok(slab) => {
-                    self.mapped.fetch_add(per_slab, Relaxed);
+                    self.mapped.fetch_add(per_slab, SeqCst);
+                    self.default_mapped.fetch_add(per_slab, SeqCst);
                     free.stacks.extend(slab);
                 }
                 // Another worker's mapping, made meanwhile, may be enough.
@@ -339,33 +417,53 @@ mod tests {
     }
 
     #[test]
-    fn prepare_maps_only_when_no_stack_is_free() {
+    fn prepare_keeps_a_stack_mapped_for_every_claim_and_every_cache() {
         let size = 4 * page_size();
         let pool = StackPool::new(size);
-        let mut cache = LocalCache::default();
-        assert!(pool.prepare(size, Some(&cache)).unwrap().is_none());
-        let slab = pool.mapped();
-        assert!(slab > 0, "an empty pool maps a slab");
-        // (Refills move whole batches, so take fewer than the slab holds.)
-        let taken: Vec<_> = (0..slab / 2)
-            .map(|_| pool.alloc(size, Some(&mut cache)).unwrap())
-            .collect();
-        assert_eq!(pool.mapped(), slab, "the prepared slab served them");
-        for stack in taken {
-            pool.free(stack, Some(&mut cache));
-        }
-        assert!(pool.prepare(size, Some(&cache)).unwrap().is_none());
-        assert_eq!(
-            pool.mapped(),
-            slab,
-            "a free stack in the cache needs no mapping"
+        let workers = 2;
+        let headroom = workers * pool.cache_cap();
+        assert!(pool.prepare(size, 1, workers).unwrap().is_none());
+        let mapped = pool.mapped();
+        assert!(
+            mapped > headroom,
+            "an empty pool maps for the claim and the caches"
         );
-        let other = pool.prepare(2 * size, Some(&cache)).unwrap();
+        // Claims the mapping covers need no new one.
+        assert!(pool
+            .prepare(size, mapped - headroom, workers)
+            .unwrap()
+            .is_none());
+        assert_eq!(pool.mapped(), mapped);
+        // One more does.
+        assert!(pool
+            .prepare(size, mapped - headroom + 1, workers)
+            .unwrap()
+            .is_none());
+        assert!(pool.mapped() > mapped);
+        let other = pool.prepare(2 * size, 1, workers).unwrap();
         assert_eq!(
             other.map(|stack| stack.usable_size()),
             Some(2 * size),
             "another size is mapped at once"
         );
+    }
+
+    #[test]
+    fn a_trim_never_takes_the_mapping_below_the_claims() {
+        let size = 4 * page_size();
+        let pool = StackPool::new(size);
+        let claims = SHARED_KEEP + 500;
+        pool.prepare(size, claims, 1).unwrap();
+        let mapped = pool.mapped();
+        let start = pool.lock().trimmed;
+        pool.trim_at(start + TRIM_AFTER, || claims, 1);
+        pool.trim_at(start + 2 * TRIM_AFTER, || claims, 1);
+        let kept = pool.mapped();
+        assert!(kept >= claims + pool.cache_cap(), "{kept} mapped");
+        assert!(kept < mapped, "the unclaimed rest went: {kept} of {mapped}");
+        // Once the claims are gone, the excess goes.
+        pool.trim_at(start + 3 * TRIM_AFTER, || 0, 1);
+        assert!(pool.mapped() < kept);
     }
 
     #[test]
@@ -429,7 +527,7 @@ mod tests {
             .collect();
         for stack in stacks {
             pool.free(stack, Some(&mut cache));
-            assert!(cache.stacks.len() <= LOCAL_CAP);
+            assert!(cache.stacks.len() <= pool.cache_cap());
         }
         assert!(pool.lock().stacks.len() <= SHARED_CAP);
     }
@@ -448,13 +546,13 @@ mod tests {
         let pooled = pool.lock().stacks.len();
         assert!(pooled >= SHARED_KEEP + 100);
         let start = pool.lock().trimmed;
-        pool.trim_at(start + TRIM_AFTER / 2);
+        pool.trim_at(start + TRIM_AFTER / 2, || 0, 0);
         assert_eq!(pool.lock().stacks.len(), pooled, "too soon to trim");
         // The list was empty at first: nothing has stayed unused for a whole period yet.
-        pool.trim_at(start + TRIM_AFTER);
+        pool.trim_at(start + TRIM_AFTER, || 0, 0);
         assert_eq!(pool.lock().stacks.len(), pooled);
         let mapped = pool.mapped();
-        pool.trim_at(start + 2 * TRIM_AFTER);
+        pool.trim_at(start + 2 * TRIM_AFTER, || 0, 0);
         assert_eq!(pool.lock().stacks.len(), SHARED_KEEP);
         assert_eq!(pool.mapped(), mapped - (pooled - SHARED_KEEP));
     }
@@ -470,7 +568,7 @@ mod tests {
             pool.free(stack, None);
         }
         let start = pool.lock().trimmed;
-        pool.trim_at(start + TRIM_AFTER);
+        pool.trim_at(start + TRIM_AFTER, || 0, 0);
         let pooled = pool.lock().stacks.len();
         // A fan-out takes all but 10 and gives them back before the next look.
         let again: Vec<_> = (0..pooled - 10)
@@ -479,7 +577,7 @@ mod tests {
         for stack in again {
             pool.free(stack, None);
         }
-        pool.trim_at(start + 2 * TRIM_AFTER);
+        pool.trim_at(start + 2 * TRIM_AFTER, || 0, 0);
         assert_eq!(pool.lock().stacks.len(), pooled, "all were used recently");
     }
 
