@@ -83,7 +83,9 @@ impl<T> Chan<T> {
     ///
     /// If the wait unwinds, the waiter leaves its list, a wake-up it was given passes to
     /// the next waiter of its side, and the value of rendezvous send `unsent` (if any, and
-    /// not taken yet) leaves the queue: a send that did not return did not happen.
+    /// not taken yet) leaves the queue: a send that did not return did not happen, unless a
+    /// receiver had taken its value already (the cancellation came between the taking and
+    /// the sender's next look); no value is ever lost either way.
     fn wait<'a>(
         &'a self,
         mut state: MutexGuard<'a, State<T>>,
