@@ -71,6 +71,18 @@
 //! [`runtime::Builder::migrate_started_threads`] is the `unsafe` opt-in that lets started
 //! threads move between OS threads again; its `# Safety` section is the contract the
 //! compiler cannot check.
+//!
+//! # Cooperative scheduling
+//!
+//! A green thread runs until it waits (I/O, a lock, a channel, `sleep`, `park`, `join`) or
+//! yields; nothing preempts it. Calls that could have waited but did not (an I/O op that
+//! completed at once, a `greenring::sync` call that did not park, every `try_` call of
+//! [`sync`] and [`JoinHandle::is_finished`]) share one budget: the 64th such call in a row
+//! yields to the worker's other threads, so a thread that spins on `try_recv` or keeps
+//! finding data on its socket lets the others run. During a runtime's shutdown that yield
+//! is a cancellation point, like every blocking call (see [`runtime`]); a thread that is
+//! unwinding never yields. A loop that calls none of these keeps its worker: call
+//! [`yield_now`] in it.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]

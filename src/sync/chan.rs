@@ -10,7 +10,7 @@ use std::sync::mpsc::{RecvTimeoutError, TryRecvError, TrySendError};
 use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
-use super::shim::{Mutex, MutexGuard};
+use super::shim::{self, Mutex, MutexGuard};
 use super::wait::{WaitList, Waiter};
 
 /// Why a send did not complete.
@@ -118,6 +118,7 @@ impl<T> Chan<T> {
     /// Sends `value`, waiting for room (or for a receiver, on a rendezvous) until
     /// `deadline`.
     pub(super) fn send(&self, value: T, deadline: Option<Instant>) -> Result<(), SendFailure<T>> {
+        shim::count_call();
         let mut state = self.lock();
         loop {
             if state.receivers == 0 {
@@ -161,6 +162,7 @@ impl<T> Chan<T> {
 
     /// Sends without waiting.
     pub(super) fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        shim::count_call();
         let mut state = self.lock();
         if state.receivers == 0 {
             return Err(TrySendError::Disconnected(value));
@@ -197,6 +199,7 @@ impl<T> Chan<T> {
 
     /// Receives a value, waiting until `deadline`.
     pub(super) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        shim::count_call();
         let mut state = self.lock();
         loop {
             if let Some(value) = Chan::take(&mut state) {
@@ -219,6 +222,7 @@ impl<T> Chan<T> {
 
     /// Receives without waiting.
     pub(super) fn try_recv(&self) -> Result<T, TryRecvError> {
+        shim::count_call();
         let mut state = self.lock();
         match Chan::take(&mut state) {
             Some(value) => Ok(value),

@@ -18,7 +18,33 @@
 //!
 //! Every primitive waits through one mechanism (`wait`: FIFO wait lists of green or OS
 //! thread waiters); uncontended paths are a single atomic operation on the primitive's own
-//! state word, with no system call and no switch.
+//! state word, with no system call, plus the count below.
+//!
+//! # The cooperative budget
+//!
+//! Green threads are never preempted, so a thread that spins on calls that return without
+//! parking would keep the other green threads of its worker, among them the one it waits
+//! for, from ever running: a loop on `try_recv`, `try_iter`, `try_send`, `try_lock`,
+//! `try_read`/`try_write` or `try_acquire`, or on a `lock`, `recv` or `send` that finds its
+//! way clear (a `send` that wakes a receiver queued on the same worker, say). So every call
+//! of these primitives that may wait, and every `try_` call, counts against the budget the
+//! I/O ops of `net` and `fs` already share: **the 64th call in a row that did not park
+//! yields** to the worker's other threads, as `yield_now` does (a call that parks starts
+//! the count again). `JoinHandle::is_finished` counts too. Dropping a guard, a permit or a
+//! sender, `notify_*`, `is_poisoned` and reads of an initialised `OnceLock` or `LazyLock`
+//! do not: they are not places where a thread waits for another. The count is a read of
+//! the current green thread and an increment; off green threads nothing is counted and
+//! nothing changes.
+//!
+//! - **Shutdown.** The yield is `yield_now`'s, so during its runtime's shutdown it is a
+//!   cancellation point: a thread spinning on `try_recv` unwinds with
+//!   [`Cancelled`](crate::runtime::Cancelled) within 64 calls instead of keeping the
+//!   shutdown waiting forever. A `try_` call may thus unwind during a shutdown, as every
+//!   blocking call may; the count comes first, so it never unwinds holding what it took.
+//! - **Unwinding.** A thread that is unwinding never yields for the budget (switching away
+//!   would show its panic to the worker's other threads, see the crate's `# Soundness`).
+//! - **std locks.** Any of these calls may switch to another green thread, so a std lock
+//!   held across one can deadlock the worker, as across any blocking call.
 
 mod barrier;
 mod chan;

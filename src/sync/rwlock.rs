@@ -14,7 +14,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult};
 
-use super::shim::{const_fn, fence, AtomicUsize, Mutex, MutexGuard, Ordering};
+use super::shim::{self, const_fn, fence, AtomicUsize, Mutex, MutexGuard, Ordering};
 use super::wait::Waiter;
 
 const WRITER: usize = 1 << (usize::BITS - 1);
@@ -73,6 +73,7 @@ impl<T: ?Sized> RwLock<T> {
     ///
     /// A `PoisonError` carrying the guard if a writer panicked.
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
+        shim::count_call();
         let state = self.state.load(Ordering::Relaxed);
         if state & (WRITER | PARKED) != 0
             || self
@@ -94,6 +95,7 @@ impl<T: ?Sized> RwLock<T> {
     ///
     /// A `PoisonError` carrying the guard if a writer panicked.
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
+        shim::count_call();
         if self
             .state
             .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
@@ -114,6 +116,7 @@ impl<T: ?Sized> RwLock<T> {
     ///
     /// `WouldBlock` when a writer holds or waits; `Poisoned` as `read`.
     pub fn try_read(&self) -> TryLockResult<RwLockReadGuard<'_, T>> {
+        shim::count_call();
         let state = self.state.load(Ordering::Relaxed);
         if state & (WRITER | PARKED) != 0
             || self
@@ -136,6 +139,7 @@ impl<T: ?Sized> RwLock<T> {
     ///
     /// `WouldBlock` when anyone holds it; `Poisoned` as `write`.
     pub fn try_write(&self) -> TryLockResult<RwLockWriteGuard<'_, T>> {
+        shim::count_call();
         if self
             .state
             .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
