@@ -291,3 +291,13 @@ fn once_lock_wait_parks_until_a_value_is_set_and_outlasts_a_failed_initialiser()
         assert_eq!(*cell.wait(), 7);
     });
 }
+
+#[test]
+fn a_once_lock_may_borrow_a_value_declared_after_it() {
+    // Compiles only if the cell's drop does not require what it holds to be alive (as
+    // std's, which never reads its value when dropped): `value` is dropped first.
+    let cell = OnceLock::new();
+    let value = String::from("declared after the cell");
+    cell.set(&value).unwrap();
+    assert_eq!(cell.get().map(|s| s.len()), Some(23));
+}

@@ -89,3 +89,23 @@ fn list_lock(lock: &ListLock) -> shim::MutexGuard<'_, wait::WaitList> {
     lock.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// Compile-time facts that std's types have and greenring's keep, checked by
+/// `cargo test --doc`: each example must fail to compile, with the error given.
+///
+/// A `OnceLock` may hold a borrow of a value dropped before it (`tests/sync_once.rs`), but
+/// not a value whose own `Drop` could read such a borrow:
+///
+/// ```compile_fail,E0597
+/// struct Prints<'a>(&'a String);
+/// impl Drop for Prints<'_> {
+///     fn drop(&mut self) {
+///         println!("{}", self.0);
+///     }
+/// }
+/// let cell = greenring::sync::OnceLock::new();
+/// let value = String::from("dropped before the cell");
+/// let _ = cell.set(Prints(&value));
+/// ```
+#[cfg(doctest)]
+pub struct CompileFailChecks;

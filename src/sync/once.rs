@@ -11,8 +11,6 @@
 use std::cell::UnsafeCell;
 use std::convert::Infallible;
 use std::fmt;
-use std::marker::PhantomData;
-use std::mem::MaybeUninit;
 use std::ops::Deref;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -264,9 +262,12 @@ impl fmt::Debug for Once {
 /// ```
 pub struct OnceLock<T> {
     once: Once,
-    value: UnsafeCell<MaybeUninit<T>>,
-    /// The cell owns a `T` (for drop checking).
-    _owns: PhantomData<T>,
+    /// `Some` exactly when `once` is completed (both change together, under its lock or
+    /// through `&mut self`). An `Option` rather than a `MaybeUninit`, so that the cell needs
+    /// no `Drop` of its own: dropping the `Option` drops the value, and the drop check is
+    /// std's (which uses the unstable `#[may_dangle]`): a cell may hold a borrow of
+    /// something dropped before it, unless the held value's own `Drop` could read it.
+    value: UnsafeCell<Option<T>>,
 }
 
 // SAFETY: as std's OnceLock: `&OnceLock` hands out `&T` to many threads (T: Sync) and
@@ -284,8 +285,7 @@ impl<T> OnceLock<T> {
         pub fn new() -> OnceLock<T> {
             OnceLock {
                 once: Once::new(),
-                value: UnsafeCell::new(MaybeUninit::uninit()),
-                _owns: PhantomData,
+                value: UnsafeCell::new(None),
             }
         }
     }
@@ -295,7 +295,7 @@ impl<T> OnceLock<T> {
         if self.once.is_completed() {
             // SAFETY: completed (acquire) means the value was written, and it is never
             // written again while shared.
-            Some(unsafe { (*self.value.get()).assume_init_ref() })
+            unsafe { (*self.value.get()).as_ref() }
         } else {
             None
         }
@@ -303,12 +303,7 @@ impl<T> OnceLock<T> {
 
     /// The value, mutably, if the cell is initialised.
     pub fn get_mut(&mut self) -> Option<&mut T> {
-        if *self.once.done.get_mut() {
-            // SAFETY: initialised, and `&mut self` is exclusive.
-            Some(unsafe { self.value.get_mut().assume_init_mut() })
-        } else {
-            None
-        }
+        self.value.get_mut().as_mut()
     }
 
     /// Waits until the cell is initialised, and returns its value, like
@@ -370,7 +365,7 @@ impl<T> OnceLock<T> {
             let value = f()?;
             // SAFETY: under the once's lock with no value written: nobody reads the slot
             // until `done` is published after this write.
-            unsafe { (*self.value.get()).write(value) };
+            unsafe { *self.value.get() = Some(value) };
             Ok(())
         })?;
         Ok(self.get().expect("initialised"))
@@ -383,21 +378,8 @@ impl<T> OnceLock<T> {
 
     /// Takes the value out, leaving the cell empty.
     pub fn take(&mut self) -> Option<T> {
-        if !*self.once.done.get_mut() {
-            return None;
-        }
         *self.once.done.get_mut() = false;
-        // SAFETY: it was initialised, and `done` no longer says so: read exactly once.
-        Some(unsafe { self.value.get_mut().assume_init_read() })
-    }
-}
-
-impl<T> Drop for OnceLock<T> {
-    fn drop(&mut self) {
-        if *self.once.done.get_mut() {
-            // SAFETY: initialised, and dropped exactly once.
-            unsafe { self.value.get_mut().assume_init_drop() };
-        }
+        self.value.get_mut().take()
     }
 }
 
