@@ -93,6 +93,31 @@ fn list_lock(lock: &ListLock) -> shim::MutexGuard<'_, wait::WaitList> {
 /// Compile-time facts that std's types have and greenring's keep, checked by
 /// `cargo test --doc`: each example must fail to compile, with the error given.
 ///
+/// A read guard is not `Send` (the hold belongs to the thread that took it):
+///
+/// ```compile_fail,E0277
+/// fn send<T: Send>(_: T) {}
+/// let lock = greenring::sync::RwLock::new(0);
+/// send(lock.read().unwrap());
+/// ```
+///
+/// nor `Sync` when its value is not (`tests/sync_shapes.rs` checks that it is `Sync`
+/// otherwise):
+///
+/// ```compile_fail,E0277
+/// fn sync<T: Sync>(_: &T) {}
+/// let lock = greenring::sync::RwLock::new(std::cell::Cell::new(0));
+/// sync(&lock.read().unwrap());
+/// ```
+///
+/// Neither is a write guard `Send`:
+///
+/// ```compile_fail,E0277
+/// fn send<T: Send>(_: T) {}
+/// let lock = greenring::sync::RwLock::new(0);
+/// send(lock.write().unwrap());
+/// ```
+///
 /// A `OnceLock` may hold a borrow of a value dropped before it (`tests/sync_once.rs`), but
 /// not a value whose own `Drop` could read such a borrow:
 ///
