@@ -83,6 +83,19 @@
 //! is a cancellation point, like every blocking call (see [`runtime`]); a thread that is
 //! unwinding never yields. A loop that calls none of these keeps its worker: call
 //! [`yield_now`] in it.
+//!
+//! # Panic messages
+//!
+//! std's default panic hook names the OS thread, which for a green thread is its worker.
+//! The first [`Runtime`] built in the process wraps the panic hook in place then: when it
+//! is std's default, a panic on a green thread prints std's message (in Rust 1.95's layout,
+//! with the backtrace `RUST_BACKTRACE` asks for) naming the green thread, its
+//! [`thread::Builder::name`] or `<unnamed>`; other panics, and every panic when the program
+//! had set a hook of its own, go to the hook in place as before. A hook set after the
+//! runtime started replaces the wrapper, as `std::panic::set_hook` always does. (std cannot
+//! say whether a hook is its default: greenring compares the hook it takes with a second
+//! `take_hook`, which returns std's default.) The message is written straight to the
+//! standard error, so libtest's output capture does not see it.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
@@ -100,6 +113,7 @@ mod metrics;
 pub mod net;
 pub mod os;
 mod overflow;
+mod panic_message;
 pub mod process;
 mod reactor;
 pub mod runtime;

@@ -243,7 +243,8 @@ impl Builder {
         self
     }
 
-    /// Starts the workers.
+    /// Starts the workers. The first runtime built in the process also wraps the panic hook,
+    /// so that panic messages name the green thread (see the crate's `# Panic messages`).
     ///
     /// # Errors
     ///
@@ -272,6 +273,7 @@ impl Builder {
             ));
         }
         overflow::install_handler();
+        crate::panic_message::install();
         let (shared, locals) = Shared::new(
             workers,
             stack_size,
