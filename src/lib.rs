@@ -94,8 +94,9 @@
 //! had set a hook of its own, go to the hook in place as before. A hook set after the
 //! runtime started replaces the wrapper, as `std::panic::set_hook` always does. (std cannot
 //! say whether a hook is its default: greenring compares the hook it takes with a second
-//! `take_hook`, which returns std's default.) The message is written straight to the
-//! standard error, so libtest's output capture does not see it.
+//! `take_hook`, which returns std's default.) Under `cargo test`, libtest puts a hook of its
+//! own in place while it captures the tests' output, so there the messages are libtest's,
+//! naming the worker; with `--nocapture` they name the green thread.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]

@@ -31,8 +31,10 @@
 //! as std trims them); std's note is printed at the first green-thread panic of the
 //! process, whether or not std printed its own for another thread; a panic during a panic
 //! does not force a full backtrace (std's panic count is private); and the message goes
-//! straight to the standard error, where libtest's output capture (unstable API) does not
-//! see it.
+//! straight to the standard error (std's output capture is an unstable API). That last
+//! point does not show under `cargo test`: while it captures the tests' output, libtest
+//! puts a hook of its own in place, so the wrapper passes every panic to it (and the
+//! message names the worker); with `--nocapture` the hook in place is std's default.
 
 use std::backtrace::Backtrace;
 use std::fmt::Write as _;
