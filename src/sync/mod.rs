@@ -41,6 +41,9 @@
 //!   [`Cancelled`](crate::runtime::Cancelled) within 64 calls instead of keeping the
 //!   shutdown waiting forever. A `try_` call may thus unwind during a shutdown, as every
 //!   blocking call may; the count comes first, so it never unwinds holding what it took.
+//!   A destructor that locks (not one run by an unwind) may thus unwind at that lock
+//!   during a shutdown, as it already could when the lock was contended: keep what must
+//!   happen in a destructor before its first such call, or make it tolerate the unwind.
 //! - **Unwinding.** A thread that is unwinding never yields for the budget (switching away
 //!   would show its panic to the worker's other threads, see the crate's `# Soundness`).
 //! - **std locks.** Any of these calls may switch to another green thread, so a std lock
