@@ -7,6 +7,12 @@
 //!   one iteration is one lock/unlock: greenring `Mutex` (64 green threads) vs tokio's
 //!   `Mutex` (64 tasks) vs std's `Mutex` (64 OS threads). The time runs from the release of
 //!   a start barrier, so thread start-up is not counted.
+//! - `uncontended_mutex`: one lock and unlock of a mutex nobody else touches, the path
+//!   every uncontended call of `greenring::sync` takes: greenring's `Mutex` on a green
+//!   thread (where each call is counted against the cooperative budget) and on an OS
+//!   thread, vs std's `Mutex` on an OS thread.
+//! - `try_recv_empty`: one `try_recv` of an empty channel (a spin loop's step): greenring's
+//!   `mpsc` on a green thread and on an OS thread, vs `std::sync::mpsc`.
 //!
 //! Every variant is the comparison command's (`examples/compare/shared_work.rs`); the
 //! greenring and std ones are one body, run as green threads or as OS threads.
@@ -20,7 +26,8 @@ mod common;
 #[path = "../examples/compare/shared_work.rs"]
 mod shared_work;
 
-use std::time::Duration;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use common::{greenring_rt, tokio_rt};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -74,6 +81,68 @@ fn contended_mutex(c: &mut Criterion) {
     group.finish();
 }
 
+/// `iters` lock-and-unlock pairs of one greenring mutex, timed.
+fn greenring_locks(iters: u64) -> Duration {
+    let mutex = greenring::sync::Mutex::new(0u64);
+    let start = Instant::now();
+    for _ in 0..iters {
+        *black_box(&mutex).lock().unwrap() += 1;
+    }
+    start.elapsed()
+}
+
+fn uncontended_mutex(c: &mut Criterion) {
+    let mut group = c.benchmark_group("uncontended_mutex");
+    let rt = greenring_rt();
+    group.bench_function("greenring", |b| {
+        b.iter_custom(|iters| rt.block_on(move || greenring_locks(iters)))
+    });
+    group.bench_function("greenring_os_thread", |b| b.iter_custom(greenring_locks));
+    group.bench_function("std", |b| {
+        b.iter_custom(|iters| {
+            let mutex = std::sync::Mutex::new(0u64);
+            let start = Instant::now();
+            for _ in 0..iters {
+                *black_box(&mutex).lock().unwrap() += 1;
+            }
+            start.elapsed()
+        })
+    });
+    group.finish();
+}
+
+/// `iters` calls of `try_recv` on an empty greenring channel, timed.
+fn greenring_empty_tries(iters: u64) -> Duration {
+    let (_tx, rx) = greenring::sync::mpsc::channel::<u64>();
+    let start = Instant::now();
+    for _ in 0..iters {
+        let _ = black_box(&rx).try_recv();
+    }
+    start.elapsed()
+}
+
+fn try_recv_empty(c: &mut Criterion) {
+    let mut group = c.benchmark_group("try_recv_empty");
+    let rt = greenring_rt();
+    group.bench_function("greenring", |b| {
+        b.iter_custom(|iters| rt.block_on(move || greenring_empty_tries(iters)))
+    });
+    group.bench_function("greenring_os_thread", |b| {
+        b.iter_custom(greenring_empty_tries)
+    });
+    group.bench_function("std", |b| {
+        b.iter_custom(|iters| {
+            let (_tx, rx) = std::sync::mpsc::channel::<u64>();
+            let start = Instant::now();
+            for _ in 0..iters {
+                let _ = black_box(&rx).try_recv();
+            }
+            start.elapsed()
+        })
+    });
+    group.finish();
+}
+
 fn config() -> Criterion {
     common::config(20, Duration::from_secs(3))
 }
@@ -81,6 +150,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = channel_ping_pong, contended_mutex
+    targets = channel_ping_pong, contended_mutex, uncontended_mutex, try_recv_empty
 }
 criterion_main!(benches);

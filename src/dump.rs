@@ -673,7 +673,7 @@ pub(crate) fn last_wait(task: &Task) -> String {
                 None => format!("its last blocking greenring call was {label}"),
             }
         }
-        (None, wait::RUNNABLE) => "it last yielded (yield_now, or an I/O budget)".to_owned(),
+        (None, wait::RUNNABLE) => "it last yielded (yield_now, or its call budget)".to_owned(),
         (None, _) => "it has made no blocking greenring call since it started".to_owned(),
     }
 }

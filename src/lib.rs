@@ -74,6 +74,32 @@
 //! [`runtime::Builder::migrate_started_threads`] is the `unsafe` opt-in that lets started
 //! threads move between OS threads again; its `# Safety` section is the contract the
 //! compiler cannot check.
+//!
+//! # Cooperative scheduling
+//!
+//! A green thread runs until it waits (I/O, a lock, a channel, `sleep`, `park`, `join`) or
+//! yields; nothing preempts it. Calls that could have waited but did not (an I/O op that
+//! completed at once, a `greenring::sync` call that did not park, every `try_` call of
+//! [`sync`] and [`JoinHandle::is_finished`]) share one budget: the 64th such call in a row
+//! yields to the worker's other threads, so a thread that spins on `try_recv` or keeps
+//! finding data on its socket lets the others run. During a runtime's shutdown that yield
+//! is a cancellation point, like every blocking call (see [`runtime`]); a thread that is
+//! unwinding never yields. A loop that calls none of these keeps its worker: call
+//! [`yield_now`] in it.
+//!
+//! # Panic messages
+//!
+//! std's default panic hook names the OS thread, which for a green thread is its worker.
+//! The first [`Runtime`] built in the process wraps the panic hook in place then: when it
+//! is std's default, a panic on a green thread prints std's message (in Rust 1.95's layout,
+//! with the backtrace `RUST_BACKTRACE` asks for) naming the green thread, its
+//! [`thread::Builder::name`] or `<unnamed>`; other panics, and every panic when the program
+//! had set a hook of its own, go to the hook in place as before. A hook set after the
+//! runtime started replaces the wrapper, as `std::panic::set_hook` always does. (std cannot
+//! say whether a hook is its default: greenring compares the hook it takes with a second
+//! `take_hook`, which returns std's default.) Under `cargo test`, libtest puts a hook of its
+//! own in place while it captures the tests' output, so there the messages are libtest's,
+//! naming the worker; with `--nocapture` they name the green thread.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
@@ -91,6 +117,7 @@ mod metrics;
 pub mod net;
 pub mod os;
 mod overflow;
+mod panic_message;
 pub mod process;
 mod reactor;
 mod report;

@@ -7,8 +7,10 @@
 //!
 //! 1. New spawns on it fail with an error.
 //! 2. Green threads that are runnable run on. At their next blocking point (an I/O call,
-//!    `sleep`, `park`, `yield_now`, `join`) they unwind with a [`Cancelled`] payload, so
-//!    their destructors run; their `join` returns `Err` with that payload. A thread that is
+//!    `sleep`, `park`, `yield_now`, `join`, a `greenring::sync` wait, and the yield every
+//!    64th call in a row that did not wait, `try_` calls of `greenring::sync` included:
+//!    see the crate's `# Cooperative scheduling`) they unwind with a [`Cancelled`] payload,
+//!    so their destructors run; their `join` returns `Err` with that payload. A thread that is
 //!    already unwinding is not unwound again: its blocking calls fail with an error instead.
 //! 3. Each worker cancels the I/O in flight on its ring, so threads blocked in `accept` or
 //!    `read` resume and unwind too.
@@ -242,7 +244,8 @@ impl Builder {
         self
     }
 
-    /// Starts the workers.
+    /// Starts the workers. The first runtime built in the process also wraps the panic hook,
+    /// so that panic messages name the green thread (see the crate's `# Panic messages`).
     ///
     /// # Errors
     ///
@@ -278,6 +281,7 @@ impl Builder {
             ));
         }
         overflow::install_handler();
+        crate::panic_message::install();
         let (shared, locals) = Shared::new(
             workers,
             stack_size,

@@ -194,7 +194,7 @@ fn timeouts_and_try_variants() {
         assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
         assert_eq!(
             tx.send_timeout(3, Duration::from_millis(10)),
-            Err(TrySendError::Full(3))
+            Err(mpmc::SendTimeoutError::Timeout(3))
         );
     });
 }

@@ -172,3 +172,132 @@ fn lazy_lock_is_poisoned_by_a_panicking_initialiser() {
     let lazy = LazyLock::new(move || captured.len());
     assert_eq!(*lazy, 8);
 }
+
+/// The message of a panic payload (`&str` or `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+}
+
+#[test]
+fn once_wait_parks_until_another_thread_of_its_worker_completes_it() {
+    watchdog::within(LIMIT, || {
+        // One worker: with std's `Once::wait` the waiter would block the OS thread the
+        // initialiser needs.
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        let once = Arc::new(Once::new());
+        let value = Arc::new(AtomicUsize::new(0));
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let (once, value) = (Arc::clone(&once), Arc::clone(&value));
+                rt.spawn(move || {
+                    once.wait();
+                    assert!(once.is_completed());
+                    value.load(Ordering::Relaxed)
+                })
+            })
+            .collect();
+        let initialiser = {
+            let (once, value) = (Arc::clone(&once), Arc::clone(&value));
+            rt.spawn(move || {
+                greenring::time::sleep(Duration::from_millis(20));
+                once.call_once(|| value.store(42, Ordering::Relaxed));
+            })
+        };
+        let seen: Vec<_> = waiters.into_iter().map(|w| w.join().unwrap()).collect();
+        assert_eq!(seen, [42; 4]);
+        initialiser.join().unwrap();
+        once.wait(); // completed: returns at once
+    });
+}
+
+#[test]
+fn once_wait_panics_when_poisoned_and_wait_force_waits_through_it() {
+    watchdog::within(LIMIT, || {
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        let once = Arc::new(Once::new());
+        // A waiter that is already waiting when the initialiser panics panics too.
+        let early = {
+            let once = Arc::clone(&once);
+            rt.spawn(move || once.wait())
+        };
+        let forced = {
+            let once = Arc::clone(&once);
+            rt.spawn(move || once.wait_force())
+        };
+        let failing = {
+            let once = Arc::clone(&once);
+            rt.spawn(move || {
+                once.call_once(|| {
+                    greenring::time::sleep(Duration::from_millis(10));
+                    panic!("the initialiser fails");
+                })
+            })
+        };
+        assert!(failing.join().is_err());
+        let payload = early.join().unwrap_err();
+        assert_eq!(
+            panic_message(&*payload),
+            Some("Once instance has previously been poisoned")
+        );
+        // A waiter that arrives after the panic panics at once.
+        let late = {
+            let once = Arc::clone(&once);
+            rt.spawn(move || once.wait())
+        };
+        assert!(late.join().is_err());
+        assert!(!forced.is_finished(), "wait_force ignores the poison");
+        let recovering = {
+            let once = Arc::clone(&once);
+            rt.spawn(move || once.call_once_force(|state| assert!(state.is_poisoned())))
+        };
+        recovering.join().unwrap();
+        forced.join().unwrap();
+        once.wait(); // completed after all: no longer poisoned
+    });
+}
+
+#[test]
+fn once_lock_wait_parks_until_a_value_is_set_and_outlasts_a_failed_initialiser() {
+    watchdog::within(LIMIT, || {
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        let cell = Arc::new(OnceLock::new());
+        let waiter = {
+            let cell = Arc::clone(&cell);
+            rt.spawn(move || *cell.wait())
+        };
+        let failing = {
+            let cell = Arc::clone(&cell);
+            rt.spawn(move || {
+                cell.get_or_init(|| {
+                    greenring::time::sleep(Duration::from_millis(10));
+                    panic!("no value this time")
+                });
+            })
+        };
+        assert!(failing.join().is_err());
+        assert!(!waiter.is_finished(), "a failed initialiser sets nothing");
+        let setter = {
+            let cell = Arc::clone(&cell);
+            rt.spawn(move || {
+                greenring::time::sleep(Duration::from_millis(10));
+                cell.set(7u32).unwrap();
+            })
+        };
+        setter.join().unwrap();
+        assert_eq!(waiter.join().unwrap(), 7);
+        assert_eq!(*cell.wait(), 7);
+    });
+}
+
+#[test]
+fn a_once_lock_may_borrow_a_value_declared_after_it() {
+    // Compiles only if the cell's drop does not require what it holds to be alive (as
+    // std's, which never reads its value when dropped): `value` is dropped first.
+    let cell = OnceLock::new();
+    let value = String::from("declared after the cell");
+    cell.set(&value).unwrap();
+    assert_eq!(cell.get().map(|s| s.len()), Some(23));
+}

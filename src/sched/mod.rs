@@ -544,21 +544,36 @@ pub(crate) fn yield_task(task: &Task) {
     unsafe { task.suspend(crate::task::Suspend::Yield) };
 }
 
-/// I/O calls a green thread may make in a row without suspending (ops that completed at
-/// once) before it yields to its worker's other threads, as a wait would have.
+/// Calls a green thread may make in a row without suspending (I/O ops that completed at
+/// once, `greenring::sync` calls that did not park) before it yields to its worker's other
+/// threads, as a wait would have.
 const CALL_BUDGET: u32 = 64;
 
-/// Counts an I/O call of the running green thread `task`, a blocking point that did not
-/// suspend it; the [`CALL_BUDGET`]-th in a row yields. A thread whose socket always has
-/// data or room thus cannot keep its worker's other threads from running.
+/// Counts a call of the running green thread `task` at a blocking point that did not
+/// suspend it (an I/O op, a `greenring::sync` call, blocking or `try_`); the
+/// [`CALL_BUDGET`]-th in a row yields. A thread whose socket always has data or room, or
+/// that spins on `try_recv`, thus cannot keep its worker's other threads from running.
+/// The yield is a cancellation point during shutdown (see [`yield_task`]); a thread that
+/// unwinds does not yield at all (it may not switch, and yielding its OS thread would let
+/// none of its worker's threads run).
 ///
 /// Spawns do not count: a spawn is not a blocking point (code may hold a std lock across
 /// one, which a spawned thread run by the same worker could then block on, and a spawn
 /// must not be a cancellation point nor, in a migrating runtime, a place where a thread
 /// changes OS thread).
+#[inline]
 pub(crate) fn count_call(task: &Task) {
-    if !task.count_call(CALL_BUDGET) {
+    if !task.count_call(CALL_BUDGET) && !std::thread::panicking() {
         yield_task(task);
+    }
+}
+
+/// [`count_call`] for the caller if it is a green thread; nothing otherwise.
+#[inline]
+pub(crate) fn count_current_call() {
+    // SAFETY: the running task is alive while it runs.
+    if let Some(task) = unsafe { current::task().as_ref() } {
+        count_call(task);
     }
 }
 

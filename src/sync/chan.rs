@@ -10,7 +10,7 @@ use std::sync::mpsc::{RecvTimeoutError, TryRecvError, TrySendError};
 use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
-use super::shim::{Mutex, MutexGuard};
+use super::shim::{self, Mutex, MutexGuard};
 use super::wait::{WaitList, Waiter};
 
 /// Why a send did not complete.
@@ -120,6 +120,7 @@ impl<T> Chan<T> {
     /// Sends `value`, waiting for room (or for a receiver, on a rendezvous) until
     /// `deadline`.
     pub(super) fn send(&self, value: T, deadline: Option<Instant>) -> Result<(), SendFailure<T>> {
+        shim::count_call();
         let mut state = self.lock();
         loop {
             if state.receivers == 0 {
@@ -163,6 +164,7 @@ impl<T> Chan<T> {
 
     /// Sends without waiting.
     pub(super) fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        shim::count_call();
         let mut state = self.lock();
         if state.receivers == 0 {
             return Err(TrySendError::Disconnected(value));
@@ -199,6 +201,7 @@ impl<T> Chan<T> {
 
     /// Receives a value, waiting until `deadline`.
     pub(super) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        shim::count_call();
         let mut state = self.lock();
         loop {
             if let Some(value) = Chan::take(&mut state) {
@@ -221,6 +224,7 @@ impl<T> Chan<T> {
 
     /// Receives without waiting.
     pub(super) fn try_recv(&self) -> Result<T, TryRecvError> {
+        shim::count_call();
         let mut state = self.lock();
         match Chan::take(&mut state) {
             Some(value) => Ok(value),
@@ -340,7 +344,89 @@ macro_rules! receiver_api {
     };
 }
 
-pub(super) use {receiver_api, sender_handle};
+/// Implements the iterators both channel families share, in the shape of std's `mpsc` and
+/// `mpmc`: `Receiver::iter` and `&Receiver` give an [`Iter`]-like borrowing iterator that
+/// ends when every sender is gone, `Receiver::try_iter` one of the values queued now, and
+/// `Receiver` an owning one.
+macro_rules! receiver_iters {
+    () => {
+        impl<T> Receiver<T> {
+            /// An iterator of received values, waiting for each; it ends once every sender
+            /// is gone and the channel is empty.
+            pub fn iter(&self) -> Iter<'_, T> {
+                Iter { receiver: self }
+            }
+
+            /// An iterator of the values queued now, which never waits (each step counts
+            /// against the cooperative budget, see the `sync` module).
+            pub fn try_iter(&self) -> TryIter<'_, T> {
+                TryIter { receiver: self }
+            }
+        }
+
+        /// Iterator of [`Receiver::iter`].
+        #[derive(Debug)]
+        pub struct Iter<'a, T: 'a> {
+            receiver: &'a Receiver<T>,
+        }
+
+        impl<T> Iterator for Iter<'_, T> {
+            type Item = T;
+
+            fn next(&mut self) -> Option<T> {
+                self.receiver.recv().ok()
+            }
+        }
+
+        /// Iterator of [`Receiver::try_iter`].
+        #[derive(Debug)]
+        pub struct TryIter<'a, T: 'a> {
+            receiver: &'a Receiver<T>,
+        }
+
+        impl<T> Iterator for TryIter<'_, T> {
+            type Item = T;
+
+            fn next(&mut self) -> Option<T> {
+                self.receiver.try_recv().ok()
+            }
+        }
+
+        /// Owning iterator of a [`Receiver`], as [`Receiver::iter`].
+        #[derive(Debug)]
+        pub struct IntoIter<T> {
+            receiver: Receiver<T>,
+        }
+
+        impl<T> Iterator for IntoIter<T> {
+            type Item = T;
+
+            fn next(&mut self) -> Option<T> {
+                self.receiver.recv().ok()
+            }
+        }
+
+        impl<T> IntoIterator for Receiver<T> {
+            type Item = T;
+            type IntoIter = IntoIter<T>;
+
+            fn into_iter(self) -> IntoIter<T> {
+                IntoIter { receiver: self }
+            }
+        }
+
+        impl<'a, T> IntoIterator for &'a Receiver<T> {
+            type Item = T;
+            type IntoIter = Iter<'a, T>;
+
+            fn into_iter(self) -> Iter<'a, T> {
+                self.iter()
+            }
+        }
+    };
+}
+
+pub(super) use {receiver_api, receiver_iters, sender_handle};
 
 /// What `Select` needs from a receiver's channel, whatever its value type.
 pub(super) trait Selectable {

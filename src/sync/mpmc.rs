@@ -19,12 +19,14 @@
 //! assert_eq!(total, (0..100u64).map(|n| n * n).sum());
 //! ```
 
+use std::error::Error;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
 
-use super::chan::{receiver_api, sender_handle, Chan, SendFailure};
+use super::chan::{receiver_api, receiver_iters, sender_handle, Chan, SendFailure};
 
 /// An unbounded channel.
 pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
@@ -76,18 +78,72 @@ impl<T> Sender<T> {
         self.chan.try_send(value)
     }
 
-    /// Sends, waiting at most `timeout` for room.
+    /// Sends, waiting at most `timeout` for room (on a rendezvous channel, for a receiver
+    /// to take the value), like std's `mpmc::Sender::send_timeout`.
     ///
     /// # Errors
     ///
-    /// `Full` (carrying the value) after the timeout, or `Disconnected`.
-    pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), TrySendError<T>> {
+    /// [`SendTimeoutError::Timeout`] carrying the value when the timeout passed first,
+    /// [`SendTimeoutError::Disconnected`] when every receiver is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use greenring::sync::mpmc::{self, SendTimeoutError};
+    ///
+    /// let (tx, rx) = mpmc::bounded(1);
+    /// tx.send(1).unwrap();
+    /// let full = tx.send_timeout(2, Duration::from_millis(1));
+    /// assert_eq!(full, Err(SendTimeoutError::Timeout(2)));
+    /// drop(rx);
+    /// let gone = tx.send_timeout(3, Duration::from_millis(1));
+    /// assert_eq!(gone, Err(SendTimeoutError::Disconnected(3)));
+    /// ```
+    pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
         self.chan
             .send(value, crate::time::deadline_after(timeout))
             .map_err(|failure| match failure {
-                SendFailure::Disconnected(value) => TrySendError::Disconnected(value),
-                SendFailure::Timeout(value) => TrySendError::Full(value),
+                SendFailure::Disconnected(value) => SendTimeoutError::Disconnected(value),
+                SendFailure::Timeout(value) => SendTimeoutError::Timeout(value),
             })
+    }
+}
+
+/// Why [`Sender::send_timeout`] failed, with the value that was not sent: std's
+/// `SendTimeoutError` (unstable in std, `mpmc_channel`), with its `Debug`, `Display` and
+/// `Error`.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum SendTimeoutError<T> {
+    /// The channel stayed full (on a rendezvous channel: no receiver took the value) until
+    /// the timeout passed.
+    Timeout(T),
+    /// Every receiver is gone.
+    Disconnected(T),
+}
+
+/// Prints `"SendTimeoutError(..)"`, quotes included, as std's does (it formats the name
+/// as a `&str` with `Debug`), so that `T` need not be `Debug`.
+impl<T> fmt::Debug for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt("SendTimeoutError(..)", f)
+    }
+}
+
+impl<T> fmt::Display for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendTimeoutError::Timeout(..) => "timed out waiting on send operation",
+            SendTimeoutError::Disconnected(..) => "sending on a disconnected channel",
+        })
+    }
+}
+
+impl<T> Error for SendTimeoutError<T> {}
+
+impl<T> From<SendError<T>> for SendTimeoutError<T> {
+    fn from(SendError(value): SendError<T>) -> SendTimeoutError<T> {
+        SendTimeoutError::Disconnected(value)
     }
 }
 
@@ -97,19 +153,8 @@ pub struct Receiver<T> {
 }
 
 receiver_api!();
+receiver_iters!();
 sender_handle!(Sender);
-
-impl<T> Receiver<T> {
-    /// An iterator of received values that ends when every sender is gone.
-    pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
-        std::iter::from_fn(move || self.recv().ok())
-    }
-
-    /// An iterator of the values queued now.
-    pub fn try_iter(&self) -> impl Iterator<Item = T> + '_ {
-        std::iter::from_fn(move || self.try_recv().ok())
-    }
-}
 
 impl<T> Clone for Receiver<T> {
     fn clone(&self) -> Receiver<T> {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
 
-use super::chan::{receiver_api, sender_handle, Chan, SendFailure};
+use super::chan::{receiver_api, receiver_iters, sender_handle, Chan, SendFailure};
 
 /// An unbounded channel: `send` never waits.
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
@@ -98,77 +98,6 @@ pub struct Receiver<T> {
 }
 
 receiver_api!();
+receiver_iters!();
 sender_handle!(Sender);
 sender_handle!(SyncSender);
-
-impl<T> Receiver<T> {
-    /// An iterator of received values that ends when every sender is gone.
-    pub fn iter(&self) -> Iter<'_, T> {
-        Iter { receiver: self }
-    }
-
-    /// An iterator of the values queued now.
-    pub fn try_iter(&self) -> TryIter<'_, T> {
-        TryIter { receiver: self }
-    }
-}
-
-/// Iterator of [`Receiver::iter`].
-#[derive(Debug)]
-pub struct Iter<'a, T> {
-    receiver: &'a Receiver<T>,
-}
-
-impl<T> Iterator for Iter<'_, T> {
-    type Item = T;
-
-    fn next(&mut self) -> Option<T> {
-        self.receiver.recv().ok()
-    }
-}
-
-/// Iterator of [`Receiver::try_iter`].
-#[derive(Debug)]
-pub struct TryIter<'a, T> {
-    receiver: &'a Receiver<T>,
-}
-
-impl<T> Iterator for TryIter<'_, T> {
-    type Item = T;
-
-    fn next(&mut self) -> Option<T> {
-        self.receiver.try_recv().ok()
-    }
-}
-
-/// Owning iterator of a [`Receiver`].
-#[derive(Debug)]
-pub struct IntoIter<T> {
-    receiver: Receiver<T>,
-}
-
-impl<T> Iterator for IntoIter<T> {
-    type Item = T;
-
-    fn next(&mut self) -> Option<T> {
-        self.receiver.recv().ok()
-    }
-}
-
-impl<T> IntoIterator for Receiver<T> {
-    type Item = T;
-    type IntoIter = IntoIter<T>;
-
-    fn into_iter(self) -> IntoIter<T> {
-        IntoIter { receiver: self }
-    }
-}
-
-impl<'a, T> IntoIterator for &'a Receiver<T> {
-    type Item = T;
-    type IntoIter = Iter<'a, T>;
-
-    fn into_iter(self) -> Iter<'a, T> {
-        self.iter()
-    }
-}

@@ -89,6 +89,7 @@ impl<T: ?Sized> Mutex<T> {
     ///
     /// A `PoisonError` carrying the guard if a holder panicked while holding it.
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
+        shim::count_call();
         if self
             .state
             .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
@@ -114,6 +115,7 @@ impl<T: ?Sized> Mutex<T> {
     ///
     /// `TryLockError::WouldBlock` when it is held; `Poisoned` as `lock`.
     pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
+        shim::count_call();
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
             if state & LOCKED != 0 {

@@ -4,20 +4,19 @@
 //! With std's versions, an initialiser that parks its green thread (greenring I/O, a lock,
 //! a sleep) while another green thread of the same worker waits for it deadlocks that
 //! worker: the waiter blocks the OS thread the initialiser must resume on. Here the wait
-//! is a greenring [`Mutex`] held across the initialiser. The initialised path is one
+//! is a greenring [`Mutex`] held across the initialiser, and [`Once::wait`] waits on a
+//! [`Condvar`] told whenever an initialiser returns or panics. The initialised path is one
 //! acquire load, as std's.
 
 use std::cell::UnsafeCell;
 use std::convert::Infallible;
 use std::fmt;
-use std::marker::PhantomData;
-use std::mem::MaybeUninit;
 use std::ops::Deref;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::shim::const_fn;
-use super::Mutex;
+use super::{Condvar, Mutex, MutexGuard};
 
 /// A one-time initialisation, like [`std::sync::Once`], whose waiters park.
 ///
@@ -49,6 +48,9 @@ pub struct Once {
     done: AtomicBool,
     /// Held by the running initialiser; poisoned when one panicked.
     lock: Mutex<()>,
+    /// Notified (all) under `lock` whenever an initialiser returns or panics, for the
+    /// threads in [`Once::wait`].
+    ended: Condvar,
 }
 
 /// The state handed to [`Once::call_once_force`]'s closure, like [`std::sync::OnceState`].
@@ -71,6 +73,7 @@ impl Once {
             Once {
                 done: AtomicBool::new(false),
                 lock: Mutex::new(()),
+                ended: Condvar::new(),
             }
         }
     }
@@ -112,6 +115,82 @@ impl Once {
         self.done.load(Ordering::Acquire)
     }
 
+    /// Waits until an initialiser has completed, like [`std::sync::Once::wait`] (Rust 1.86),
+    /// without running one: parked, on a green thread, so the thread that will run it may
+    /// share the waiter's worker. When this returns, what the initialiser wrote is visible.
+    ///
+    /// # Panics
+    ///
+    /// If the `Once` is poisoned (an initialiser panicked), when called and when an
+    /// initialiser panics while this waits; [`wait_force`](Once::wait_force) waits on
+    /// through the poison instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use greenring::sync::Once;
+    ///
+    /// static READY: Once = Once::new();
+    /// static VALUE: AtomicU32 = AtomicU32::new(0);
+    ///
+    /// let waiter = greenring::spawn(|| {
+    ///     READY.wait(); // parks until the other thread has run its initialiser
+    ///     VALUE.load(Ordering::Relaxed)
+    /// });
+    /// greenring::spawn(|| READY.call_once(|| VALUE.store(7, Ordering::Relaxed)));
+    /// assert_eq!(waiter.join().unwrap(), 7);
+    /// ```
+    pub fn wait(&self) {
+        self.wait_completed(false);
+    }
+
+    /// As [`wait`](Once::wait), but a poisoned `Once` does not make it panic: it waits until
+    /// an initialiser completes (one run by [`call_once_force`](Once::call_once_force)),
+    /// like [`std::sync::Once::wait_force`] (Rust 1.86).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenring::sync::Once;
+    ///
+    /// static INIT: Once = Once::new();
+    ///
+    /// let failed = std::panic::catch_unwind(|| INIT.call_once(|| panic!("fails")));
+    /// assert!(failed.is_err());
+    /// let waiter = greenring::spawn(|| INIT.wait_force());
+    /// INIT.call_once_force(|state| assert!(state.is_poisoned()));
+    /// waiter.join().unwrap();
+    /// ```
+    pub fn wait_force(&self) {
+        self.wait_completed(true);
+    }
+
+    fn wait_completed(&self, ignore_poison: bool) {
+        if self.is_completed() {
+            return;
+        }
+        let mut guard = self.relock(self.lock.lock(), ignore_poison);
+        while !self.is_completed() {
+            guard = self.relock(self.ended.wait(guard), ignore_poison);
+        }
+    }
+
+    /// The guard of `lock`'s result, unless it says the `Once` is poisoned and that
+    /// matters.
+    #[track_caller]
+    fn relock<'a>(
+        &self,
+        locked: std::sync::LockResult<MutexGuard<'a, ()>>,
+        ignore_poison: bool,
+    ) -> MutexGuard<'a, ()> {
+        match locked {
+            Ok(guard) => guard,
+            Err(poison) if ignore_poison => poison.into_inner(),
+            Err(_) => panic!("Once instance has previously been poisoned"),
+        }
+    }
+
     /// Runs `f` under the lock unless an initialiser completed; `Ok` from `f` completes
     /// the `Once`, `Err` leaves it for the next caller.
     #[track_caller]
@@ -120,7 +199,7 @@ impl Once {
         ignore_poison: bool,
         f: impl FnOnce(&OnceState) -> Result<(), E>,
     ) -> Result<(), E> {
-        let (guard, poisoned) = match self.lock.lock() {
+        let (_guard, poisoned) = match self.lock.lock() {
             Ok(guard) => (guard, false),
             Err(poison) if ignore_poison => (poison.into_inner(), true),
             Err(_) => panic!("Once instance has previously been poisoned"),
@@ -128,13 +207,24 @@ impl Once {
         if self.is_completed() {
             return Ok(());
         }
+        // However this run ends (a return, an `Err`, a panic), the threads in `wait` look
+        // again; dropped before `guard`, so they are told under the lock.
+        let _tell = TellWaiters(&self.ended);
         f(&OnceState { poisoned })?;
         self.done.store(true, Ordering::Release);
         if poisoned {
             self.lock.clear_poison();
         }
-        drop(guard);
         Ok(())
+    }
+}
+
+/// Wakes every thread in [`Once::wait`] when dropped.
+struct TellWaiters<'a>(&'a Condvar);
+
+impl Drop for TellWaiters<'_> {
+    fn drop(&mut self) {
+        self.0.notify_all();
     }
 }
 
@@ -172,9 +262,12 @@ impl fmt::Debug for Once {
 /// ```
 pub struct OnceLock<T> {
     once: Once,
-    value: UnsafeCell<MaybeUninit<T>>,
-    /// The cell owns a `T` (for drop checking).
-    _owns: PhantomData<T>,
+    /// `Some` exactly when `once` is completed (both change together, under its lock or
+    /// through `&mut self`). An `Option` rather than a `MaybeUninit`, so that the cell needs
+    /// no `Drop` of its own: dropping the `Option` drops the value, and the drop check is
+    /// std's (which uses the unstable `#[may_dangle]`): a cell may hold a borrow of
+    /// something dropped before it, unless the held value's own `Drop` could read it.
+    value: UnsafeCell<Option<T>>,
 }
 
 // SAFETY: as std's OnceLock: `&OnceLock` hands out `&T` to many threads (T: Sync) and
@@ -192,8 +285,7 @@ impl<T> OnceLock<T> {
         pub fn new() -> OnceLock<T> {
             OnceLock {
                 once: Once::new(),
-                value: UnsafeCell::new(MaybeUninit::uninit()),
-                _owns: PhantomData,
+                value: UnsafeCell::new(None),
             }
         }
     }
@@ -203,7 +295,7 @@ impl<T> OnceLock<T> {
         if self.once.is_completed() {
             // SAFETY: completed (acquire) means the value was written, and it is never
             // written again while shared.
-            Some(unsafe { (*self.value.get()).assume_init_ref() })
+            unsafe { (*self.value.get()).as_ref() }
         } else {
             None
         }
@@ -211,12 +303,28 @@ impl<T> OnceLock<T> {
 
     /// The value, mutably, if the cell is initialised.
     pub fn get_mut(&mut self) -> Option<&mut T> {
-        if *self.once.done.get_mut() {
-            // SAFETY: initialised, and `&mut self` is exclusive.
-            Some(unsafe { self.value.get_mut().assume_init_mut() })
-        } else {
-            None
-        }
+        self.value.get_mut().as_mut()
+    }
+
+    /// Waits until the cell is initialised, and returns its value, like
+    /// [`std::sync::OnceLock::wait`] (Rust 1.86): parked, on a green thread, so the thread
+    /// that initialises it may share the waiter's worker. An initialiser that panics sets
+    /// nothing, and the wait goes on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenring::sync::OnceLock;
+    ///
+    /// static PORT: OnceLock<u16> = OnceLock::new();
+    ///
+    /// let client = greenring::spawn(|| *PORT.wait()); // parks until the port is known
+    /// greenring::spawn(|| PORT.set(8080).unwrap());
+    /// assert_eq!(client.join().unwrap(), 8080);
+    /// ```
+    pub fn wait(&self) -> &T {
+        self.once.wait_force();
+        self.get().expect("a completed cell holds a value")
     }
 
     /// Initialises the cell with `value`; `Err(value)` if it was initialised already.
@@ -257,7 +365,7 @@ impl<T> OnceLock<T> {
             let value = f()?;
             // SAFETY: under the once's lock with no value written: nobody reads the slot
             // until `done` is published after this write.
-            unsafe { (*self.value.get()).write(value) };
+            unsafe { *self.value.get() = Some(value) };
             Ok(())
         })?;
         Ok(self.get().expect("initialised"))
@@ -270,21 +378,8 @@ impl<T> OnceLock<T> {
 
     /// Takes the value out, leaving the cell empty.
     pub fn take(&mut self) -> Option<T> {
-        if !*self.once.done.get_mut() {
-            return None;
-        }
         *self.once.done.get_mut() = false;
-        // SAFETY: it was initialised, and `done` no longer says so: read exactly once.
-        Some(unsafe { self.value.get_mut().assume_init_read() })
-    }
-}
-
-impl<T> Drop for OnceLock<T> {
-    fn drop(&mut self) {
-        if *self.once.done.get_mut() {
-            // SAFETY: initialised, and dropped exactly once.
-            unsafe { self.value.get_mut().assume_init_drop() };
-        }
+        self.value.get_mut().take()
     }
 }
 

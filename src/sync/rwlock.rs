@@ -5,16 +5,21 @@
 //! waits, new readers and writers queue too (no reader can overtake a waiting writer).
 //! When the lock becomes free with waiters queued, it is handed to the next writer, or to
 //! every reader at the head of the queue at once.
+//!
+//! The protocol lives in [`RawRwLock`], which knows nothing of the value, so that a read
+//! guard can hold it beside a pointer to the value and be covariant in the value's type,
+//! as std's is (a `&RwLock<T>` would make it invariant: `T` sits in an `UnsafeCell`).
 
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult};
 
-use super::shim::{const_fn, fence, AtomicUsize, Mutex, MutexGuard, Ordering};
+use super::shim::{self, const_fn, fence, AtomicUsize, Mutex, MutexGuard, Ordering};
 use super::wait::Waiter;
 
 const WRITER: usize = 1 << (usize::BITS - 1);
@@ -29,10 +34,15 @@ enum Kind {
 
 /// A reader-writer lock, like [`std::sync::RwLock`], parking only green threads.
 pub struct RwLock<T: ?Sized> {
-    state: AtomicUsize,
+    raw: RawRwLock,
     poisoned: AtomicBool,
-    waiters: Mutex<VecDeque<(Kind, Arc<Waiter>)>>,
     data: UnsafeCell<T>,
+}
+
+/// The lock itself, without the value: the state word and the queue of waiters.
+struct RawRwLock {
+    state: AtomicUsize,
+    waiters: Mutex<VecDeque<(Kind, Arc<Waiter>)>>,
 }
 
 // SAFETY: as std's RwLock: readers share `&T` across threads (T: Sync), writers move
@@ -46,9 +56,11 @@ impl<T> RwLock<T> {
         /// A new unlocked lock.
         pub fn new(value: T) -> RwLock<T> {
             RwLock {
-                state: AtomicUsize::new(0),
+                raw: RawRwLock {
+                    state: AtomicUsize::new(0),
+                    waiters: Mutex::new(VecDeque::new()),
+                },
                 poisoned: AtomicBool::new(false),
-                waiters: Mutex::new(VecDeque::new()),
                 data: UnsafeCell::new(value),
             }
         }
@@ -73,19 +85,11 @@ impl<T: ?Sized> RwLock<T> {
     ///
     /// A `PoisonError` carrying the guard if a writer panicked.
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
-        let state = self.state.load(Ordering::Relaxed);
-        if state & (WRITER | PARKED) != 0
-            || self
-                .state
-                .compare_exchange(state, state + 1, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-        {
-            self.acquire_slow(Kind::Read);
+        shim::count_call();
+        if !self.raw.try_read() {
+            self.raw.acquire_slow(Kind::Read);
         }
-        self.poison_check(RwLockReadGuard {
-            lock: self,
-            _not_send: PhantomData,
-        })
+        self.poison_check(self.read_guard())
     }
 
     /// Exclusive access, waiting while anyone holds the lock.
@@ -94,12 +98,9 @@ impl<T: ?Sized> RwLock<T> {
     ///
     /// A `PoisonError` carrying the guard if a writer panicked.
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
-        if self
-            .state
-            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            self.acquire_slow(Kind::Write);
+        shim::count_call();
+        if !self.raw.try_write() {
+            self.raw.acquire_slow(Kind::Write);
         }
         self.poison_check(RwLockWriteGuard {
             lock: self,
@@ -114,20 +115,12 @@ impl<T: ?Sized> RwLock<T> {
     ///
     /// `WouldBlock` when a writer holds or waits; `Poisoned` as `read`.
     pub fn try_read(&self) -> TryLockResult<RwLockReadGuard<'_, T>> {
-        let state = self.state.load(Ordering::Relaxed);
-        if state & (WRITER | PARKED) != 0
-            || self
-                .state
-                .compare_exchange(state, state + 1, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-        {
+        shim::count_call();
+        if !self.raw.try_read() {
             return Err(TryLockError::WouldBlock);
         }
-        self.poison_check(RwLockReadGuard {
-            lock: self,
-            _not_send: PhantomData,
-        })
-        .map_err(TryLockError::Poisoned)
+        self.poison_check(self.read_guard())
+            .map_err(TryLockError::Poisoned)
     }
 
     /// Exclusive access if available now.
@@ -136,11 +129,8 @@ impl<T: ?Sized> RwLock<T> {
     ///
     /// `WouldBlock` when anyone holds it; `Poisoned` as `write`.
     pub fn try_write(&self) -> TryLockResult<RwLockWriteGuard<'_, T>> {
-        if self
-            .state
-            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        shim::count_call();
+        if !self.raw.try_write() {
             return Err(TryLockError::WouldBlock);
         }
         self.poison_check(RwLockWriteGuard {
@@ -196,6 +186,34 @@ impl<T: ?Sized> RwLock<T> {
 
     fn poison_check<G>(&self, guard: G) -> LockResult<G> {
         super::poison_result(self.is_poisoned(), guard)
+    }
+
+    /// The guard of a read hold the caller just took.
+    fn read_guard(&self) -> RwLockReadGuard<'_, T> {
+        RwLockReadGuard {
+            // SAFETY: an `UnsafeCell`'s pointer is never null.
+            data: unsafe { NonNull::new_unchecked(self.data.get()) },
+            raw: &self.raw,
+        }
+    }
+}
+
+impl RawRwLock {
+    /// Takes a read hold if no writer holds or waits for the lock: one CAS.
+    fn try_read(&self) -> bool {
+        let state = self.state.load(Ordering::Relaxed);
+        state & (WRITER | PARKED) == 0
+            && self
+                .state
+                .compare_exchange(state, state + 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Takes the write hold if nobody holds the lock: one CAS.
+    fn try_write(&self) -> bool {
+        self.state
+            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
     }
 
     fn list(&self) -> MutexGuard<'_, VecDeque<(Kind, Arc<Waiter>)>> {
@@ -369,33 +387,47 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
 }
 
 /// Shared access to an [`RwLock`]'s value.
+///
+/// As std's: covariant in `T` (a guard of `&'static str` is a guard of a shorter-lived
+/// `&str`), not `Send` (the hold belongs to the thread that took it), and `Sync` when `T`
+/// is.
 #[must_use = "if unused the RwLock will immediately unlock"]
 pub struct RwLockReadGuard<'a, T: ?Sized + 'a> {
-    lock: &'a RwLock<T>,
-    _not_send: PhantomData<*const ()>,
+    /// The value, as a pointer rather than a `&'a T` (as std's): the guard's `&T` is valid
+    /// until the guard drops, not for the whole of `'a`. `NonNull` keeps the guard
+    /// covariant in `T`, and makes it neither `Send` nor `Sync` by itself.
+    data: NonNull<T>,
+    raw: &'a RawRwLock,
 }
 
-// SAFETY: the guard only hands out `&T`.
+// SAFETY: sharing the guard shares only `&T`, which is fine when `T: Sync`.
 unsafe impl<T: ?Sized + Sync> Sync for RwLockReadGuard<'_, T> {}
 
 impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
     type Target = T;
 
     fn deref(&self) -> &T {
-        // SAFETY: a read guard proves no writer holds the lock.
-        unsafe { &*self.lock.data.get() }
+        // SAFETY: `data` points at the value of the lock whose read hold this guard owns,
+        // and no writer can hold the lock until the guard drops.
+        unsafe { self.data.as_ref() }
     }
 }
 
 impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
     fn drop(&mut self) {
-        self.lock.read_unlock();
+        self.raw.read_unlock();
     }
 }
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: ?Sized + fmt::Display> fmt::Display for RwLockReadGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&**self, f)
     }
 }
 
@@ -436,11 +468,8 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
             lock.poisoned
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        lock.downgrade();
-        RwLockReadGuard {
-            lock,
-            _not_send: PhantomData,
-        }
+        lock.raw.downgrade();
+        lock.read_guard()
     }
 }
 
@@ -467,12 +496,18 @@ impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
                 .poisoned
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        self.lock.write_unlock();
+        self.lock.raw.write_unlock();
     }
 }
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: ?Sized + fmt::Display> fmt::Display for RwLockWriteGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&**self, f)
     }
 }

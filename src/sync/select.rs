@@ -126,6 +126,7 @@ impl<'a> Select<'a> {
             !self.receivers.is_empty(),
             "Select::ready with no receivers would wait forever"
         );
+        super::shim::count_call();
         loop {
             if let Some(index) = self.scan() {
                 return Ok(index);

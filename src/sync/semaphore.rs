@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use super::shim::{const_fn, AtomicU64, Ordering::AcqRel, Ordering::Acquire};
+use super::shim::{self, const_fn, AtomicU64, Ordering::AcqRel, Ordering::Acquire};
 use super::wait::{WaitList, Waiter};
 use super::{list_lock, ListLock};
 
@@ -59,6 +59,7 @@ impl Semaphore {
 
     /// Takes a permit, waiting for one if none is left; it returns when the guard drops.
     pub fn acquire(&self) -> SemaphorePermit<'_> {
+        shim::count_call();
         if self.try_take() {
             return SemaphorePermit { semaphore: self };
         }
@@ -104,6 +105,7 @@ impl Semaphore {
 
     /// Takes a permit if one is left.
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
+        shim::count_call();
         // (Not `then_some`: it would make a permit, and drop it, releasing a permit that
         // was never taken, even when none is left.)
         if self.try_take() {

@@ -38,6 +38,15 @@ mod imp {
     pub(crate) fn spin_loop() {
         std::hint::spin_loop();
     }
+
+    /// Counts a call of a primitive against the calling green thread's cooperative budget
+    /// (`sched::count_call`, shared with the I/O ops): the budget's last call in a row that
+    /// did not park yields, and during its runtime's shutdown unwinds the thread with
+    /// `Cancelled` instead. Nothing off green threads, and no switch while unwinding.
+    #[inline]
+    pub(crate) fn count_call() {
+        crate::sched::count_current_call();
+    }
 }
 
 #[cfg(loom)]
@@ -126,6 +135,9 @@ mod imp {
     pub(crate) fn spin_loop() {
         loom::thread::yield_now();
     }
+
+    /// Model threads have no cooperative budget (loom explores every interleaving anyway).
+    pub(crate) fn count_call() {}
 }
 
 pub(crate) use crate::loom::sync::atomic::{fence, AtomicU64, AtomicU8, AtomicUsize, Ordering};

@@ -296,9 +296,10 @@ impl Task {
         self.suspended_for.get()
     }
 
-    /// Counts an I/O call (see `sched::count_call`) of the running thread; `false` for the
+    /// Counts a call (see `sched::count_call`) of the running thread; `false` for the
     /// `budget`-th since it last suspended, so it should let the worker's other threads
     /// run.
+    #[inline]
     pub(crate) fn count_call(&self, budget: u32) -> bool {
         let count = self.calls.get() + 1;
         // Starts again at the budget's end too, for a thread whose yield does not suspend

@@ -39,8 +39,8 @@ impl Builder {
         Builder::default()
     }
 
-    /// Names the thread; the name shows in [`Thread::name`] and in the stack overflow
-    /// message.
+    /// Names the thread; the name shows in [`Thread::name`], in the stack overflow
+    /// message and in panic messages (see the crate's `# Panic messages`).
     ///
     /// # Panics
     ///
@@ -202,7 +202,7 @@ where
         let f = unsafe { (*self.f.get()).take() }.expect("a green thread starts once");
         // The panic is caught here, at the thread's entry, so the worker goes on and
         // `join` hands the payload to the joiner.
-        let mut result = panic::catch_unwind(AssertUnwindSafe(f));
+        let mut result = panic::catch_unwind(AssertUnwindSafe(|| __rust_begin_short_backtrace(f)));
         // Green-thread locals are dropped before `join` can return, as std's
         // thread-locals are; a panicking destructor becomes the thread's panic.
         if let Err(payload) = panic::catch_unwind(crate::local::destroy_current) {
@@ -216,6 +216,17 @@ where
     fn fail(&self, payload: Box<dyn std::any::Any + Send>) {
         self.packet.complete(Err(payload));
     }
+}
+
+/// Runs a green thread's closure. The name is the marker std's backtrace printer looks for
+/// (std's own threads start in a function of that name): with `RUST_BACKTRACE=1` a panic's
+/// backtrace ends above it, without the runtime's frames.
+#[inline(never)]
+fn __rust_begin_short_backtrace<F: FnOnce() -> T, T>(f: F) -> T {
+    let result = f();
+    // Keeps this frame on the stack: the call to `f` is not a tail call.
+    std::hint::black_box(());
+    result
 }
 
 impl<F: Send, T: Send> HoldsPacket<T> for Body<F, T> {

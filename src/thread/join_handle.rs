@@ -223,6 +223,11 @@ impl<T> JoinHandle<T> {
         self.holder.packet()
     }
 
+    /// [`JoinHandle::is_finished`] without counting a call (for `Debug`).
+    pub(super) fn is_done(&self) -> bool {
+        self.packet().is_done()
+    }
+
     /// Waits for the thread to finish and returns its result: `Ok` with the closure's
     /// value, or `Err` with the payload of the panic that ended it.
     ///
@@ -265,8 +270,11 @@ impl<T> JoinHandle<T> {
     }
 
     /// `true` once the thread has finished running its closure (or panicked). Does not
-    /// block.
+    /// block, but on a green thread it counts against the cooperative budget as a
+    /// `try_` call of [`greenring::sync`](crate::sync) does, so a loop that polls it lets
+    /// the thread it waits for run.
     pub fn is_finished(&self) -> bool {
+        crate::sched::count_current_call();
         self.packet().is_done()
     }
 }
@@ -296,7 +304,7 @@ impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
             .field("thread", &self.thread)
-            .field("finished", &self.is_finished())
+            .field("finished", &self.is_done())
             .finish()
     }
 }

@@ -293,7 +293,8 @@ impl<'scope, T> ScopedJoinHandle<'scope, T> {
         self.inner.thread()
     }
 
-    /// `true` once the thread has finished running its closure. Does not block.
+    /// `true` once the thread has finished running its closure. Does not block; counts
+    /// against the cooperative budget as [`JoinHandle::is_finished`] does.
     pub fn is_finished(&self) -> bool {
         self.inner.is_finished()
     }
@@ -316,7 +317,7 @@ impl<T> fmt::Debug for ScopedJoinHandle<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ScopedJoinHandle")
             .field("thread", self.thread())
-            .field("finished", &self.is_finished())
+            .field("finished", &self.inner.is_done())
             .finish()
     }
 }
