@@ -279,3 +279,18 @@ fn the_scope_outlives_its_threads_when_the_runtime_shuts_down() {
         );
     });
 }
+
+/// A scoped thread that stalls its worker (the monitor reports it) still lets its scope
+/// return once it ends: the monitor's record of the stall does not keep the thread's
+/// record, which holds its join packet, alive.
+#[test]
+fn a_scoped_thread_reported_as_a_stall_still_ends_its_scope() {
+    watchdog::within(LIMIT, || {
+        let rt = runtime();
+        rt.block_on(|| {
+            thread::scope(|s| {
+                s.spawn(|| std::thread::sleep(Duration::from_millis(60)));
+            });
+        });
+    });
+}

@@ -57,7 +57,7 @@ use super::carrier::{Carrier, Status};
 use super::worker::{run_worker, WorkerBox};
 use super::Shared;
 use crate::overflow::AltStack;
-use crate::task::{Task, TaskRef};
+use crate::task::{Task, TaskRef, WeakTaskRef};
 
 /// How long a green thread may keep its worker's OS thread without switching before the
 /// worker is handed to another OS thread.
@@ -287,8 +287,9 @@ struct Monitor<'a> {
 struct Stall {
     /// The run found stuck and rescued, if any.
     run: Option<u64>,
-    /// The green thread of that run.
-    stuck: Option<TaskRef>,
+    /// The green thread of that run; weak, so the thread's end frees it (its record holds
+    /// the closure's body and join packet, which a scope waits for).
+    stuck: Option<WeakTaskRef>,
     /// Whether the suspected deadlock of that run was reported.
     deadlock_reported: bool,
 }
@@ -304,7 +305,7 @@ impl Monitor<'_> {
             let (stuck, _) = registry.snapshot(running, 0);
             *stall = Stall {
                 run: Some(status.run_seq()),
-                stuck,
+                stuck: stuck.as_ref().map(TaskRef::downgrade),
                 deadlock_reported: false,
             };
             self.shared.begin_stall(index);
@@ -315,7 +316,7 @@ impl Monitor<'_> {
             }
             self.shared.wake_one();
             self.shared.dumps.stall_began(index, stuck_for);
-            if let Some(stuck) = &stall.stuck {
+            if let Some(stuck) = &stuck {
                 crate::report::warn(format_args!(
                     "greenring: green thread {} has blocked worker {index}'s OS thread for {} \
                      ms without yielding (a blocking call greenring does not own, a std lock, \
@@ -327,15 +328,17 @@ impl Monitor<'_> {
                     crate::dump::last_wait(stuck),
                 ));
             }
+            drop(stuck);
         }
         if stall.deadlock_reported {
             return;
         }
         // Looked at every sample: the thread may reach the lock only after the stall began
         // (an unwind first runs the panic hook, which may print a backtrace).
-        let stuck = stall.stuck.as_ref();
-        if let Some((stuck, holder)) =
-            stuck.and_then(|stuck| unwinding_on_lock_of(registry, stuck).map(|h| (stuck, h)))
+        let stuck = stall.stuck.as_ref().and_then(WeakTaskRef::upgrade);
+        if let Some((stuck, holder)) = stuck
+            .as_ref()
+            .and_then(|stuck| unwinding_on_lock_of(registry, stuck).map(|h| (stuck, h)))
         {
             // Certain: the holder can only run on this OS thread, which waits for it.
             stall.deadlock_reported = true;
