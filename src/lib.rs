@@ -124,11 +124,13 @@ mod report;
 pub mod runtime;
 mod sched;
 mod stack;
+mod stats;
 pub mod sync;
 mod task;
 pub mod thread;
 mod thread_blocking;
 pub mod time;
+mod timeout;
 
 #[doc(hidden)]
 pub mod bench_support;

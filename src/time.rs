@@ -23,25 +23,6 @@ pub use std::time::{
     Duration, Instant, SystemTime, SystemTimeError, TryFromFloatSecsError, UNIX_EPOCH,
 };
 
-/// The longest a timer of the runtime is armed for: about 30 years. Every wait is capped at
-/// it, so deadlines and kernel timespecs computed from a wait stay in range; a longer wait
-/// is "practically forever".
-pub(crate) const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
-
-/// `timeout`, capped at [`FAR_FUTURE`]: what a timer (a deadline, a timespec) can hold.
-pub(crate) fn saturate(timeout: Duration) -> Duration {
-    timeout.min(FAR_FUTURE)
-}
-
-/// The deadline `timeout` from now, or `None` for a timeout of [`FAR_FUTURE`] or more:
-/// practically forever, so the caller waits without a timer.
-pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
-    if timeout >= FAR_FUTURE {
-        return None;
-    }
-    Instant::now().checked_add(timeout)
-}
-
 /// Puts the calling thread to sleep for at least `duration` (a duration of more than about
 /// 30 years sleeps that long: practically forever).
 ///
@@ -51,7 +32,7 @@ pub fn sleep(duration: Duration) {
         crate::yield_now();
         return;
     }
-    sleep_until(Instant::now() + saturate(duration));
+    sleep_until(Instant::now() + crate::timeout::saturate(duration));
 }
 
 /// Puts the calling thread to sleep until `deadline` (returns at once if it has passed; a
@@ -61,7 +42,7 @@ pub fn sleep_until(deadline: Instant) {
     if deadline <= now {
         return;
     }
-    let deadline = deadline.min(now + FAR_FUTURE);
+    let deadline = deadline.min(now + crate::timeout::FAR_FUTURE);
     if !crate::sched::sleep_until(deadline) {
         std::thread::sleep(deadline - now);
     }

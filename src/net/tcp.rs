@@ -60,7 +60,7 @@ impl TcpStream {
                 "cannot set a 0 duration timeout",
             ));
         }
-        connect_green(addr, Some(crate::time::saturate(timeout)))
+        connect_green(addr, Some(crate::timeout::saturate(timeout)))
     }
 
     /// The address of the remote peer.

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::op::Socket;
-use crate::sched::WorkerStats;
+use crate::stats::WorkerStats;
 use crate::task::{Task, TaskRef};
 
 /// The `u64` of the worker's eventfd in its epoll set.
@@ -248,7 +248,7 @@ impl Epoll {
         let seq = self.next_id.get();
         self.next_id.set(seq + 1);
         let key = TimerKey {
-            deadline: Instant::now() + crate::time::saturate(timeout),
+            deadline: Instant::now() + crate::timeout::saturate(timeout),
             seq,
         };
         self.park_timers.borrow_mut().insert(key, task);

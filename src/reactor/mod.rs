@@ -55,7 +55,7 @@ pub(crate) use self::timer::park_timeout;
 
 use self::epoll::Epoll;
 use self::ring::Ring;
-use crate::sched::WorkerStats;
+use crate::stats::WorkerStats;
 use crate::task::TaskRef;
 
 /// Which kernel interface a runtime's workers use for I/O.

@@ -198,7 +198,7 @@ fn uring<O: Op>(op: &mut O, timeout: Option<Duration>) -> io::Result<usize> {
             Called::WouldBlock => empty = true,
         }
     }
-    let timespec = timeout.map(|t| Timespec::from(crate::time::saturate(t)));
+    let timespec = timeout.map(|t| Timespec::from(crate::timeout::saturate(t)));
     loop {
         // SAFETY: the op value outlives `park_on`, which returns only after every CQE of
         // the entry has been reaped; `timespec` lives until then too; we are on a green
@@ -223,7 +223,7 @@ fn epoll<O: Op>(task: &Task, op: &mut O, timeout: Option<Duration>) -> io::Resul
         Wait::Readable => false,
         Wait::Writable => true,
     };
-    let deadline = timeout.and_then(crate::time::deadline_after);
+    let deadline = timeout.and_then(crate::timeout::deadline_after);
     loop {
         if let Called::Done(result) = call(op) {
             return result;

@@ -14,7 +14,7 @@ use io_uring::{opcode, types, IoUring};
 use super::completion::{self, IGNORED, TAG_LINK_TIMEOUT, TAG_MASK, TAG_OP, TAG_TIMER, WAKE};
 use super::timer;
 use super::{RingOwner, UringSetup};
-use crate::sched::WorkerStats;
+use crate::stats::WorkerStats;
 use crate::task::TaskRef;
 use std::sync::Arc;
 
@@ -481,7 +481,7 @@ impl Ring {
             self.wake_armed.set(true);
         }
         {
-            let timespec = timeout.map(|t| Timespec::from(crate::time::saturate(t)));
+            let timespec = timeout.map(|t| Timespec::from(crate::timeout::saturate(t)));
             if let Some(ts) = &timespec {
                 if !self.ring.borrow().params().is_feature_ext_arg() {
                     // Before 5.11: a Timeout op wakes the wait. The kernel copies the timespec

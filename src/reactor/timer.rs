@@ -51,7 +51,7 @@ struct Timer {
 /// so the runtime never waits for a timer whose waiter is gone.
 pub(crate) fn park_timeout(timeout: Duration) {
     // A huge timeout means practically forever (a timespec cannot hold Duration::MAX).
-    let timeout = crate::time::saturate(timeout);
+    let timeout = crate::timeout::saturate(timeout);
     let task = crate::sched::current::task();
     if task.is_null() {
         std::thread::park_timeout(timeout);
@@ -166,7 +166,7 @@ impl Drop for Armed {
 pub(super) unsafe fn fired(
     address: u64,
     _res: i32,
-    stats: &crate::sched::WorkerStats,
+    stats: &crate::stats::WorkerStats,
 ) -> Option<TaskRef> {
     // SAFETY: leaked by `park_timeout`, and each timer has exactly one CQE.
     let timer = unsafe { Arc::from_raw(address as *const Timer) };

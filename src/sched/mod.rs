@@ -10,7 +10,6 @@
 //!   threads that have not started and reports the stall (and, in a migrating runtime,
 //!   moves the worker to a new OS thread);
 //! - [`registry`]: each worker's started threads, for the monitor's reports;
-//! - [`stats`]: the counters behind `Runtime::metrics`.
 //!
 //! [`Shared`] is the part of a runtime every worker and every handle sees.
 
@@ -20,7 +19,6 @@ pub(crate) mod handoff;
 mod idle;
 mod queue;
 pub(crate) mod registry;
-mod stats;
 mod timers;
 mod worker;
 
@@ -32,7 +30,7 @@ use std::time::{Duration, Instant};
 pub(crate) use self::carrier::Carrier;
 pub(crate) use self::handoff::{carry, run_monitor, Handoff};
 pub(crate) use self::queue::LocalQueue;
-pub(crate) use self::stats::WorkerStats;
+pub(crate) use crate::stats::WorkerStats;
 pub(crate) use self::worker::WorkerBox;
 
 use self::idle::Idle;
@@ -426,7 +424,7 @@ impl Shared {
         for index in 0..self.workers() {
             self.unpark_worker(index);
         }
-        let deadline = timeout.and_then(crate::time::deadline_after);
+        let deadline = timeout.and_then(crate::timeout::deadline_after);
         // Since when nothing progressed, and how many runs there had been then.
         let mut still: Option<(Instant, u64)> = None;
         let mut woke_parked = false;

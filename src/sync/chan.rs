@@ -322,7 +322,7 @@ macro_rules! receiver_api {
                 &self,
                 timeout: std::time::Duration,
             ) -> Result<T, RecvTimeoutError> {
-                self.chan.recv(crate::time::deadline_after(timeout))
+                self.chan.recv(crate::timeout::deadline_after(timeout))
             }
 
             pub(super) fn selectable(&self) -> &dyn super::chan::Selectable {

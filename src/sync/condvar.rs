@@ -83,7 +83,7 @@ impl Condvar {
         guard: MutexGuard<'a, T>,
         timeout: Duration,
     ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
-        self.wait_until(guard, crate::time::deadline_after(timeout))
+        self.wait_until(guard, crate::timeout::deadline_after(timeout))
     }
 
     /// Waits while `condition` holds, giving up after `timeout` (the condition's last value
@@ -101,7 +101,7 @@ impl Condvar {
     where
         F: FnMut(&mut T) -> bool,
     {
-        let deadline = crate::time::deadline_after(timeout);
+        let deadline = crate::timeout::deadline_after(timeout);
         loop {
             if !condition(&mut *guard) {
                 return Ok((guard, WaitTimeoutResult(false)));

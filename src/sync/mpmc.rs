@@ -102,7 +102,7 @@ impl<T> Sender<T> {
     /// ```
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
         self.chan
-            .send(value, crate::time::deadline_after(timeout))
+            .send(value, crate::timeout::deadline_after(timeout))
             .map_err(|failure| match failure {
                 SendFailure::Disconnected(value) => SendTimeoutError::Disconnected(value),
                 SendFailure::Timeout(value) => SendTimeoutError::Timeout(value),

@@ -109,7 +109,7 @@ impl<'a> Select<'a> {
     ///
     /// With no receivers added.
     pub fn ready_timeout(&mut self, timeout: Duration) -> Result<usize, SelectTimeoutError> {
-        self.ready_until(crate::time::deadline_after(timeout))
+        self.ready_until(crate::timeout::deadline_after(timeout))
     }
 
     fn scan(&mut self) -> Option<usize> {

@@ -1,4 +1,5 @@
-//! Per-worker counters behind `Runtime::metrics`.
+//! Per-worker counters behind `Runtime::metrics`: a leaf the reactor and the scheduler
+//! both count into.
 //!
 //! Each counter has a single writer, the worker's current carrier, so it counts with a
 //! plain load and store (no read-modify-write on the hot path); readers on other threads
