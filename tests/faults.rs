@@ -312,7 +312,7 @@ fn a_destructor_unwinding_into_a_lock_held_on_its_worker_is_named_as_a_deadlock(
             .spawn_on(&rt, move || {
                 let _guard = lock.lock().unwrap();
                 holding.store(true, std::sync::atomic::Ordering::SeqCst);
-                greenring::time::sleep(Duration::from_millis(300));
+                greenring::time::sleep(Duration::from_secs(3600));
             })
             .unwrap()
     };
