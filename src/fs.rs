@@ -102,7 +102,7 @@ pub use std::fs::{DirEntry, FileTimes, FileType, Metadata, Permissions};
 /// documentation); larger ones go through io_uring.
 pub const INLINE_WRITE_MAX: usize = 64 * 1024;
 
-use crate::reactor::ops::{self, At};
+use crate::driver::{self as ops, At};
 
 /// An open file, like [`std::fs::File`].
 #[derive(Debug)]
@@ -896,7 +896,7 @@ pub fn create_dir_all<P: AsRef<Path>>(path: P) -> io::Result<()> {
 /// plain call.
 pub(crate) fn blocking<R: Send>(f: impl FnOnce() -> io::Result<R> + Send) -> io::Result<R> {
     if crate::thread::is_green() && !std::thread::panicking() {
-        crate::blocking::offload(f)
+        crate::driver::pool::offload(f)
     } else {
         f()
     }
@@ -1112,7 +1112,7 @@ impl Iterator for ReadDir {
             return self.inner.next();
         }
         let (inner, ahead) = (&mut self.inner, &mut self.ahead);
-        let batch = crate::blocking::offload(|| {
+        let batch = crate::driver::pool::offload(|| {
             while ahead.len() < READ_DIR_BATCH {
                 match inner.next() {
                     Some(entry) => ahead.push_back(entry),

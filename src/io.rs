@@ -59,7 +59,7 @@ struct RawStdin;
 
 impl Read for RawStdin {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let result = match crate::reactor::ops::stream_read(libc::STDIN_FILENO, buf) {
+        let result = match crate::driver::stream_read(libc::STDIN_FILENO, buf) {
             Some(result) => result,
             None => loop {
                 // SAFETY: `buf` is valid for `buf.len()` writable bytes.
@@ -291,14 +291,14 @@ macro_rules! output_stream {
         impl Write for $lock<'_> {
             fn write(&mut self, buf: &[u8]) -> Result<usize> {
                 if may_offload() {
-                    return crate::blocking::offload(|| std::io::$std().write(buf));
+                    return crate::driver::pool::offload(|| std::io::$std().write(buf));
                 }
                 std::io::$std().write(buf)
             }
 
             fn write_all(&mut self, buf: &[u8]) -> Result<()> {
                 if may_offload() {
-                    return crate::blocking::offload(|| std::io::$std().write_all(buf));
+                    return crate::driver::pool::offload(|| std::io::$std().write_all(buf));
                 }
                 std::io::$std().write_all(buf)
             }
@@ -312,7 +312,7 @@ macro_rules! output_stream {
 
             fn flush(&mut self) -> Result<()> {
                 if may_offload() {
-                    return crate::blocking::offload(|| std::io::$std().flush());
+                    return crate::driver::pool::offload(|| std::io::$std().flush());
                 }
                 std::io::$std().flush()
             }

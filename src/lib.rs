@@ -108,6 +108,7 @@ mod arch;
 mod blocking;
 mod bridge;
 mod context;
+mod driver;
 pub mod dump;
 pub mod fs;
 pub mod io;
@@ -128,7 +129,6 @@ mod stats;
 pub mod sync;
 mod task;
 pub mod thread;
-mod thread_blocking;
 pub mod time;
 mod timeout;
 

@@ -17,8 +17,6 @@ use std::mem;
 use std::ptr;
 use std::sync::{Once, OnceLock};
 
-use crate::sched::current;
-
 /// The actions for SIGSEGV and SIGBUS that were in place before ours.
 static PREVIOUS: OnceLock<[libc::sigaction; 2]> = OnceLock::new();
 const SIGNALS: [libc::c_int; 2] = [libc::SIGSEGV, libc::SIGBUS];
@@ -59,10 +57,9 @@ unsafe extern "C" fn on_fault(
 ) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let address = unsafe { (*info).si_addr() } as usize;
-    // SAFETY: a non-null task pointer refers to the green thread running on this OS thread,
-    // kept alive by its worker for the whole run; its guard (set before its first run) and
-    // `name` never change.
-    if let Some(task) = unsafe { current::task().as_ref() } {
+    // The running green thread's guard (set before its first run) and `name` never change;
+    // reading them and the current-task cell (a plain thread-local) is async-signal-safe.
+    crate::task::current::with(|task| {
         if task
             .guard()
             .is_some_and(|(start, end)| (start..end).contains(&address))
@@ -76,7 +73,7 @@ unsafe extern "C" fn on_fault(
             // SAFETY: abort is async-signal-safe.
             unsafe { libc::abort() };
         }
-    }
+    });
     // SAFETY: forwarding the same arguments the kernel gave us.
     unsafe { chain(signal, info, context) };
 }

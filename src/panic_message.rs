@@ -61,9 +61,10 @@ pub(crate) fn install() {
         drop(default);
         panic::set_hook(Box::new(move |info| {
             if over_default {
-                // SAFETY: the running task is alive while it runs, and the hook runs on it.
-                if let Some(task) = unsafe { crate::sched::current::task().as_ref() } {
+                let printed = crate::task::current::with(|task| {
                     print_std_message(task.name.as_deref().unwrap_or("<unnamed>"), info);
+                });
+                if printed.is_some() {
                     return;
                 }
             }

@@ -37,7 +37,7 @@ use std::path::Path;
 
 pub use std::process::{abort, exit, id, ExitCode, ExitStatus, Output, Stdio, Termination};
 
-use crate::reactor::ops;
+use crate::driver as ops;
 
 /// A process builder, like [`std::process::Command`] (the same methods), whose `status`,
 /// `output` and children's waits park only the calling green thread.
@@ -331,7 +331,7 @@ impl Child {
                 Ok(fd) => self.pidfd = Some(fd),
                 Err(_) => {
                     let inner = &mut self.inner;
-                    return crate::blocking::offload(move || inner.wait());
+                    return crate::driver::pool::offload(move || inner.wait());
                 }
             }
         }

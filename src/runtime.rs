@@ -40,6 +40,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use crate::metrics::{Metrics, WorkerMetrics, STACK_BUCKETS};
+pub use crate::task::Cancelled;
 pub use crate::reactor::{IoBackend, UringSetup};
 pub use crate::sched::handoff::DEFAULT_THRESHOLD as DEFAULT_HANDOFF_THRESHOLD;
 
@@ -49,26 +50,6 @@ use crate::reactor::{Reactor, RingOwner};
 use crate::sched::{self, Shared};
 use crate::stack::{checked_stack_size, StackGuard, DEFAULT_STACK_SIZE};
 use crate::thread::{self, JoinHandle};
-
-/// The panic payload of a green thread unwound by its runtime's shutdown (see the module
-/// documentation); `JoinHandle::join` returns it as the `Err` value.
-///
-/// ```
-/// let rt = greenring::Runtime::builder().worker_threads(1).build()?;
-/// let sleeper = rt.spawn(|| greenring::time::sleep(std::time::Duration::from_secs(3600)));
-/// drop(rt);
-/// let payload = sleeper.join().unwrap_err();
-/// assert!(payload.is::<greenring::runtime::Cancelled>());
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cancelled;
-
-impl fmt::Display for Cancelled {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("green thread cancelled: its runtime shut down")
-    }
-}
 
 /// A pool of worker OS threads that run green threads.
 ///
@@ -646,9 +627,8 @@ fn default_runtime() -> io::Result<&'static Runtime> {
 
 /// The runtime of the calling green thread, or the default runtime.
 pub(crate) fn current_shared() -> io::Result<Arc<Shared>> {
-    // SAFETY: the running task is alive while it runs.
-    if let Some(task) = unsafe { sched::current::task().as_ref() } {
-        return Ok(Arc::clone(&task.runtime));
+    if let Some(shared) = crate::task::current::with(Shared::of) {
+        return Ok(shared);
     }
     default_runtime().map(|rt| Arc::clone(rt.shared()))
 }

@@ -43,7 +43,7 @@ pub fn sleep_until(deadline: Instant) {
         return;
     }
     let deadline = deadline.min(now + crate::timeout::FAR_FUTURE);
-    if !crate::sched::sleep_until(deadline) {
+    if !crate::driver::sleep_until(deadline) {
         std::thread::sleep(deadline - now);
     }
 }

@@ -137,7 +137,7 @@ pub(super) fn resolve<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<Socket
     if resolves_in_place::<A>() || !crate::thread::is_green() || std::thread::panicking() {
         return Ok(addr.to_socket_addrs()?.collect());
     }
-    crate::blocking::offload(move || Ok(addr.to_socket_addrs()?.collect()))
+    crate::driver::pool::offload(move || Ok(addr.to_socket_addrs()?.collect()))
 }
 
 /// Tries `f` on each of `addrs` in turn, as std does: the first success, or the last error.

@@ -72,8 +72,8 @@ impl Settings {
     }
 
     /// The socket `fd` with these settings, as the reactor's ops take it.
-    pub(super) fn op_socket(&self, fd: std::os::fd::RawFd) -> crate::reactor::ops::Socket<'_> {
-        crate::reactor::ops::Socket::new(fd, &self.epoll_registered)
+    pub(super) fn op_socket(&self, fd: std::os::fd::RawFd) -> crate::reactor::Socket<'_> {
+        crate::reactor::Socket::new(fd, &self.epoll_registered)
     }
 
     /// The settings of a clone (`try_clone`): the same shared timeouts and mode, and no
@@ -357,7 +357,7 @@ macro_rules! stream_io {
                 use std::os::fd::AsRawFd;
                 if self.settings.blocking() {
                     let timeout = self.settings.read_timeout();
-                    if let Some(result) = crate::reactor::ops::recv(
+                    if let Some(result) = crate::driver::recv(
                         self.settings.op_socket(self.as_raw_fd()),
                         buf,
                         0,
@@ -373,11 +373,9 @@ macro_rules! stream_io {
                 use std::os::fd::AsRawFd;
                 if self.settings.blocking() {
                     let timeout = self.settings.write_timeout();
-                    if let Some(result) = crate::reactor::ops::send(
-                        self.settings.op_socket(self.as_raw_fd()),
-                        buf,
-                        timeout,
-                    ) {
+                    if let Some(result) =
+                        crate::driver::send(self.settings.op_socket(self.as_raw_fd()), buf, timeout)
+                    {
                         return result;
                     }
                 }
@@ -395,7 +393,7 @@ macro_rules! stream_io {
                     let timeout = self.settings.read_timeout();
                     // SAFETY: `msg` points at `bufs`, both borrowed for the whole call.
                     let result = unsafe {
-                        crate::reactor::ops::recvmsg(
+                        crate::driver::recvmsg(
                             self.settings.op_socket(self.as_raw_fd()),
                             &mut msg,
                             timeout,
@@ -416,7 +414,7 @@ macro_rules! stream_io {
                     let timeout = self.settings.write_timeout();
                     let socket = self.settings.op_socket(self.as_raw_fd());
                     // SAFETY: `msg` points at `bufs`, both borrowed for the whole call.
-                    let result = unsafe { crate::reactor::ops::sendmsg(socket, &msg, timeout) };
+                    let result = unsafe { crate::driver::sendmsg(socket, &msg, timeout) };
                     if let Some(result) = result {
                         return result;
                     }

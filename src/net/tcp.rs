@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::addr::{each_addr, resolve, RawAddr};
 use super::socket::{new_socket, socket_common, socket_timeouts, stream_io, Settings};
-use crate::reactor::ops;
+use crate::driver as ops;
 
 /// A TCP stream, like [`std::net::TcpStream`], whose blocking calls park only the calling
 /// green thread.

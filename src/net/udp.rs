@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 
 use super::addr::{resolve, RawAddr};
 use super::socket::{msghdr, socket_common, socket_timeouts, Settings};
-use crate::reactor::ops;
+use crate::driver as ops;
 
 /// A UDP socket, like [`std::net::UdpSocket`], whose blocking calls park only the calling
 /// green thread.

@@ -8,7 +8,7 @@ use std::os::unix::net::SocketAddr;
 use std::path::Path;
 
 use super::socket::{new_socket, socket_common, socket_timeouts, stream_io, Settings};
-use crate::reactor::ops;
+use crate::driver as ops;
 
 /// A Unix domain stream, like [`std::os::unix::net::UnixStream`], whose blocking calls park
 /// only the calling green thread.

@@ -5,8 +5,8 @@ use std::cell::Cell;
 use io_uring::squeue::{Entry, Flags};
 use io_uring::types::Timespec;
 
-use crate::sched::current;
-use crate::task::{Suspend, Task, TaskRef};
+use super::ring::Ring;
+use crate::task::{Task, TaskRef};
 
 /// `user_data` of the worker's own eventfd read.
 pub(super) const WAKE: u64 = 0;
@@ -21,9 +21,10 @@ pub(super) const TAG_LINK_TIMEOUT: u64 = 0b010;
 /// Tag: a heap timer of `park_timeout` (see `timer`).
 pub(super) const TAG_TIMER: u64 = 0b100;
 
-/// What a green thread waits for on its own stack while its op is in flight.
+/// What a green thread waits for on its own stack while its op is in flight (the driver
+/// puts it there and suspends; the worker's reap completes it).
 #[repr(align(8))]
-pub(super) struct Completion {
+pub(crate) struct Completion {
     /// The parked thread; its run reference was leaked into this pointer by the worker.
     task: Cell<*const Task>,
     /// CQEs still to come: 1, or 2 with a linked timeout.
@@ -41,63 +42,65 @@ pub(crate) struct OpResult {
     pub(crate) timed_out: bool,
 }
 
-/// Submits `entry` (and a linked timeout when `timeout` is set) on the current worker's
-/// ring and suspends the calling green thread until every CQE has arrived.
-///
-/// # Safety
-///
-/// Every pointer in `entry` must stay valid until this returns (it does not return before
-/// the kernel is done with them, see the module documentation of `reactor`). Must be called
-/// on a green thread.
-pub(crate) unsafe fn park_on(entry: Entry, timeout: Option<&Timespec>) -> OpResult {
-    let task = current::task();
-    debug_assert!(!task.is_null(), "park_on off a green thread");
-    // SAFETY: the running task is alive while it runs.
-    if crate::sched::cancel_point(unsafe { &*task }) {
-        // Unwinding during shutdown: fail rather than block on I/O that will be cancelled.
-        return OpResult {
-            res: -libc::ECANCELED,
-            timed_out: false,
-        };
-    }
-    let slot = Completion {
-        task: Cell::new(task),
-        pending: Cell::new(if timeout.is_some() { 2 } else { 1 }),
-        result: Cell::new(0),
-        timeout_result: Cell::new(0),
-    };
-    let address = &slot as *const Completion as u64;
-    let worker = current::worker_moving().expect("park_on called off a green thread");
-    let ring = worker.reactor().ring();
-    // SAFETY: the entries point into the caller's frame (guaranteed valid until we return)
-    // and at `slot` and `timespec`, which live until we return; we return only after every
-    // CQE of these entries has been reaped.
-    unsafe {
-        match timeout {
-            None => ring.push(&[entry.user_data(address | TAG_OP)]),
-            Some(timespec) => {
-                let link = io_uring::opcode::LinkTimeout::new(timespec)
-                    .build()
-                    .user_data(address | TAG_LINK_TIMEOUT);
-                ring.push(&[
-                    entry.flags(Flags::IO_LINK).user_data(address | TAG_OP),
-                    link,
-                ]);
-            }
+impl Completion {
+    /// A slot for the green thread `task` (the pointer its run reference is given up as,
+    /// `TaskRef::as_ptr`: the last CQE hands it back as that reference), which awaits one
+    /// CQE, or two with a linked timeout.
+    pub(crate) fn new(task: *const Task, linked_timeout: bool) -> Completion {
+        Completion {
+            task: Cell::new(task),
+            pending: Cell::new(if linked_timeout { 2 } else { 1 }),
+            result: Cell::new(0),
+            timeout_result: Cell::new(0),
         }
     }
-    // Only this worker's loop may reap the CQEs, after the switch below.
-    worker.hold_across_suspend();
-    // SAFETY: we are the green thread `task`, on its own stack; the worker hands the run
-    // reference to `slot` (see `Suspend::Io`) and `complete` gives it back.
-    unsafe { (*task).suspend(Suspend::Io) };
-    if slot.result.get() == -libc::ECANCELED {
-        // SAFETY: as above. The op may have been cancelled by the runtime's shutdown.
-        crate::sched::cancel_point(unsafe { &*task });
+
+    /// The outcome, once every CQE has arrived.
+    pub(crate) fn result(&self) -> OpResult {
+        OpResult {
+            res: self.result.get(),
+            // A linked timeout's CQE says -ETIME when it expired (0 stays without one).
+            timed_out: self.timeout_result.get() == -libc::ETIME,
+        }
     }
-    OpResult {
-        res: slot.result.get(),
-        timed_out: timeout.is_some() && slot.timeout_result.get() == -libc::ETIME,
+
+    /// The `user_data` of the op's own SQE.
+    pub(super) fn op_tag(&self) -> u64 {
+        self as *const Completion as u64 | TAG_OP
+    }
+
+    /// The `user_data` of the linked timeout's SQE.
+    pub(super) fn timeout_tag(&self) -> u64 {
+        self as *const Completion as u64 | TAG_LINK_TIMEOUT
+    }
+}
+
+impl Ring {
+    /// Queues `entry` for `slot` (and a timeout linked to it when `timeout` is set).
+    ///
+    /// # Safety
+    ///
+    /// Every pointer in `entry`, `slot` and `timeout` stays valid until the slot's last CQE
+    /// has been reaped, and the slot's thread suspends with `Suspend::Io` right after this
+    /// (only that CQE resumes it).
+    pub(crate) unsafe fn queue_op(
+        &self,
+        slot: &Completion,
+        entry: Entry,
+        timeout: Option<&Timespec>,
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match timeout {
+                None => self.push(&[entry.user_data(slot.op_tag())]),
+                Some(timespec) => {
+                    let link = io_uring::opcode::LinkTimeout::new(timespec)
+                        .build()
+                        .user_data(slot.timeout_tag());
+                    self.push(&[entry.flags(Flags::IO_LINK).user_data(slot.op_tag()), link]);
+                }
+            }
+        }
     }
 }
 

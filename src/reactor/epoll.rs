@@ -32,7 +32,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::op::Socket;
+use super::Socket;
 use crate::stats::WorkerStats;
 use crate::task::{Task, TaskRef};
 

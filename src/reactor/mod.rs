@@ -1,62 +1,56 @@
 //! The reactor: one per worker, and the only code that talks to the kernel's I/O
-//! interfaces. Two backends implement one internal API ([`ops`] for green threads,
-//! [`Reactor`] for the worker loop): io_uring (`ring`, `completion`), and epoll (`epoll`)
-//! where io_uring is refused. Each op is written once (`ops`) and run on either backend by
-//! one driver (`op`). The rest of the crate does not know
-//! which one runs. What follows describes the io_uring backend; `epoll` describes the other.
-//!
-//! # The flow of one blocking operation
-//!
-//! 1. A green thread on worker W calls e.g. `stream.read(&mut buf)`. `net` builds the op
-//!    value (`ops`), whose pointers (buffer, sockaddr) all point into the caller's frame,
-//!    and the driver (`op::run`) turns it into an SQE and calls [`park_on`]. (The driver
-//!    can also try an op first as its non-blocking system call and come here only when
-//!    that would block; see `op` for when that pays.)
-//! 2. `park_on` puts a [`Completion`] slot on the green thread's stack, tags the SQE with
-//!    its address, queues it on W's ring (no system call yet) and suspends the thread with
-//!    `Suspend::Io`. The worker then leaks the thread's run reference into the slot: the
-//!    in-flight op owns the thread now, and nothing else can schedule it (a user's
-//!    `unpark` only leaves a park token).
-//! 3. W runs other threads. Before it looks for the next thread with its queues drained,
-//!    and every `SUBMIT_INTERVAL` ticks otherwise, it submits everything queued with one
-//!    `io_uring_enter`, and it reaps the completion ring (shared memory, no system call)
-//!    at every tick. With nothing left to run or steal it sleeps in `io_uring_enter`,
-//!    waiting for one completion; other threads wake it through an eventfd whose read W
-//!    keeps in flight.
-//! 4. Reaping a CQE stores its result in the slot; once every CQE the slot expects has
-//!    arrived, W makes the thread runnable on its own queue.
-//! 5. The thread resumes, on W (it may be stolen later, between ops, never while one is
-//!    in flight) and turns the result into an `io::Result`.
-//!
-//! # The buffer invariant
-//!
-//! A green thread never continues past [`park_on`] before *every* CQE of what it submitted
-//! has been reaped: the op's, and with a timeout the linked timeout's too (the kernel
-//! completes the op with `-ECANCELED` and the timeout with `-ETIME`; the slot counts both).
-//! So every pointer an SQE holds stays valid until the kernel is done with it, and callers
-//! can hand the kernel plain borrowed slices. A thread in `park_on` cannot be resumed by
-//! anything but its last CQE, and its stack is never freed while it is suspended there.
+//! interfaces. Two backends, io_uring (`ring`, with its `completion` slots and `park_timeout`
+//! `timer`s) and epoll (`epoll`, where io_uring is refused), behind one [`Reactor`] the
+//! worker loop drives: submit, reap, wait, cancel everything. The green side (what an op
+//! is, how a thread waits for one) is the driver's (`crate::driver`); the reactor keeps the
+//! records a suspended thread waits on and completes them.
 
 mod completion;
 mod epoll;
-mod op;
-pub(crate) mod ops;
 mod ring;
 mod timer;
 
 use std::fmt;
 use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use self::completion::park_on;
-pub(crate) use self::ring::Waker;
-pub(crate) use self::timer::park_timeout;
+pub(crate) use self::completion::{Completion, OpResult};
+pub(crate) use self::epoll::{Epoll, Outcome, Readiness, TimerKey};
+pub(crate) use self::ring::{Ring, Waker};
+pub(crate) use self::timer::ParkTimer;
 
-use self::epoll::Epoll;
-use self::ring::Ring;
 use crate::stats::WorkerStats;
 use crate::task::TaskRef;
+
+/// The fd of an op, and for a socket the record of which workers' epoll sets hold it
+/// (bit `i` for worker `i`), kept by the socket object that owns the fd: an fd leaves
+/// every epoll set when it is closed, so a set bit is never stale while the owner lives.
+#[derive(Clone, Copy)]
+pub(crate) struct Socket<'a> {
+    pub(crate) fd: RawFd,
+    pub(crate) registered: Option<&'a AtomicU64>,
+}
+
+impl<'a> Socket<'a> {
+    /// A socket whose owner keeps its epoll registrations in `registered`.
+    pub(crate) fn new(fd: RawFd, registered: &'a AtomicU64) -> Socket<'a> {
+        Socket {
+            fd,
+            registered: Some(registered),
+        }
+    }
+
+    /// A fd without such a record (a fresh socket being connected, a file).
+    pub(crate) fn fd(fd: RawFd) -> Socket<'static> {
+        Socket {
+            fd,
+            registered: None,
+        }
+    }
+}
 
 /// Which kernel interface a runtime's workers use for I/O.
 ///

@@ -281,6 +281,11 @@ impl Ring {
         }
     }
 
+    /// The worker's counters.
+    pub(super) fn stats(&self) -> &WorkerStats {
+        &self.stats
+    }
+
     /// Ops of green threads still waiting for their CQE.
     pub(crate) fn inflight(&self) -> usize {
         self.inflight.get()

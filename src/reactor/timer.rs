@@ -1,4 +1,5 @@
-//! `park_timeout` on green threads: a heap timer that unparks its thread when it fires.
+//! The timers of `park_timeout` on io_uring (the driver's `timer` arms and disarms them): a
+//! heap timer that unparks its thread when it fires.
 //!
 //! The timer's `Timeout` op is not awaited by the thread: the thread parks the ordinary way
 //! and may be unparked long before the timer fires. So the timer owns everything the
@@ -22,6 +23,7 @@ use io_uring::opcode;
 use io_uring::types::Timespec;
 
 use super::completion::{IGNORED, TAG_TIMER};
+use super::ring::Ring;
 use crate::task::{Task, TaskRef};
 
 /// The timer waits for its deadline and will unpark its thread.
@@ -42,117 +44,56 @@ struct Timer {
     worker: usize,
 }
 
-/// Blocks the calling thread until its unpark token is available or `timeout` has passed,
-/// like [`std::thread::park_timeout`]; only the green thread waits, not its worker.
-///
-/// Like `park`, it is a cancellation point, checked before anything is armed: a thread
-/// that starts a timed wait during its runtime's shutdown unwinds without leaving a timer
-/// behind. Should the wait unwind anyway, the armed timer is a guard that disarms itself,
-/// so the runtime never waits for a timer whose waiter is gone.
-pub(crate) fn park_timeout(timeout: Duration) {
-    // A huge timeout means practically forever (a timespec cannot hold Duration::MAX).
-    let timeout = crate::timeout::saturate(timeout);
-    let task = crate::sched::current::task();
-    if task.is_null() {
-        std::thread::park_timeout(timeout);
-        return;
+/// A `park_timeout` timer armed on a ring, held by its waiting thread until its wait ends.
+pub(crate) struct ParkTimer(Arc<Timer>);
+
+impl Ring {
+    /// Arms a timer that unparks `task` (whose worker, `worker`, owns this ring) after
+    /// `timeout`.
+    pub(crate) fn arm_park_timer(
+        &self,
+        timeout: Duration,
+        task: TaskRef,
+        worker: usize,
+    ) -> ParkTimer {
+        let timer = Arc::new(Timer {
+            timespec: Timespec::from(crate::timeout::saturate(timeout)),
+            task,
+            state: AtomicU8::new(ARMED),
+            worker,
+        });
+        let address = Arc::into_raw(Arc::clone(&timer)) as u64;
+        let entry = opcode::Timeout::new(&timer.timespec)
+            .build()
+            .user_data(address | TAG_TIMER);
+        // SAFETY: the ring's reference (leaked into the user_data) keeps the timer, and its
+        // timespec, alive until `fired` takes it back on the op's CQE.
+        unsafe { self.push(&[entry]) };
+        self.stats().pending_timers.incr();
+        ParkTimer(timer)
     }
-    // SAFETY: on a green thread the running task is alive (its worker holds a reference).
-    let running = unsafe { &*task };
-    if running.take_token() {
-        return;
-    }
-    if std::thread::panicking() {
-        // Unwinding: wait on the OS thread, never switch (see `crate::thread::park`).
-        running.block_os(Some(timeout));
-        return;
-    }
-    // Not unwinding, so during a shutdown this unwinds the thread here, before arming.
-    crate::sched::cancel_point(running);
-    // SAFETY: as above; we add a reference of our own for the timer.
-    let task = unsafe { crate::task::TaskRef::clone_raw(task) };
-    let worker = crate::sched::current::worker_moving().expect("checked: on a green thread");
-    let armed = match worker.reactor() {
-        super::Reactor::Uring(ring) => {
-            let timer = Arc::new(Timer {
-                timespec: Timespec::from(timeout),
-                task,
-                state: AtomicU8::new(ARMED),
-                worker: worker.index,
-            });
-            let address = Arc::into_raw(Arc::clone(&timer)) as u64;
-            // SAFETY: the ring's reference keeps the timer (and its timespec) alive until
-            // `fired` takes it back on the op's CQE.
-            let entry = opcode::Timeout::new(&timer.timespec)
-                .build()
-                .user_data(address | TAG_TIMER);
-            // SAFETY: as above.
-            unsafe { ring.push(&[entry]) };
-            worker.shared.stats[worker.index].pending_timers.incr();
-            Armed::Uring(timer)
-        }
-        super::Reactor::Epoll(epoll) => {
-            Armed::Epoll(worker.index, epoll.add_park_timer(timeout, task))
-        }
-    };
-    drop(worker);
-    crate::thread::park();
-    // The wait ended (or unwinds, dropping the guard all the same).
-    drop(armed);
 }
 
-/// A timer armed by `park_timeout`, disarmed when the wait ends, however it ends: the guard
-/// disarms it when dropped, on an unwind too.
-enum Armed {
-    Uring(Arc<Timer>),
-    /// The worker whose epoll reactor holds the timer, and the timer's key there.
-    Epoll(usize, super::epoll::TimerKey),
-}
-
-impl Drop for Armed {
-    /// The wait ended: if the timer has not fired, keep it from unparking the thread later
-    /// and remove it from its worker's reactor when the thread is still on that worker.
-    /// Never switches (it may run during an unwind): a thread whose carrier was just
-    /// exiled, in a migrating runtime, leaves the timer to free itself when it fires.
-    fn drop(&mut self) {
-        let Some(worker) = crate::sched::current::worker() else {
-            if let Armed::Uring(timer) = self {
-                let _ = timer.state.compare_exchange(
-                    ARMED,
-                    DISARMED,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                );
-            }
+impl ParkTimer {
+    /// The wait ended: keeps the timer from unparking the thread later, and, when it has not
+    /// fired and `here` is its own worker's ring (`(worker index, ring)`), removes it from
+    /// the ring. Elsewhere (the thread left that worker, in a migrating runtime) only that
+    /// worker may touch the ring: the timer frees itself when its CQE arrives.
+    pub(crate) fn disarm(self, here: Option<(usize, &Ring)>) {
+        let disarmed = self
+            .0
+            .state
+            .compare_exchange(ARMED, DISARMED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        let Some((_, ring)) = here.filter(|&(index, _)| disarmed && index == self.0.worker) else {
             return;
         };
-        match self {
-            Armed::Uring(timer) => {
-                if timer
-                    .state
-                    .compare_exchange(ARMED, DISARMED, Ordering::AcqRel, Ordering::Acquire)
-                    .is_err()
-                    || timer.worker != worker.index
-                {
-                    // Fired already, or on a ring only its own worker may touch: it frees
-                    // itself when its CQE arrives.
-                    return;
-                }
-                let address = Arc::as_ptr(timer) as u64;
-                let remove = opcode::TimeoutRemove::new(address | TAG_TIMER)
-                    .build()
-                    .user_data(IGNORED);
-                // SAFETY: the removal holds no pointers (it names the timer by user_data).
-                unsafe { worker.reactor().ring().push(&[remove]) };
-            }
-            Armed::Epoll(index, key) => {
-                if *index == worker.index {
-                    if let super::Reactor::Epoll(epoll) = worker.reactor() {
-                        epoll.remove_park_timer(*key);
-                    }
-                }
-            }
-        }
+        let address = Arc::as_ptr(&self.0) as u64;
+        let remove = opcode::TimeoutRemove::new(address | TAG_TIMER)
+            .build()
+            .user_data(IGNORED);
+        // SAFETY: the removal holds no pointers (it names the timer by user_data).
+        unsafe { ring.push(&[remove]) };
     }
 }
 

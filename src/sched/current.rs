@@ -1,4 +1,5 @@
-//! What the current OS thread is running: its worker (if it is one) and green thread.
+//! Which worker the current OS thread carries (the green thread it runs is
+//! `task::current`'s).
 //!
 //! Every access goes through an `#[inline(never)]` function. In a runtime that migrates
 //! started threads a green thread may resume on a different OS thread after a switch, and
@@ -11,14 +12,13 @@ use std::ptr;
 
 use super::carrier::Carrier;
 use super::worker::WorkerCtx;
-use crate::task::{Suspend, Task};
+use crate::task::{current as task_current, Suspend};
 
 /// The worker an OS thread carries and that thread's carrier record.
 type Carried = (*const WorkerCtx, *const Carrier);
 
 thread_local! {
     static CARRIED: Cell<Carried> = const { Cell::new((ptr::null(), ptr::null())) };
-    static TASK: Cell<*const Task> = const { Cell::new(ptr::null()) };
 }
 
 /// The worker carried by this OS thread and its carrier record, or nulls. Green threads go
@@ -80,7 +80,7 @@ impl Drop for WorkerRef {
 /// The worker this green thread runs on, or `None` off green threads and when its carrier
 /// was exiled by the hand-off monitor (see [`worker_moving`]).
 pub(crate) fn worker() -> Option<WorkerRef> {
-    if task().is_null() {
+    if !task_current::is_green() {
         return None;
     }
     let (worker, carrier) = carried();
@@ -105,7 +105,7 @@ pub(crate) fn worker() -> Option<WorkerRef> {
 /// The index of the worker the calling green thread runs on (or ran on, if its carrier was
 /// just exiled); `None` off green threads.
 pub(crate) fn worker_index() -> Option<usize> {
-    if task().is_null() {
+    if !task_current::is_green() {
         return None;
     }
     // SAFETY: on a green thread the worker pointer is set and the worker is alive (its
@@ -121,35 +121,8 @@ pub(crate) fn worker_moving() -> Option<WorkerRef> {
         if let Some(worker) = worker() {
             return Some(worker);
         }
-        let task = task();
-        if task.is_null() {
-            return None;
-        }
         // SAFETY: we are that green thread, on its own stack; the exiled carrier requeues
         // it in the runtime's injector.
-        unsafe { (*task).suspend(Suspend::Yield) };
+        task_current::with(|task| unsafe { task.suspend(Suspend::Yield) })?;
     }
-}
-
-/// The green thread running on this OS thread, or null.
-#[inline(never)]
-pub(crate) fn task() -> *const Task {
-    TASK.with(Cell::get)
-}
-
-/// Records the green thread this OS thread is about to run (null once it switched back).
-#[inline(never)]
-pub(crate) fn set_task(task: *const Task) {
-    TASK.with(|t| t.set(task));
-}
-
-/// The id (`ThreadId::as_u64`) of the green thread running on this OS thread, or 0.
-pub(crate) fn task_id() -> u64 {
-    // SAFETY: the running task is alive while it runs.
-    unsafe { task().as_ref() }.map_or(0, |task| task.id.as_u64().get())
-}
-
-/// `true` when called from a green thread.
-pub(crate) fn on_green_thread() -> bool {
-    !task().is_null()
 }

@@ -30,16 +30,15 @@ use std::time::{Duration, Instant};
 pub(crate) use self::carrier::Carrier;
 pub(crate) use self::handoff::{carry, run_monitor, Handoff};
 pub(crate) use self::queue::LocalQueue;
-pub(crate) use crate::stats::WorkerStats;
 pub(crate) use self::worker::WorkerBox;
+pub(crate) use crate::stats::WorkerStats;
 
 use self::idle::Idle;
 use self::queue::GlobalQueues;
 use self::registry::Registry;
 use crate::reactor::{IoBackend, UringSetup, Waker};
 use crate::stack::{checked_stack_size, StackPool};
-use crate::task::{Task, TaskRef};
-use crate::thread::ThreadId;
+use crate::task::{Schedule, Task, TaskRef, ThreadId};
 
 /// One green thread, in `Shared::live`.
 const ONE_LIVE: u64 = 1;
@@ -166,20 +165,6 @@ impl Shared {
             dumps: crate::dump::Desk::new(workers),
         });
         Ok((shared, locals))
-    }
-
-    /// A runtime without workers, for unit tests of the pieces around it.
-    #[cfg(test)]
-    pub(crate) fn for_tests() -> Arc<Shared> {
-        Shared::new(
-            1,
-            crate::stack::DEFAULT_STACK_SIZE,
-            None,
-            false,
-            crate::runtime::DEFAULT_SHUTDOWN_GRACE,
-        )
-        .unwrap()
-        .0
     }
 
     /// The I/O backend of this runtime's workers.
@@ -477,9 +462,21 @@ impl Shared {
     }
 
     /// `true` if the caller is one of this runtime's green threads.
-    pub(crate) fn is_current(self: &Arc<Shared>) -> bool {
-        // SAFETY: the running task is alive while it runs.
-        unsafe { current::task().as_ref() }.is_some_and(|t| Arc::ptr_eq(&t.runtime, self))
+    pub(crate) fn is_current(&self) -> bool {
+        crate::task::current::with(|task| self.owns(task)).unwrap_or(false)
+    }
+
+    /// `true` when `task` belongs to this runtime.
+    pub(crate) fn owns(&self, task: &Task) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&task.runtime), self as *const Shared)
+    }
+
+    /// The runtime `task` belongs to.
+    pub(crate) fn of(task: &Task) -> Arc<Shared> {
+        Arc::clone(&task.runtime)
+            .into_any()
+            .downcast::<Shared>()
+            .unwrap_or_else(|_| unreachable!("every task's runtime is a `Shared`"))
     }
 
     /// Live green threads.
@@ -513,96 +510,6 @@ impl Shared {
     }
 }
 
-/// A blocking point of the running green thread `task`: during its runtime's shutdown it
-/// unwinds the thread with [`crate::runtime::Cancelled`], unless it is already unwinding
-/// (then `true` tells the caller to fail instead of blocking).
-pub(crate) fn cancel_point(task: &Task) -> bool {
-    if !task.runtime.is_shutting_down() {
-        return false;
-    }
-    if std::thread::panicking() {
-        return true;
-    }
-    std::panic::resume_unwind(Box::new(crate::runtime::Cancelled));
-}
-
-/// Lets the worker of the running green thread `task` run its other threads, then
-/// continues: `yield_now` on a green thread. Unwinding, it yields the OS thread instead
-/// (switching away would show the panic to the worker's other green threads); during its
-/// runtime's shutdown it is a cancellation point.
-pub(crate) fn yield_task(task: &Task) {
-    if std::thread::panicking() {
-        std::thread::yield_now();
-        return;
-    }
-    if cancel_point(task) {
-        return;
-    }
-    // SAFETY: `task` is the running green thread, and this runs on its stack.
-    unsafe { task.suspend(crate::task::Suspend::Yield) };
-}
-
-/// Calls a green thread may make in a row without suspending (I/O ops that completed at
-/// once, `greenring::sync` calls that did not park) before it yields to its worker's other
-/// threads, as a wait would have.
-const CALL_BUDGET: u32 = 64;
-
-/// Counts a call of the running green thread `task` at a blocking point that did not
-/// suspend it (an I/O op, a `greenring::sync` call, blocking or `try_`); the
-/// [`CALL_BUDGET`]-th in a row yields. A thread whose socket always has data or room, or
-/// that spins on `try_recv`, thus cannot keep its worker's other threads from running.
-/// The yield is a cancellation point during shutdown (see [`yield_task`]); a thread that
-/// unwinds does not yield at all (it may not switch, and yielding its OS thread would let
-/// none of its worker's threads run).
-///
-/// Spawns do not count: a spawn is not a blocking point (code may hold a std lock across
-/// one, which a spawned thread run by the same worker could then block on, and a spawn
-/// must not be a cancellation point nor, in a migrating runtime, a place where a thread
-/// changes OS thread).
-#[inline]
-pub(crate) fn count_call(task: &Task) {
-    if !task.count_call(CALL_BUDGET) && !std::thread::panicking() {
-        yield_task(task);
-    }
-}
-
-/// [`count_call`] for the caller if it is a green thread; nothing otherwise.
-#[inline]
-pub(crate) fn count_current_call() {
-    // SAFETY: the running task is alive while it runs.
-    if let Some(task) = unsafe { current::task().as_ref() } {
-        count_call(task);
-    }
-}
-
-/// Suspends the calling green thread until `deadline` on its worker's timer heap; `false`
-/// when the caller is not a green thread or is unwinding (it should sleep the std way).
-pub(crate) fn sleep_until(deadline: std::time::Instant) -> bool {
-    let task = current::task();
-    if task.is_null() || std::thread::panicking() {
-        // Off green threads, and while unwinding (switching away would show the panic to
-        // the worker's other green threads), sleep the std way.
-        return false;
-    }
-    // SAFETY: the running task is alive while it runs.
-    let task_ref = unsafe { &*task };
-    if cancel_point(task_ref) {
-        return true;
-    }
-    let Some(worker) = current::worker_moving() else {
-        return false;
-    };
-    crate::task::wait::sleeping(task_ref, deadline);
-    worker.timers().insert(deadline, task);
-    worker.hold_across_suspend();
-    // SAFETY: we are that green thread, on its own stack; the heap entry owns the run
-    // reference until the worker fires it.
-    unsafe { task_ref.suspend(crate::task::Suspend::Timer) };
-    // Fired early by the runtime's shutdown: unwind.
-    cancel_point(task_ref);
-    true
-}
-
 /// A wake-up owed to the calling green thread by something the runtime cannot see (a
 /// blocking-pool job): while it lives, a shutdown counts the thread as able to progress.
 pub(crate) struct OwedWake(Arc<Shared>);
@@ -610,10 +517,9 @@ pub(crate) struct OwedWake(Arc<Shared>);
 /// Records that the calling green thread is about to wait for a wake-up that will come
 /// (see [`OwedWake`]); `None` off green threads.
 pub(crate) fn owe_wake() -> Option<OwedWake> {
-    // SAFETY: the running task is alive while it runs.
-    let task = unsafe { current::task().as_ref() }?;
-    task.runtime.owed.fetch_add(1, Ordering::SeqCst);
-    Some(OwedWake(Arc::clone(&task.runtime)))
+    let shared = crate::task::current::with(Shared::of)?;
+    shared.owed.fetch_add(1, Ordering::SeqCst);
+    Some(OwedWake(shared))
 }
 
 impl Drop for OwedWake {
@@ -660,7 +566,7 @@ pub(crate) fn spawn(
         }
     };
     let task = Task::new(
-        Arc::clone(shared),
+        Arc::clone(shared) as Arc<dyn Schedule>,
         ThreadId::new(),
         name,
         usable,
@@ -684,7 +590,7 @@ pub(crate) fn spawn(
 pub(crate) fn schedule(task: TaskRef) {
     if let Some(worker) = current::worker() {
         let shared = &worker.shared;
-        if Arc::ptr_eq(shared, &task.runtime) {
+        if shared.owns(&task) {
             let target = match task.home() {
                 Some(home) => Some(home),
                 None => shared.placement(worker.index, task.is_pinned()),
@@ -701,5 +607,24 @@ pub(crate) fn schedule(task: TaskRef) {
         }
     }
     let runtime = Arc::clone(&task.runtime);
-    runtime.requeue(task);
+    runtime.schedule(task);
+}
+
+/// The runtime as its green threads see it.
+impl Schedule for Shared {
+    fn schedule(&self, task: TaskRef) {
+        self.requeue(task);
+    }
+
+    fn shutdown_flag(&self) -> &AtomicBool {
+        &self.shutdown
+    }
+
+    fn migrates(&self) -> bool {
+        self.migrate
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
 }

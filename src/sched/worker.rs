@@ -509,13 +509,13 @@ impl WorkerCtx {
             self.shared.registries[self.index].add(&task);
         }
         self.shared.running();
-        current::set_task(TaskRef::as_ptr(&task));
+        crate::task::current::set(TaskRef::as_ptr(&task));
         carrier.start_run(task.id.as_u64().get());
         // SAFETY: `task` came from a queue or a park hand-off, so this worker owns its run,
         // and finished threads are never queued again.
         let finished = unsafe { task.resume() };
         let kept = carrier.end_run();
-        current::set_task(std::ptr::null());
+        crate::task::current::set(std::ptr::null());
         self.shared.end_stall(self.index);
         if !kept {
             exiled(task, finished, carrier, self.index);
@@ -630,7 +630,7 @@ impl WorkerCtx {
 /// finished), without the worker: it goes to the runtime's injector like a thread woken from
 /// outside, and the carrier leaves. Reports the stall once per green thread.
 fn exiled(task: TaskRef, finished: bool, carrier: &Carrier, worker: usize) {
-    let shared = Arc::clone(&task.runtime);
+    let shared = Shared::of(&task);
     if !task.stall_reported() {
         let stalled = carrier.stuck_since().map(|since| since.elapsed());
         crate::report::warn(format_args!(

@@ -104,7 +104,7 @@ impl<T: ?Sized> Mutex<T> {
     /// Records the calling thread as the holder, right after it acquired the lock.
     fn held(&self) {
         self.holder.store(
-            crate::sched::current::task_id(),
+            crate::task::current::id(),
             std::sync::atomic::Ordering::Relaxed,
         );
     }

@@ -45,7 +45,7 @@ mod imp {
     /// `Cancelled` instead. Nothing off green threads, and no switch while unwinding.
     #[inline]
     pub(crate) fn count_call() {
-        crate::sched::count_current_call();
+        crate::task::point::count_current_call();
     }
 }
 

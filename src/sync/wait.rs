@@ -86,7 +86,7 @@ impl Waiter {
             Err(shim::Cancelled) => {
                 // Only under loom: clean up as the unwind would, then unwind.
                 drop(armed);
-                std::panic::resume_unwind(Box::new(crate::runtime::Cancelled))
+                std::panic::resume_unwind(Box::new(crate::task::Cancelled))
             }
         }
     }

@@ -31,16 +31,25 @@
 //! were about a third of a spawn and join). A thread that is never run (its runtime gave up
 //! on it) never holds a stack.
 
+pub(crate) mod current;
+mod id;
+mod locals;
 mod park;
+pub(crate) mod point;
 mod refs;
 mod slab;
 pub(crate) mod wait;
 
+pub use self::id::ThreadId;
+pub(crate) use self::locals::LocalMap;
 pub(crate) use self::park::Unparked;
+pub use self::point::Cancelled;
 pub(crate) use self::refs::{trim_records, TaskRef, WeakTaskRef};
 
+use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
 use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,9 +57,29 @@ use std::time::Duration;
 use self::park::ParkWord;
 
 use crate::context::Context;
-use crate::sched::Shared;
 use crate::stack::Stack;
-use crate::thread::ThreadId;
+
+/// What a green thread needs of the runtime it belongs to. The scheduler implements it
+/// (`sched::Shared`); the task never names the scheduler (tokio's `Schedule` shape).
+pub(crate) trait Schedule: Send + Sync + 'static {
+    /// Makes `task` runnable from outside its worker's loop (an unpark from another
+    /// worker or an OS thread, a blocking-pool job): on its home worker if it is bound to
+    /// one, anywhere otherwise.
+    fn schedule(&self, task: TaskRef);
+
+    /// The runtime's shutdown flag, set once when it shuts down: from then on every
+    /// blocking point unwinds (see [`point::cancel_point`]). Read once, when a task is
+    /// created; the task keeps a pointer to it, so the check at every blocking point is one
+    /// load, not a call through this trait.
+    fn shutdown_flag(&self) -> &AtomicBool;
+
+    /// `true` when started threads may change worker (the `unsafe` opt-in of
+    /// `runtime::Builder::migrate_started_threads`). Read once, when a task is created.
+    fn migrates(&self) -> bool;
+
+    /// The scheduler as `Any`, so the scheduler's own code can get its type back.
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
 
 /// Why a running green thread switched back to its worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,10 +110,10 @@ pub(crate) trait Main: Send + Sync {
     /// unless the thread already completed it.
     fn fail(&self, payload: Box<dyn std::any::Any + Send>);
 
-    /// Completes the join with a [`Cancelled`](crate::runtime::Cancelled) payload (the
-    /// runtime gives up on the thread), unless the thread already completed it.
+    /// Completes the join with a [`Cancelled`] payload (the runtime gives up on the
+    /// thread), unless the thread already completed it.
     fn cancel(&self) {
-        self.fail(Box::new(crate::runtime::Cancelled));
+        self.fail(Box::new(Cancelled));
     }
 }
 
@@ -93,7 +122,13 @@ pub(crate) struct Task {
     pub(crate) id: ThreadId,
     pub(crate) name: Option<Box<str>>,
     /// The runtime the thread belongs to (and is scheduled on when woken from outside).
-    pub(crate) runtime: Arc<Shared>,
+    pub(crate) runtime: Arc<dyn Schedule>,
+    /// The runtime's shutdown flag ([`Schedule::shutdown_flag`]), which `runtime` keeps
+    /// alive.
+    shutdown: NonNull<AtomicBool>,
+    /// Bound to the worker that first runs it: its runtime does not migrate started
+    /// threads ([`Schedule::migrates`]).
+    anchored: bool,
     park: ParkWord,
     context: Context,
     stack: UnsafeCell<Option<Stack>>,
@@ -116,7 +151,7 @@ pub(crate) struct Task {
     pub(crate) registry_slot: AtomicUsize,
     /// The thread's green-thread-local values (`crate::local`); only the thread itself
     /// touches them.
-    pub(crate) locals: crate::local::LocalMap,
+    pub(crate) locals: LocalMap,
     /// What the thread waits for, or last waited for (see [`wait`]).
     pub(crate) wait: wait::WaitRecord,
     /// The usable size of the stack the thread gets at its first run.
@@ -134,7 +169,8 @@ pub(crate) const NO_SLOT: usize = usize::MAX;
 // SAFETY: the non-Sync fields (context, stack, suspended_for, calls) are touched only by
 // the owner of the thread's run, one party at a time, with ownership handed over through
 // the run queues or the `park` word, which synchronise (see the module documentation). The
-// context and stack are plain memory that may be used from any OS thread.
+// context and stack are plain memory that may be used from any OS thread, and `shutdown`
+// points at an atomic of the runtime, which every thread may read.
 unsafe impl Sync for Task {}
 // SAFETY: as above: nothing in a Task is tied to the OS thread that created it.
 unsafe impl Send for Task {}
@@ -146,7 +182,7 @@ impl Task {
     /// ever exists in its slot of the task slab, so this returns the first reference to it.
     #[allow(clippy::too_many_arguments, clippy::new_ret_no_self)]
     pub(crate) fn new(
-        runtime: Arc<Shared>,
+        runtime: Arc<dyn Schedule>,
         id: ThreadId,
         name: Option<Box<str>>,
         stack_size: usize,
@@ -154,10 +190,14 @@ impl Task {
         pinned: bool,
         main: Arc<dyn Main>,
     ) -> TaskRef {
+        let shutdown = NonNull::from(runtime.shutdown_flag());
+        let anchored = !runtime.migrates();
         let task = TaskRef::new(Task {
             id,
             name,
             runtime,
+            shutdown,
+            anchored,
             park: ParkWord::new(),
             context: Context::new(),
             stack: UnsafeCell::new(None),
@@ -168,7 +208,7 @@ impl Task {
             stall_reported: AtomicBool::new(false),
             calls: Cell::new(0),
             registry_slot: AtomicUsize::new(NO_SLOT),
-            locals: crate::local::LocalMap::default(),
+            locals: LocalMap::default(),
             wait: wait::WaitRecord::new(),
             stack_size,
             bounds: [AtomicUsize::new(0), AtomicUsize::new(0)],
@@ -179,6 +219,13 @@ impl Task {
             unsafe { task.give_stack(stack) };
         }
         task
+    }
+
+    /// `true` once the thread's runtime shuts down (see [`point::cancel_point`]).
+    #[inline]
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        // SAFETY: the flag lives in the runtime, which `self.runtime` keeps alive.
+        unsafe { self.shutdown.as_ref() }.load(Ordering::SeqCst)
     }
 
     /// The usable stack size the thread was spawned with.
@@ -247,8 +294,7 @@ impl Task {
     /// that first ran it, for every started thread (anchoring), or only for pinned ones when
     /// its runtime migrates started threads. `None` for a thread that may run anywhere.
     pub(crate) fn home(&self) -> Option<usize> {
-        self.first_worker()
-            .filter(|_| self.pinned || !self.runtime.migrates())
+        self.first_worker().filter(|_| self.pinned || self.anchored)
     }
 
     /// `true` for a thread that must run on one worker: started (see [`Task::home`]) or
@@ -451,11 +497,33 @@ mod tests {
     //! The park state machine, exercised without switching: the thread side is simulated
     //! by calling `take_token` and `finish_park` as the green thread and worker would.
     use super::*;
-    use crate::sched::Shared;
     use crate::stack::{page_size, StackPool};
 
+    /// A runtime that schedules nothing, for tasks that are never run.
+    struct NoRuntime(AtomicBool);
+
+    impl Schedule for NoRuntime {
+        fn schedule(&self, _: TaskRef) {}
+
+        fn shutdown_flag(&self) -> &AtomicBool {
+            &self.0
+        }
+
+        fn migrates(&self) -> bool {
+            false
+        }
+
+        fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+            self
+        }
+    }
+
+    fn no_runtime() -> Arc<dyn Schedule> {
+        Arc::new(NoRuntime(AtomicBool::new(false)))
+    }
+
     fn task() -> TaskRef {
-        let shared = Shared::for_tests();
+        let shared = no_runtime();
         let stack = StackPool::new(4 * page_size())
             .alloc(4 * page_size(), None)
             .unwrap();
@@ -495,7 +563,7 @@ mod tests {
     #[test]
     fn releasing_a_task_contains_a_panic_of_its_closures_destructor() {
         let t = Task::new(
-            Shared::for_tests(),
+            no_runtime(),
             ThreadId::new(),
             None,
             4 * page_size(),

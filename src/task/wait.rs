@@ -20,7 +20,6 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use super::{Suspend, Task};
-use crate::sched::current;
 
 /// Kind codes of a wait. `NOT_STARTED` until the thread first runs.
 pub(crate) const NOT_STARTED: u8 = 0;
@@ -215,7 +214,7 @@ pub(crate) fn hint(code: u8) -> Hint {
 
 #[inline]
 fn hint_with(code: u8, args: impl FnOnce(&WaitRecord)) -> Hint {
-    hint_on(current::task(), code, args)
+    hint_on(super::current::ptr(), code, args)
 }
 
 #[inline]

@@ -274,7 +274,7 @@ impl<T> JoinHandle<T> {
     /// `try_` call of [`greenring::sync`](crate::sync) does, so a loop that polls it lets
     /// the thread it waits for run.
     pub fn is_finished(&self) -> bool {
-        crate::sched::count_current_call();
+        crate::task::point::count_current_call();
         self.packet().is_done()
     }
 }

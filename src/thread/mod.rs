@@ -27,8 +27,6 @@ mod scope;
 
 use std::cell::Cell;
 use std::fmt;
-use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use self::builder::Builder;
@@ -36,14 +34,15 @@ pub use self::join_handle::JoinHandle;
 pub(crate) use self::join_handle::Packet;
 pub(crate) use self::scope::ScopeData;
 pub use self::scope::{scope, Scope, ScopedJoinHandle};
+pub use crate::task::ThreadId;
 /// std's, re-exported so every `std::thread` path resolves here. `LocalKey` (the type of a
 /// std `thread_local!`) is the OS thread's slot: a started green thread stays on one OS
 /// thread, so it sees the same slot from start to end (see the crate's `# Soundness`);
 /// [`crate::local`] has values that belong to the green thread itself.
 pub use std::thread::{available_parallelism, panicking, AccessError, LocalKey, Result};
 
-use crate::sched::{self, current};
-use crate::task::{Suspend, Task, TaskRef};
+use crate::sched;
+use crate::task::{self, Task, TaskRef};
 
 /// Spawns a green thread on the current runtime (the one running the caller, else the
 /// default runtime) and returns a handle to join it.
@@ -71,29 +70,6 @@ where
         .unwrap_or_else(|err| panic!("failed to spawn green thread: {err}"))
 }
 
-/// A unique identifier for a green thread or an OS thread, like [`std::thread::ThreadId`].
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ThreadId(NonZeroU64);
-
-impl ThreadId {
-    pub(crate) fn new() -> ThreadId {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        let id = NEXT.fetch_add(1, Ordering::Relaxed);
-        ThreadId(NonZeroU64::new(id).expect("thread id counter overflowed"))
-    }
-
-    /// The identifier as a number, unique within this process.
-    pub fn as_u64(&self) -> NonZeroU64 {
-        self.0
-    }
-}
-
-impl fmt::Debug for ThreadId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ThreadId").field(&self.0).finish()
-    }
-}
-
 /// A handle to a green thread or an OS thread, like [`std::thread::Thread`].
 #[derive(Clone)]
 pub struct Thread {
@@ -104,7 +80,7 @@ pub struct Thread {
 enum ThreadInner {
     Green(TaskRef),
     /// A `spawn_blocking` job.
-    Blocking(Arc<crate::thread_blocking::BlockingThread>),
+    Blocking(Arc<crate::blocking::BlockingThread>),
     Os {
         id: ThreadId,
         thread: std::thread::Thread,
@@ -118,7 +94,7 @@ impl Thread {
         }
     }
 
-    pub(crate) fn blocking(job: Arc<crate::thread_blocking::BlockingThread>) -> Thread {
+    pub(crate) fn blocking(job: Arc<crate::blocking::BlockingThread>) -> Thread {
         Thread {
             inner: ThreadInner::Blocking(job),
         }
@@ -181,20 +157,9 @@ impl fmt::Debug for Thread {
     }
 }
 
-/// The running green thread, if the caller is one: a new reference to it.
-fn current_task() -> Option<TaskRef> {
-    let task = current::task();
-    if task.is_null() {
-        return None;
-    }
-    // SAFETY: a non-null pointer is the task this OS thread is running, kept alive by the
-    // worker's run reference; we add a reference of our own before making a TaskRef.
-    Some(unsafe { TaskRef::clone_raw(task) })
-}
-
 /// A handle to the calling thread: the green thread, or else the OS thread.
 pub fn current() -> Thread {
-    match current_task() {
+    match task::current::task_ref() {
         Some(task) => Thread::green(task),
         None => Thread {
             inner: ThreadInner::Os {
@@ -227,41 +192,9 @@ fn os_thread_id() -> ThreadId {
 /// thread, and every green thread run there meanwhile would see
 /// [`std::thread::panicking`] return `true` (and poison the locks it holds).
 pub fn park() {
-    let task = current::task();
-    if task.is_null() {
+    if task::current::with(task::point::park).is_none() {
         std::thread::park();
-        return;
     }
-    // SAFETY: the running task is alive while it runs (see `current_task`).
-    let task = unsafe { &*task };
-    if task.take_token() {
-        return;
-    }
-    if std::thread::panicking() {
-        task.block_os(None);
-        return;
-    }
-    if sched::cancel_point(task) {
-        return;
-    }
-    // SAFETY: we are that green thread, on its own stack.
-    unsafe { task.suspend(Suspend::Park) };
-}
-
-/// Parks the running green thread `task` until its unpark token is available, without a
-/// cancellation point (for waits that must not unwind); blocks the OS thread instead of
-/// switching while the thread unwinds, as [`park`] does.
-pub(crate) fn park_uncancellable(task: &crate::task::Task) {
-    if task.take_token() {
-        return;
-    }
-    if std::thread::panicking() {
-        task.block_os(None);
-        return;
-    }
-    // SAFETY: `task` is the running green thread (the caller's contract), and we are on its
-    // stack.
-    unsafe { task.suspend(Suspend::Park) };
 }
 
 /// Blocks the calling thread until its unpark token is available or `timeout` has passed,
@@ -270,7 +203,7 @@ pub(crate) fn park_uncancellable(task: &crate::task::Task) {
 /// As with std, it may also return spuriously: callers re-check their condition. On a
 /// green thread an expired timer that lost the race to an `unpark` leaves such a token.
 pub fn park_timeout(timeout: std::time::Duration) {
-    crate::reactor::park_timeout(timeout);
+    crate::driver::park_timeout(timeout);
 }
 
 /// Puts the calling thread to sleep for at least `duration`; see [`crate::time::sleep`].
@@ -281,16 +214,12 @@ pub fn sleep(duration: std::time::Duration) {
 /// Gives the rest of the calling green thread's turn to the others queued on its worker
 /// (on an OS thread: [`std::thread::yield_now`]).
 pub fn yield_now() {
-    let task = current::task();
-    if task.is_null() {
+    if task::current::with(task::point::yield_now).is_none() {
         std::thread::yield_now();
-        return;
     }
-    // SAFETY: as in `park`.
-    sched::yield_task(unsafe { &*task });
 }
 
 /// `true` when called from a green thread.
 pub fn is_green() -> bool {
-    current::on_green_thread()
+    task::current::is_green()
 }

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::{Builder, JoinHandle, Thread};
-use crate::sched::current;
 
 /// What a scope and its threads share: how many threads still run (counted until their
 /// packet is dropped), whether one panicked unseen, and whom to wake at zero.
@@ -58,15 +57,11 @@ impl ScopeData {
 
     /// Waits, without a cancellation point, until no thread of the scope runs.
     fn wait_all(&self) {
-        let task = current::task();
         while self.running.load(Ordering::Acquire) != 0 {
-            if task.is_null() {
+            // Not cancellable: the scope's threads borrow this stack, so its caller must
+            // not unwind (at a runtime's shutdown, say) while one still runs.
+            if crate::task::current::with(crate::task::point::park_uncancellable).is_none() {
                 std::thread::park();
-            } else {
-                // Not cancellable: the scope's threads borrow this stack, so its caller
-                // must not unwind (at a runtime's shutdown, say) while one still runs.
-                // SAFETY: a non-null task is the running green thread, alive while it runs.
-                super::park_uncancellable(unsafe { &*task });
             }
         }
     }
