@@ -40,9 +40,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use crate::metrics::{Metrics, WorkerMetrics, STACK_BUCKETS};
-pub use crate::task::Cancelled;
 pub use crate::reactor::{IoBackend, UringSetup};
 pub use crate::sched::handoff::DEFAULT_THRESHOLD as DEFAULT_HANDOFF_THRESHOLD;
+pub use crate::task::Cancelled;
 
 use crate::context::SwitchBackend;
 use crate::overflow;

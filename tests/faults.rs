@@ -352,3 +352,57 @@ fn a_destructor_unwinding_into_a_lock_held_on_its_worker_is_named_as_a_deadlock(
     // The runtime is deadlocked for good: leave without dropping it.
     std::process::exit(0);
 }
+
+/// Uses files and sockets in its destructor.
+struct TouchesTheWorldOnDrop(std::path::PathBuf, std::net::SocketAddr);
+
+impl Drop for TouchesTheWorldOnDrop {
+    fn drop(&mut self) {
+        let file = self.0.join("written-while-unwinding");
+        greenring::fs::write(&file, b"unwinding").unwrap();
+        greenring::fs::create_dir_all(self.0.join("a/b")).unwrap();
+        greenring::fs::remove_file(&file).unwrap();
+        drop(greenring::fs::File::create(self.0.join("created")).unwrap());
+        drop(greenring::net::TcpStream::connect(self.1).unwrap());
+    }
+}
+
+/// A destructor run by a panic on a green thread opens, writes and removes files and
+/// connects a socket: the calls take their blocking form (a thread that unwinds cannot
+/// park), instead of panicking a second time (before: an `expect` that assumed the driver
+/// always served a green thread, and the process aborted).
+#[test]
+fn destructors_that_use_files_and_sockets_during_a_panic_work() {
+    const NAME: &str = "destructors_that_use_files_and_sockets_during_a_panic_work";
+    if !child::is_child(NAME) {
+        let output = child::run_child_within(NAME, LIMIT);
+        assert!(
+            output.status.success(),
+            "{}:\n{}",
+            output.status,
+            child::stderr(&output)
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("greenring-faults-drop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let their_dir = dir.clone();
+    let payload = rt
+        .spawn(move || {
+            let _guard = TouchesTheWorldOnDrop(their_dir, addr);
+            panic!("unwinding through file and socket calls");
+        })
+        .join()
+        .expect_err("the thread panicked");
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"unwinding through file and socket calls")
+    );
+    assert!(dir.join("created").exists());
+    assert!(dir.join("a/b").is_dir());
+    listener.accept().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

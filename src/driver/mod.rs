@@ -94,6 +94,13 @@ use crate::sched::current::WorkerRef;
 use crate::task::point::{cancel_point, count_call};
 use crate::task::{current, Suspend, Task};
 
+/// `true` when the caller is a green thread that parks to wait (not one that unwinds, which
+/// blocks its OS thread instead): [`run`] then never returns `None`, so callers may choose
+/// their path by this up front.
+pub(crate) fn parks() -> bool {
+    current::is_green() && !std::thread::panicking()
+}
+
 /// Runs `op` for the calling green thread, with an optional timeout; `None` when the
 /// caller should make the ordinary blocking system call instead: off green threads, and on
 /// a green thread that unwinds (outside its runtime's shutdown), because switching away

@@ -9,7 +9,8 @@
 //! the page cache, and io_uring cannot do it without blocking on ext4, so it hands it to a
 //! kernel worker thread (measured here: 70 us per 29-byte append through io_uring, 2 us
 //! with `write`). A write that does block (dirty-page throttling, `O_DIRECT`) holds the
-//! worker; past 10 ms the hand-off monitor moves the worker's other green threads away.
+//! worker; past 10 ms the monitor moves the worker's threads that have not started to other
+//! workers and reports the stall.
 //! Seeking is std's call everywhere (an `lseek` does not wait for the device).
 //!
 //! # Metadata

@@ -100,7 +100,7 @@ impl OpenOptions {
     /// `NotFound`, `AlreadyExists`, `IsADirectory`, `PermissionDenied`, ...
     pub fn open<P: AsRef<Path>>(&self, path: P) -> io::Result<File> {
         let path = path.as_ref();
-        if !crate::thread::is_green() {
+        if !crate::driver::parks() {
             return self.to_std().open(path).map(File::from);
         }
         let flags =

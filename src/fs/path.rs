@@ -64,7 +64,7 @@ pub fn metadata<P: AsRef<Path>>(path: P) -> io::Result<Metadata> {
 /// As std's.
 pub fn remove_file<P: AsRef<Path>>(path: P) -> io::Result<()> {
     let path = path.as_ref();
-    if !crate::thread::is_green() {
+    if !crate::driver::parks() {
         return std::fs::remove_file(path);
     }
     ops::unlink(&c_path(path)?).expect("checked: on a green thread")
@@ -77,7 +77,7 @@ pub fn remove_file<P: AsRef<Path>>(path: P) -> io::Result<()> {
 /// As std's.
 pub fn create_dir_all<P: AsRef<Path>>(path: P) -> io::Result<()> {
     let path = path.as_ref();
-    if !crate::thread::is_green() {
+    if !crate::driver::parks() {
         return std::fs::create_dir_all(path);
     }
     if path.as_os_str().is_empty() {

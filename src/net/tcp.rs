@@ -38,7 +38,7 @@ impl TcpStream {
     /// std's resolution error; the error of the last address tried, or `InvalidInput`
     /// when none resolved.
     pub fn connect<A: ToSocketAddrs + Send>(addr: A) -> io::Result<TcpStream> {
-        if !crate::thread::is_green() {
+        if !crate::driver::parks() {
             return std::net::TcpStream::connect(addr).map(TcpStream::from);
         }
         each_addr(&resolve(addr)?, |addr| connect_green(addr, None))
@@ -51,7 +51,7 @@ impl TcpStream {
     /// `TimedOut` after `timeout`; `InvalidInput` for a zero timeout (as std); the
     /// connection's own error otherwise.
     pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-        if !crate::thread::is_green() {
+        if !crate::driver::parks() {
             return std::net::TcpStream::connect_timeout(addr, timeout).map(TcpStream::from);
         }
         if timeout.is_zero() {

@@ -54,7 +54,7 @@ impl UnixStream {
     ///
     /// As std's; `InvalidInput` for a path too long for `sockaddr_un`.
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
-        if !crate::thread::is_green() {
+        if !crate::driver::parks() {
             return std::os::unix::net::UnixStream::connect(path).map(UnixStream::from);
         }
         let (addr, len) = unix_addr(path.as_ref())?;
