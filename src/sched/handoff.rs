@@ -325,7 +325,7 @@ impl Monitor<'_> {
                      and `greenring::sync`, `spawn_blocking` or `yield_now` instead.",
                     stuck.describe(),
                     stuck_for.as_millis(),
-                    crate::dump::last_wait(stuck),
+                    crate::task::wait::last_wait(stuck),
                 ));
             }
             drop(stuck);

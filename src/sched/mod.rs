@@ -20,6 +20,7 @@ mod idle;
 mod queue;
 pub(crate) mod registry;
 mod timers;
+pub(crate) mod walk;
 mod worker;
 
 use std::io;
@@ -121,7 +122,7 @@ pub(crate) struct Shared {
     /// How the workers' rings are set up (io_uring backend), set by `Runtime::build`.
     uring_setup: std::sync::OnceLock<UringSetup>,
     /// How `Runtime::dump` asks the workers to walk their threads.
-    pub(crate) dumps: crate::dump::Desk,
+    pub(crate) dumps: walk::Desk,
 }
 
 impl Shared {
@@ -162,7 +163,7 @@ impl Shared {
             stalled: (0..workers).map(|_| AtomicBool::new(false)).collect(),
             registries: (0..workers).map(|_| Registry::default()).collect(),
             uring_setup: std::sync::OnceLock::new(),
-            dumps: crate::dump::Desk::new(workers),
+            dumps: walk::Desk::new(workers),
         });
         Ok((shared, locals))
     }

@@ -274,7 +274,7 @@ impl WorkerCtx {
             .iter()
             .map(|task| task.id.as_u64().get())
             .collect();
-        crate::dump::answer(&self.shared, self.index, &queued);
+        super::walk::answer(&self.shared, self.index, &queued);
     }
 
     /// The next green thread to run, from this worker's own queues or by stealing.
@@ -640,7 +640,7 @@ fn exiled(task: TaskRef, finished: bool, carrier: &Carrier, worker: usize) {
              greenring's I/O, `spawn_blocking` or `yield_now` to avoid this.",
             task.describe(),
             stalled.map_or(0, |d| d.as_millis()),
-            crate::dump::last_wait(&task),
+            crate::task::wait::last_wait(&task),
         ));
     }
     if finished {

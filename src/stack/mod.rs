@@ -136,3 +136,47 @@ impl Drop for Stack {
         }
     }
 }
+
+/// How much of a green thread's stack is touched (see `crate::dump`
+/// for reused stacks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StackUse {
+    /// Pages of the stack that are resident (touched).
+    pub touched_pages: usize,
+    /// Usable pages of the stack.
+    pub pages: usize,
+    /// Bytes in a page.
+    pub page_size: usize,
+}
+
+impl StackUse {
+    /// Touched bytes.
+    pub fn touched_bytes(&self) -> usize {
+        self.touched_pages * self.page_size
+    }
+}
+
+/// Stack use of the stack `(lowest, top)`, from `mincore`.
+pub(crate) fn stack_use((lowest, top): (usize, usize), buf: &mut Vec<u8>) -> Option<StackUse> {
+    let page_size = page_size();
+    // mincore writes one byte per page the range touches: round up, so a range that is
+    // not page aligned can never overrun the buffer.
+    let pages = (top - lowest).div_ceil(page_size);
+    buf.clear();
+    buf.resize(pages, 0);
+    // SAFETY: [lowest, top) is the usable part of a mapped stack (page aligned): stacks of
+    // live threads stay mapped, and the buffer has one byte per page.
+    let rc = unsafe {
+        libc::mincore(
+            lowest as *mut libc::c_void,
+            top - lowest,
+            buf.as_mut_ptr().cast(),
+        )
+    };
+    (rc == 0).then(|| StackUse {
+        touched_pages: buf.iter().filter(|&&b| b & 1 != 0).count(),
+        pages,
+        page_size,
+    })
+}

@@ -13,11 +13,16 @@
 //! primitives, `join`, the I/O driver and `sleep` set a *hint* ([`hint`]) for the duration
 //! of their wait, and the switch turns the hint (or, without one, the reason of the switch)
 //! into the recorded kind.
+//!
+//! The public shape of what a record says ([`ThreadState`], [`WaitKind`]) is defined here,
+//! beside the record, and re-exported by `crate::dump`; the monitor's reports word a record
+//! with [`last_wait`].
 
 use std::cell::Cell;
+use std::fmt;
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Suspend, Task};
 
@@ -294,4 +299,163 @@ pub(crate) fn coarse_now() -> u64 {
     (ts.tv_sec as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(ts.tv_nsec as u64)
+}
+
+/// What a green thread is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ThreadState {
+    /// Running (or blocking its worker's OS thread) on a worker.
+    Running,
+    /// Ready to run: it yielded, or was woken and has not run since.
+    Runnable,
+    /// Suspended until something happens.
+    Waiting(WaitKind),
+}
+
+/// What a waiting green thread waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WaitKind {
+    /// An I/O op of greenring's (`net`, `fs`): `op` names the op (`"Recv"`, `"Accept"`,
+    /// ...), `fd` its file descriptor.
+    Io {
+        /// The op.
+        op: &'static str,
+        /// Its file descriptor.
+        fd: i32,
+    },
+    /// A `greenring::sync` `Mutex` or `RwLock`.
+    Lock,
+    /// A `greenring::sync::Semaphore` permit.
+    Semaphore,
+    /// A `greenring::sync::Condvar` (also behind `Barrier`).
+    Condvar,
+    /// Room in a channel, to send.
+    ChannelSend,
+    /// A message from a channel.
+    ChannelRecv,
+    /// Any of several channels (`select`).
+    Select,
+    /// Another thread's end (`JoinHandle::join`, also `spawn_blocking` jobs).
+    Join,
+    /// `sleep`, until `deadline`.
+    Sleep {
+        /// When it wakes up.
+        deadline: Instant,
+    },
+    /// A bare [`park`](crate::park) (or a wait built on it outside greenring).
+    Park,
+}
+
+impl fmt::Display for WaitKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WaitKind::Io { op, fd } => write!(f, "I/O {op} on fd {fd}"),
+            WaitKind::Lock => f.write_str("a lock"),
+            WaitKind::Semaphore => f.write_str("a semaphore"),
+            WaitKind::Condvar => f.write_str("a condvar"),
+            WaitKind::ChannelSend => f.write_str("channel send"),
+            WaitKind::ChannelRecv => f.write_str("channel recv"),
+            WaitKind::Select => f.write_str("channel select"),
+            WaitKind::Join => f.write_str("a join"),
+            WaitKind::Sleep { deadline } => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                write!(f, "sleep (wakes in {})", Human(left))
+            }
+            WaitKind::Park => f.write_str("park"),
+        }
+    }
+}
+
+impl fmt::Display for ThreadState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ThreadState::Running => f.write_str("running"),
+            ThreadState::Runnable => f.write_str("runnable"),
+            ThreadState::Waiting(kind) => write!(f, "waiting on {kind}"),
+        }
+    }
+}
+
+impl ThreadState {
+    /// The state without per-thread details (fd, deadline): what groups share.
+    pub(crate) fn label(&self) -> String {
+        match self {
+            ThreadState::Waiting(WaitKind::Io { op, .. }) => format!("waiting on I/O {op}"),
+            ThreadState::Waiting(WaitKind::Sleep { .. }) => "waiting on sleep".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// A duration as people read it.
+pub(crate) struct Human(pub(crate) Duration);
+
+impl fmt::Display for Human {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d >= Duration::from_secs(1) {
+            write!(f, "{:.1} s", d.as_secs_f64())
+        } else {
+            write!(f, "{} ms", d.as_millis())
+        }
+    }
+}
+
+/// The wait of a record's code and arguments; `None` for a runnable thread.
+pub(crate) fn kind_of(code: u8, arg: u64, detail: Detail) -> Option<WaitKind> {
+    Some(match code {
+        PARK => WaitKind::Park,
+        LOCK => WaitKind::Lock,
+        SEMAPHORE => WaitKind::Semaphore,
+        CONDVAR => WaitKind::Condvar,
+        CHANNEL_SEND => WaitKind::ChannelSend,
+        CHANNEL_RECV => WaitKind::ChannelRecv,
+        SELECT => WaitKind::Select,
+        JOIN => WaitKind::Join,
+        SLEEP => WaitKind::Sleep {
+            deadline: deadline_of(arg),
+        },
+        IO => WaitKind::Io {
+            op: match detail {
+                Detail::Op(name) => short_type_name(name),
+                _ => "io",
+            },
+            fd: arg as u32 as i32,
+        },
+        _ => return None,
+    })
+}
+
+/// `a::b::Recv<'_>` -> `Recv`.
+fn short_type_name(name: &'static str) -> &'static str {
+    let name = name.split('<').next().unwrap_or(name);
+    name.rsplit("::").next().unwrap_or(name)
+}
+
+/// The last wait of the running green thread `task` as a phrase for the monitor's stall
+/// report: what its last blocking greenring call was.
+pub(crate) fn last_wait(task: &Task) -> String {
+    let Snapshot {
+        code,
+        since,
+        arg,
+        detail,
+        ..
+    } = task.wait.read();
+    let ago = (since != 0).then(|| Human(Duration::from_nanos(coarse_now().saturating_sub(since))));
+    match (kind_of(code, arg, detail), code) {
+        (Some(kind), _) => {
+            let label = ThreadState::Waiting(kind).label();
+            match ago {
+                Some(ago) => {
+                    format!("its last blocking greenring call was {label}, which began {ago} ago")
+                }
+                None => format!("its last blocking greenring call was {label}"),
+            }
+        }
+        (None, RUNNABLE) => "it last yielded (yield_now, or its call budget)".to_owned(),
+        (None, _) => "it has made no blocking greenring call since it started".to_owned(),
+    }
 }
