@@ -136,8 +136,14 @@ impl BlockingThread {
     pub(crate) fn finished(&self) {
         *self.os.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
+}
 
-    pub(crate) fn unpark(&self) {
+impl crate::thread::PoolJob for BlockingThread {
+    fn id(&self) -> ThreadId {
+        self.id
+    }
+
+    fn unpark(&self) {
         match &*self.os.lock().unwrap_or_else(PoisonError::into_inner) {
             Some(thread) => thread.unpark(),
             None => self.pending.store(true, Ordering::Release),

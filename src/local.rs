@@ -250,11 +250,6 @@ impl<T: 'static> fmt::Debug for LocalKey<T> {
     }
 }
 
-/// Drops the calling green thread's locals (at its end, before its result is published).
-pub(crate) fn destroy_current() {
-    crate::task::current::with(|task| task.locals.destroy());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

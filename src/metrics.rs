@@ -26,9 +26,9 @@ pub struct Metrics {
     /// migrates started threads).
     pub handoffs: u64,
     /// The I/O backend the workers use.
-    pub io_backend: Option<crate::IoBackend>,
+    pub io_backend: Option<crate::reactor::IoBackend>,
     /// How the workers' io_uring rings are set up (`None` on the epoll backend).
-    pub io_uring_setup: Option<crate::runtime::UringSetup>,
+    pub io_uring_setup: Option<crate::reactor::UringSetup>,
     /// Whether started green threads may change OS thread (see
     /// [`Builder::migrate_started_threads`](crate::runtime::Builder::migrate_started_threads)).
     pub migrates_started_threads: bool,

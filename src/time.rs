@@ -29,7 +29,9 @@ pub use std::time::{
 /// A zero duration yields instead (see [`crate::yield_now`]).
 pub fn sleep(duration: Duration) {
     if duration.is_zero() {
-        crate::yield_now();
+        if crate::task::current::with(crate::task::point::yield_now).is_none() {
+            std::thread::yield_now();
+        }
         return;
     }
     sleep_until(Instant::now() + crate::timeout::saturate(duration));

@@ -205,7 +205,7 @@ where
         let mut result = panic::catch_unwind(AssertUnwindSafe(|| __rust_begin_short_backtrace(f)));
         // Green-thread locals are dropped before `join` can return, as std's
         // thread-locals are; a panicking destructor becomes the thread's panic.
-        if let Err(payload) = panic::catch_unwind(crate::local::destroy_current) {
+        if let Err(payload) = panic::catch_unwind(crate::task::current::destroy_locals) {
             if result.is_ok() {
                 result = Err(payload);
             }

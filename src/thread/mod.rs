@@ -70,6 +70,16 @@ where
         .unwrap_or_else(|err| panic!("failed to spawn green thread: {err}"))
 }
 
+/// The thread of a blocking-pool job (`crate::blocking`): an OS thread of the pool, known
+/// only while the job runs.
+pub(crate) trait PoolJob: Send + Sync {
+    /// The job's id.
+    fn id(&self) -> ThreadId;
+
+    /// Makes the job's unpark token available (kept until the job starts, if it has not).
+    fn unpark(&self);
+}
+
 /// A handle to a green thread or an OS thread, like [`std::thread::Thread`].
 #[derive(Clone)]
 pub struct Thread {
@@ -80,7 +90,7 @@ pub struct Thread {
 enum ThreadInner {
     Green(TaskRef),
     /// A `spawn_blocking` job.
-    Blocking(Arc<crate::blocking::BlockingThread>),
+    Blocking(Arc<dyn PoolJob>),
     Os {
         id: ThreadId,
         thread: std::thread::Thread,
@@ -94,7 +104,7 @@ impl Thread {
         }
     }
 
-    pub(crate) fn blocking(job: Arc<crate::blocking::BlockingThread>) -> Thread {
+    pub(crate) fn blocking(job: Arc<dyn PoolJob>) -> Thread {
         Thread {
             inner: ThreadInner::Blocking(job),
         }
@@ -105,7 +115,7 @@ impl Thread {
         match &self.inner {
             ThreadInner::Green(task) => task.id,
             ThreadInner::Os { id, .. } => *id,
-            ThreadInner::Blocking(job) => job.id,
+            ThreadInner::Blocking(job) => job.id(),
         }
     }
 
