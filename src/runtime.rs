@@ -235,49 +235,95 @@ impl Builder {
     /// io_uring and the cause when the kernel refuses it (ENOSYS, EPERM: a seccomp profile,
     /// `kernel.io_uring_disabled`); the OS error when a worker thread cannot be started.
     pub fn build(self) -> io::Result<Runtime> {
-        let workers = match self.worker_threads {
-            Some(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "greenring: a runtime needs at least one worker thread",
+        let workers = self.checked()?;
+        overflow::install_handler();
+        crate::panic_message::install();
+        let (shared, locals) = Shared::new(
+            workers,
+            checked_stack_size(self.stack_size)?,
+            self.handoff_threshold,
+            self.migrate,
+            self.shutdown_grace,
+        )?;
+        let reactors = self.reactors(&shared)?;
+        shared.set_uring_setup(reactors.first().and_then(Reactor::uring_setup));
+        let boxes: Vec<Arc<sched::WorkerBox>> = locals
+            .into_iter()
+            .zip(reactors)
+            .enumerate()
+            .map(|(index, (local, reactor))| {
+                Arc::new(sched::WorkerBox::new(
+                    index,
+                    Arc::clone(&shared),
+                    local,
+                    reactor,
                 ))
-            }
+            })
+            .collect();
+        let carriers: Vec<Arc<sched::Carrier>> = (0..workers)
+            .map(|_| Arc::new(sched::Carrier::new()))
+            .collect();
+        for (index, carrier) in carriers.iter().enumerate() {
+            shared.dumps.set_carrier(index, carrier);
+        }
+        let mut runtime = Runtime {
+            shared: Arc::clone(&shared),
+            workers: Vec::with_capacity(workers),
+            monitor: None,
+        };
+        // On an error, dropping `runtime` shuts down the workers started so far.
+        self.start_workers(&mut runtime, &boxes, &carriers)?;
+        if self.handoff_threshold.is_some() {
+            let prefix = self.thread_name.clone();
+            runtime.monitor = Some(
+                std::thread::Builder::new()
+                    .name(format!("{}-monitor", self.thread_name))
+                    .spawn(move || sched::run_monitor(shared, boxes, carriers, prefix))?,
+            );
+        }
+        Ok(runtime)
+    }
+
+    /// The number of workers, once every setting is checked.
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::build`]'s `InvalidInput`.
+    fn checked(&self) -> io::Result<usize> {
+        let invalid = |message| Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+        let workers = match self.worker_threads {
+            Some(0) => return invalid("greenring: a runtime needs at least one worker thread"),
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
         };
-        let stack_size = checked_stack_size(self.stack_size)?;
+        checked_stack_size(self.stack_size)?;
         if self.thread_name.as_bytes().contains(&0) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
+            return invalid(
                 "greenring: the worker thread name prefix may not contain interior null bytes",
-            ));
+            );
         }
         if self
             .handoff_threshold
             .is_some_and(|t| t < Duration::from_millis(1))
         {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
+            return invalid(
                 "greenring: the hand-off threshold must be at least 1 ms (or None to disable)",
-            ));
+            );
         }
-        overflow::install_handler();
-        crate::panic_message::install();
-        let (shared, locals) = Shared::new(
-            workers,
-            stack_size,
-            self.handoff_threshold,
-            self.migrate,
-            self.shutdown_grace,
-        )?;
+        Ok(workers)
+    }
+
+    /// Every worker's reactor, all set up before any worker starts so that a refusal is
+    /// reported by `build`: of the backend asked for, or io_uring, falling back to epoll
+    /// where it is refused. Records the backend in `shared`.
+    fn reactors(&self, shared: &Shared) -> io::Result<Vec<Reactor>> {
         let owner = match (self.migrate, self.handoff_threshold) {
             (false, _) => RingOwner::OneThread,
             (true, Some(_)) => RingOwner::Carried,
             (true, None) => RingOwner::CarriedUnmonitored,
         };
-        // Set every reactor up before starting any worker, so a refusal is reported here.
         let reactors_of = |backend| {
-            (0..workers)
+            (0..shared.workers())
                 .map(|index| {
                     Reactor::new(
                         backend,
@@ -304,37 +350,21 @@ impl Builder {
             },
         };
         shared.set_io_backend(backend);
-        shared.set_uring_setup(reactors.first().and_then(Reactor::uring_setup));
-        let boxes: Vec<Arc<sched::WorkerBox>> = locals
-            .into_iter()
-            .zip(reactors)
-            .enumerate()
-            .map(|(index, (local, reactor))| {
-                Arc::new(sched::WorkerBox::new(
-                    index,
-                    Arc::clone(&shared),
-                    local,
-                    reactor,
-                ))
-            })
-            .collect();
-        let carriers: Vec<Arc<sched::Carrier>> = (0..workers)
-            .map(|_| Arc::new(sched::Carrier::new()))
-            .collect();
-        for (index, carrier) in carriers.iter().enumerate() {
-            shared.dumps.set_carrier(index, carrier);
-        }
-        let mut runtime = Runtime {
-            shared: Arc::clone(&shared),
-            workers: Vec::with_capacity(workers),
-            monitor: None,
-        };
-        // Each worker binds its ring to its own OS thread before it runs anything; wait for
-        // all of them so a refusal is reported here too.
+        Ok(reactors)
+    }
+
+    /// Starts one OS thread per worker into `runtime`. Each binds its ring to itself before
+    /// it runs anything; waits for all of them, so that a refusal is reported here too.
+    fn start_workers(
+        &self,
+        runtime: &mut Runtime,
+        boxes: &[Arc<sched::WorkerBox>],
+        carriers: &[Arc<sched::Carrier>],
+    ) -> io::Result<()> {
         let (bound_tx, bound_rx) = std::sync::mpsc::channel();
-        for (index, (worker, carrier)) in boxes.iter().zip(&carriers).enumerate() {
+        for (index, (worker, carrier)) in boxes.iter().zip(carriers).enumerate() {
             let job = (Arc::clone(worker), Arc::clone(carrier));
-            let shared = Arc::clone(&shared);
+            let shared = Arc::clone(&runtime.shared);
             let bound_tx = bound_tx.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("{}-{index}", self.thread_name))
@@ -347,7 +377,6 @@ impl Builder {
                         sched::carry(&shared, Some(job));
                     }
                 })?;
-            // On an error above, dropping `runtime` shuts down the workers started so far.
             runtime.workers.push(handle);
         }
         drop(bound_tx);
@@ -359,15 +388,7 @@ impl Builder {
                 )
             })?;
         }
-        if self.handoff_threshold.is_some() {
-            let prefix = self.thread_name.clone();
-            runtime.monitor = Some(
-                std::thread::Builder::new()
-                    .name(format!("{}-monitor", self.thread_name))
-                    .spawn(move || sched::run_monitor(shared, boxes, carriers, prefix))?,
-            );
-        }
-        Ok(runtime)
+        Ok(())
     }
 }
 

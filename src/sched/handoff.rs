@@ -218,33 +218,7 @@ pub(crate) fn run_monitor(
         .collect();
     let mut idle_rounds = 0;
     loop {
-        {
-            let mut control = handoff.lock();
-            if idle_rounds >= IDLE_ROUNDS {
-                handoff.asleep.store(true, Ordering::SeqCst);
-                if shared.idle.all_sleeping() {
-                    while !control.stop && !control.woken {
-                        control = handoff
-                            .signal
-                            .wait(control)
-                            .unwrap_or_else(PoisonError::into_inner);
-                    }
-                }
-                control.woken = false;
-                handoff.asleep.store(false, Ordering::SeqCst);
-                idle_rounds = 0;
-            } else if !control.stop {
-                control = handoff
-                    .signal
-                    .wait_timeout(control, interval)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-            }
-            if control.stop {
-                return;
-            }
-        }
-        if shared.should_exit() {
+        if !handoff.pause(&shared, &mut idle_rounds, interval) || shared.should_exit() {
             return;
         }
         let now = Instant::now();
@@ -268,6 +242,36 @@ pub(crate) fn run_monitor(
             }
         }
         idle_rounds = if any_running { 0 } else { idle_rounds + 1 };
+    }
+}
+
+impl Handoff {
+    /// The monitor's wait between two samples: one `interval`, or, after [`IDLE_ROUNDS`]
+    /// idle samples in a row (counted in `idle_rounds`, reset here), until a worker wakes
+    /// up. `false` once the monitor is told to stop.
+    fn pause(&self, shared: &Shared, idle_rounds: &mut u32, interval: Duration) -> bool {
+        let mut control = self.lock();
+        if *idle_rounds >= IDLE_ROUNDS {
+            self.asleep.store(true, Ordering::SeqCst);
+            if shared.idle.all_sleeping() {
+                while !control.stop && !control.woken {
+                    control = self
+                        .signal
+                        .wait(control)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+            control.woken = false;
+            self.asleep.store(false, Ordering::SeqCst);
+            *idle_rounds = 0;
+        } else if !control.stop {
+            control = self
+                .signal
+                .wait_timeout(control, interval)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        !control.stop
     }
 }
 
@@ -298,69 +302,89 @@ impl Monitor<'_> {
     /// Deals with worker `index` of an anchored runtime, whose carrier has been in the run
     /// `status` for `stuck_for` (past the threshold): see the module documentation.
     fn stalled(&mut self, index: usize, status: Status, stuck_for: Duration) {
-        let stall = &mut self.stalls[index];
-        let registry = &self.shared.registries[index];
-        let running = self.carriers[index].running_id();
-        if stall.run != Some(status.run_seq()) {
-            let (stuck, _) = registry.snapshot(running, 0);
-            *stall = Stall {
-                run: Some(status.run_seq()),
-                stuck: stuck.as_ref().map(TaskRef::downgrade),
-                deadlock_reported: false,
-            };
-            self.shared.begin_stall(index);
-            if let Some(task) = self.workers[index].lifo().take() {
-                // Not started: to the injector; started (bound here): to this worker's
-                // inbox, where it waits for the worker as it would have in the slot.
-                self.shared.requeue(task);
-            }
-            self.shared.wake_one();
-            self.shared.dumps.stall_began(index, stuck_for);
-            if let Some(stuck) = &stuck {
-                crate::report::warn(format_args!(
-                    "greenring: green thread {} has blocked worker {index}'s OS thread for {} \
-                     ms without yielding (a blocking call greenring does not own, a std lock, \
-                     or a long computation); {}. Threads of this worker that have not started \
-                     move to other workers; started ones wait for it. Use greenring's I/O \
-                     and `greenring::sync`, `spawn_blocking` or `yield_now` instead.",
-                    stuck.describe(),
-                    stuck_for.as_millis(),
-                    crate::task::wait::last_wait(stuck),
-                ));
-            }
-            drop(stuck);
+        if self.stalls[index].run != Some(status.run_seq()) {
+            self.stall_began(index, status, stuck_for);
         }
-        if stall.deadlock_reported {
+        if self.stalls[index].deadlock_reported {
             return;
         }
         // Looked at every sample: the thread may reach the lock only after the stall began
         // (an unwind first runs the panic hook, which may print a backtrace).
-        let stuck = stall.stuck.as_ref().and_then(WeakTaskRef::upgrade);
-        if let Some((stuck, holder)) = stuck
+        if self.unwinding_deadlock(index) || stuck_for < self.deadlock_after {
+            return;
+        }
+        self.stalls[index].deadlock_reported = true;
+        self.report_anchored_behind(index, stuck_for);
+    }
+
+    /// A new stall of worker `index`: rescues its threads that have not started and warns.
+    fn stall_began(&mut self, index: usize, status: Status, stuck_for: Duration) {
+        let registry = &self.shared.registries[index];
+        let (stuck, _) = registry.snapshot(self.carriers[index].running_id(), 0);
+        self.stalls[index] = Stall {
+            run: Some(status.run_seq()),
+            stuck: stuck.as_ref().map(TaskRef::downgrade),
+            deadlock_reported: false,
+        };
+        self.shared.begin_stall(index);
+        if let Some(task) = self.workers[index].lifo().take() {
+            // Not started: to the injector; started (bound here): to this worker's inbox,
+            // where it waits for the worker as it would have in the slot.
+            self.shared.requeue(task);
+        }
+        self.shared.wake_one();
+        self.shared.dumps.stall_began(index, stuck_for);
+        if let Some(stuck) = &stuck {
+            crate::report::warn(format_args!(
+                "greenring: green thread {} has blocked worker {index}'s OS thread for {} ms \
+                 without yielding (a blocking call greenring does not own, a std lock, or a \
+                 long computation); {}. Threads of this worker that have not started move to \
+                 other workers; started ones wait for it. Use greenring's I/O and \
+                 `greenring::sync`, `spawn_blocking` or `yield_now` instead.",
+                stuck.describe(),
+                stuck_for.as_millis(),
+                crate::task::wait::last_wait(stuck),
+            ));
+        }
+    }
+
+    /// Reports, once, a stuck thread of worker `index` that unwinds into a lock a thread
+    /// anchored to the same worker holds: a certain deadlock, since the holder can only run
+    /// on the OS thread that waits for it. `true` when it did.
+    fn unwinding_deadlock(&mut self, index: usize) -> bool {
+        let registry = &self.shared.registries[index];
+        let stuck = self.stalls[index]
+            .stuck
+            .as_ref()
+            .and_then(WeakTaskRef::upgrade);
+        let Some((stuck, holder)) = stuck
             .as_ref()
             .and_then(|stuck| unwinding_on_lock_of(registry, stuck).map(|h| (stuck, h)))
-        {
-            // Certain: the holder can only run on this OS thread, which waits for it.
-            stall.deadlock_reported = true;
-            crate::report::error(format_args!(
-                "greenring: deadlock: green thread {} is unwinding (a destructor runs during a \
-                 panic) and blocks worker {index}'s OS thread waiting for the \
-                 greenring::sync::Mutex at {:#x}, which green thread {} holds; {} is anchored \
-                 to worker {index} and cannot run until that wait ends, so neither ever will. A \
-                 thread that unwinds cannot switch away (std's panic count belongs to the OS \
-                 thread): in a destructor that may run during a panic, do not lock what a \
-                 thread of the same worker may hold across a blocking call.",
-                stuck.describe(),
-                stuck.wait.read().arg,
-                holder.describe(),
-                holder.describe(),
-            ));
-            return;
-        }
-        if stuck_for < self.deadlock_after {
-            return;
-        }
-        stall.deadlock_reported = true;
+        else {
+            return false;
+        };
+        self.stalls[index].deadlock_reported = true;
+        crate::report::error(format_args!(
+            "greenring: deadlock: green thread {} is unwinding (a destructor runs during a \
+             panic) and blocks worker {index}'s OS thread waiting for the \
+             greenring::sync::Mutex at {:#x}, which green thread {} holds; {} is anchored to \
+             worker {index} and cannot run until that wait ends, so neither ever will. A \
+             thread that unwinds cannot switch away (std's panic count belongs to the OS \
+             thread): in a destructor that may run during a panic, do not lock what a thread \
+             of the same worker may hold across a blocking call.",
+            stuck.describe(),
+            stuck.wait.read().arg,
+            holder.describe(),
+            holder.describe(),
+        ));
+        true
+    }
+
+    /// Reports the started threads anchored behind worker `index`, stuck for `stuck_for`
+    /// (a suspected deadlock if the stuck thread waits for one of them).
+    fn report_anchored_behind(&self, index: usize, stuck_for: Duration) {
+        let registry = &self.shared.registries[index];
+        let running = self.carriers[index].running_id();
         let (stuck, behind) = registry.snapshot(running, NAMED_MAX);
         if behind.is_empty() {
             return;
