@@ -89,7 +89,7 @@ impl<T: ?Sized> Mutex<T> {
     ///
     /// A `PoisonError` carrying the guard if a holder panicked while holding it.
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
-        shim::count_call();
+        let me = shim::count_call_id();
         if self
             .state
             .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
@@ -97,16 +97,14 @@ impl<T: ?Sized> Mutex<T> {
         {
             self.lock_contended();
         }
-        self.held();
+        self.held(me);
         MutexGuard::new(self)
     }
 
-    /// Records the calling thread as the holder, right after it acquired the lock.
-    fn held(&self) {
-        self.holder.store(
-            crate::task::current::id(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+    /// Records the calling thread (`me`: its id, 0 off green threads) as the holder, right
+    /// after it acquired the lock.
+    fn held(&self, me: u64) {
+        self.holder.store(me, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Acquires the mutex if it is free.
@@ -115,7 +113,7 @@ impl<T: ?Sized> Mutex<T> {
     ///
     /// `TryLockError::WouldBlock` when it is held; `Poisoned` as `lock`.
     pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
-        shim::count_call();
+        let me = shim::count_call_id();
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
             if state & LOCKED != 0 {
@@ -128,7 +126,7 @@ impl<T: ?Sized> Mutex<T> {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
-                    self.held();
+                    self.held(me);
                     return MutexGuard::new(self).map_err(TryLockError::Poisoned);
                 }
                 Err(actual) => state = actual,

@@ -47,6 +47,17 @@ mod imp {
     pub(crate) fn count_call() {
         crate::task::point::count_current_call();
     }
+
+    /// [`count_call`], returning the calling green thread's id (`ThreadId::as_u64`, 0 off
+    /// green threads) from the same look-up: what a lock records as its holder.
+    #[inline]
+    pub(crate) fn count_call_id() -> u64 {
+        crate::task::current::with(|task| {
+            crate::task::point::count_call(task);
+            task.id.as_u64().get()
+        })
+        .unwrap_or(0)
+    }
 }
 
 #[cfg(loom)]
@@ -138,6 +149,11 @@ mod imp {
 
     /// Model threads have no cooperative budget (loom explores every interleaving anyway).
     pub(crate) fn count_call() {}
+
+    /// As [`count_call`]; model threads are no green threads (id 0).
+    pub(crate) fn count_call_id() -> u64 {
+        0
+    }
 }
 
 pub(crate) use crate::loom::sync::atomic::{fence, AtomicU64, AtomicU8, AtomicUsize, Ordering};

@@ -59,11 +59,6 @@ pub(crate) fn is_green() -> bool {
     !ptr().is_null()
 }
 
-/// The id (`ThreadId::as_u64`) of the running green thread, or 0 off green threads.
-pub(crate) fn id() -> u64 {
-    with(|task| task.id.as_u64().get()).unwrap_or(0)
-}
-
 /// Drops the running green thread's green-thread locals (at its end, before its result is
 /// published); nothing off green threads.
 pub(crate) fn destroy_locals() {
