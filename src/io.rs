@@ -64,7 +64,7 @@ impl Read for RawStdin {
             None => loop {
                 // SAFETY: `buf` is valid for `buf.len()` writable bytes.
                 let n =
-                    unsafe { libc::read(libc::STDIN_FILENO, buf.as_mut_ptr().cast(), buf.len()) };
+                    unsafe { crate::sys::read(libc::STDIN_FILENO, buf.as_mut_ptr().cast(), buf.len()) };
                 if n >= 0 {
                     break Ok(n as usize);
                 }

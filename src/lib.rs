@@ -126,6 +126,7 @@ pub mod runtime;
 mod sched;
 mod stack;
 mod stats;
+mod sys;
 pub mod sync;
 mod task;
 pub mod thread;

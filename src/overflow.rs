@@ -114,7 +114,7 @@ unsafe fn chain(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut l
 fn write_stderr(bytes: &[u8]) {
     // SAFETY: writing a valid buffer to fd 2; write is async-signal-safe. A short or failed
     // write loses part of the message, nothing more.
-    unsafe { libc::write(libc::STDERR_FILENO, bytes.as_ptr().cast(), bytes.len()) };
+    unsafe { crate::sys::write(libc::STDERR_FILENO, bytes.as_ptr().cast(), bytes.len()) };
 }
 
 /// The alternate signal stack of one worker OS thread, for as long as the value lives.

@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("report", 0),
     ("stats", 0),
     ("timeout", 0),
+    ("sys", 0),
     ("context", 1),
     ("stack", 1),
     // A green thread's record, the current-task cell, blocking points, wait records.

@@ -94,10 +94,10 @@ unsafe impl Op for ReadWrite {
         // SAFETY: see the impl.
         unsafe {
             match (self.write, self.offset == u64::MAX) {
-                (false, true) => libc::read(fd, buf, len),
-                (false, false) => libc::pread(fd, buf, len, offset),
-                (true, true) => libc::write(fd, buf, len),
-                (true, false) => libc::pwrite(fd, buf, len, offset),
+                (false, true) => crate::sys::read(fd, buf, len),
+                (false, false) => crate::sys::pread(fd, buf, len, offset),
+                (true, true) => crate::sys::write(fd, buf, len),
+                (true, false) => crate::sys::pwrite(fd, buf, len, offset),
             }
         }
     }

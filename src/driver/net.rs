@@ -76,7 +76,7 @@ unsafe impl Op for Recv<'_> {
     fn call(&mut self) -> isize {
         // SAFETY: see the impl.
         unsafe {
-            libc::recv(
+            crate::sys::recv(
                 self.socket.fd,
                 self.buf.cast(),
                 self.len,
@@ -134,7 +134,7 @@ unsafe impl Op for Send<'_> {
     fn call(&mut self) -> isize {
         // SAFETY: see the impl.
         unsafe {
-            libc::send(
+            crate::sys::send(
                 self.socket.fd,
                 self.buf.cast(),
                 self.len,
@@ -174,7 +174,7 @@ unsafe impl Op for RecvMsg<'_> {
 
     fn call(&mut self) -> isize {
         // SAFETY: see the impl.
-        unsafe { libc::recvmsg(self.socket.fd, self.msg, libc::MSG_DONTWAIT) }
+        unsafe { crate::sys::recvmsg(self.socket.fd, self.msg, libc::MSG_DONTWAIT) }
     }
 }
 
@@ -218,7 +218,7 @@ unsafe impl Op for SendMsg<'_> {
     fn call(&mut self) -> isize {
         // SAFETY: see the impl.
         unsafe {
-            libc::sendmsg(
+            crate::sys::sendmsg(
                 self.socket.fd,
                 self.msg,
                 libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
@@ -265,7 +265,7 @@ unsafe impl Op for Accept<'_> {
 
     fn call(&mut self) -> isize {
         // SAFETY: see the impl; the listener is non-blocking, so this never waits.
-        (unsafe { libc::accept4(self.socket.fd, self.addr, self.len, libc::SOCK_CLOEXEC) }) as isize
+        (unsafe { crate::sys::accept4(self.socket.fd, self.addr, self.len, libc::SOCK_CLOEXEC) }) as isize
     }
 }
 
@@ -300,18 +300,16 @@ impl Connect<'_> {
     /// connection is in progress.
     fn start(&mut self) -> isize {
         let fd = self.socket.fd;
-        // SAFETY: F_GETFL on an fd the caller owns.
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        let flags = crate::sys::get_flags(fd);
         if flags < 0 {
             return -1;
         }
-        // SAFETY: F_SETFL on an fd the caller owns.
-        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        if crate::sys::set_flags(fd, flags | libc::O_NONBLOCK) < 0 {
             return -1;
         }
         self.saved_flags = Some(flags);
         // SAFETY: see the impl.
-        if unsafe { libc::connect(self.socket.fd, self.addr, self.len) } == 0 {
+        if unsafe { crate::sys::connect(self.socket.fd, self.addr, self.len) } == 0 {
             return 0;
         }
         // SAFETY: reading errno is always allowed.
@@ -379,8 +377,7 @@ impl Drop for Connect<'_> {
     fn drop(&mut self) {
         if let Some(flags) = self.saved_flags {
             // Back to blocking mode, as the io_uring form leaves the socket.
-            // SAFETY: F_SETFL on an fd the caller owns.
-            unsafe { libc::fcntl(self.socket.fd, libc::F_SETFL, flags) };
+                crate::sys::set_flags(self.socket.fd, flags);
         }
     }
 }
@@ -429,7 +426,7 @@ unsafe impl Op for RecvMsgFlags<'_> {
 
     fn call(&mut self) -> isize {
         // SAFETY: see the impl.
-        unsafe { libc::recvmsg(self.socket.fd, self.msg, self.flags | libc::MSG_DONTWAIT) }
+        unsafe { crate::sys::recvmsg(self.socket.fd, self.msg, self.flags | libc::MSG_DONTWAIT) }
     }
 }
 

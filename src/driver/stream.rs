@@ -46,7 +46,7 @@ fn poll_now(fd: RawFd, events: i16) -> isize {
         revents: 0,
     };
     // SAFETY: one valid pollfd, no waiting.
-    match unsafe { libc::poll(&mut poll, 1, 0) } {
+    match unsafe { crate::sys::poll(&mut poll, 1, 0) } {
         n if n < 0 => -1,
         0 => {
             // SAFETY: setting errno is always allowed.
@@ -112,9 +112,9 @@ unsafe impl Op for Stream {
         // SAFETY: see the impl.
         unsafe {
             if self.write {
-                libc::write(self.fd, self.buf.cast(), self.len.min(libc::PIPE_BUF))
+                crate::sys::write(self.fd, self.buf.cast(), self.len.min(libc::PIPE_BUF))
             } else {
-                libc::read(self.fd, self.buf.cast(), self.len)
+                crate::sys::read(self.fd, self.buf.cast(), self.len)
             }
         }
     }

@@ -227,8 +227,7 @@ impl File {
 
     /// Whether the file was opened with `O_APPEND`.
     fn appends(&self) -> io::Result<bool> {
-        // SAFETY: F_GETFL only reads the open file's flags; the fd is open while `self` is.
-        let flags = unsafe { libc::fcntl(self.as_raw_fd(), libc::F_GETFL) };
+        let flags = crate::sys::get_flags(self.as_raw_fd());
         if flags < 0 {
             return Err(io::Error::last_os_error());
         }

@@ -99,23 +99,19 @@ pub(super) fn new_socket(domain: i32, kind: i32) -> io::Result<OwnedFd> {
 
 /// `fd`'s `O_NONBLOCK` flag, set or cleared; returns whether it was set before.
 fn swap_nonblocking(fd: RawFd, nonblocking: bool) -> io::Result<bool> {
-    // SAFETY: F_GETFL and F_SETFL read and write the flags of an fd the caller owns; no
-    // memory is involved.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let wanted = if nonblocking {
-            flags | libc::O_NONBLOCK
-        } else {
-            flags & !libc::O_NONBLOCK
-        };
-        if wanted != flags && libc::fcntl(fd, libc::F_SETFL, wanted) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(flags & libc::O_NONBLOCK != 0)
+    let flags = crate::sys::get_flags(fd);
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
     }
+    let wanted = if nonblocking {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if wanted != flags && crate::sys::set_flags(fd, wanted) < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(flags & libc::O_NONBLOCK != 0)
 }
 
 /// Listeners are non-blocking underneath, whatever their owner set: `accept4(2)` has no
@@ -167,7 +163,7 @@ pub(super) fn accept_blocking<T>(
                     revents: 0,
                 };
                 // SAFETY: one valid pollfd, for the call only.
-                if unsafe { libc::poll(&mut poll, 1, -1) } < 0 {
+                if unsafe { crate::sys::poll(&mut poll, 1, -1) } < 0 {
                     let err = io::Error::last_os_error();
                     if err.kind() != io::ErrorKind::Interrupted {
                         return Err(err);

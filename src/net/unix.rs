@@ -350,7 +350,7 @@ impl UnixDatagram {
         // std's `peek` on Unix datagram sockets is not stable yet.
         // SAFETY: `buf` is valid for `buf.len()` writable bytes for the call.
         let n = unsafe {
-            libc::recv(
+            crate::sys::recv(
                 self.as_raw_fd(),
                 buf.as_mut_ptr().cast(),
                 buf.len(),
@@ -438,7 +438,7 @@ impl UnixDatagram {
         let mut len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
         // SAFETY: `buf`, `addr` and `len` are valid for the call.
         let n = unsafe {
-            libc::recvfrom(
+            crate::sys::recvfrom(
                 self.as_raw_fd(),
                 buf.as_mut_ptr().cast(),
                 buf.len(),

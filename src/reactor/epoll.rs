@@ -366,7 +366,7 @@ impl Epoll {
     fn drain_wake_fd(&self) {
         let mut counter = 0u64;
         // SAFETY: reads 8 bytes into `counter`; the eventfd is non-blocking.
-        unsafe { libc::read(self.wake_fd, (&mut counter as *mut u64).cast(), 8) };
+        unsafe { crate::sys::read(self.wake_fd, (&mut counter as *mut u64).cast(), 8) };
     }
 
     /// Wakes the waits on `fd` that `events` satisfies.

@@ -58,7 +58,7 @@ impl Waker {
         let one: u64 = 1;
         // SAFETY: writes 8 valid bytes to our eventfd. It only fails when the counter would
         // overflow (EAGAIN), in which case a wake-up is pending anyway.
-        unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        unsafe { crate::sys::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
     }
 }
 
@@ -555,10 +555,10 @@ impl Ring {
             revents: 0,
         };
         // SAFETY: one valid pollfd for the call.
-        if unsafe { libc::poll(&mut fds, 1, millis) } > 0 {
+        if unsafe { crate::sys::poll(&mut fds, 1, millis) } > 0 {
             let mut counter = 0u64;
             // SAFETY: reads 8 bytes into `counter`; the eventfd is non-blocking.
-            unsafe { libc::read(self.wake_fd, (&mut counter as *mut u64).cast(), 8) };
+            unsafe { crate::sys::read(self.wake_fd, (&mut counter as *mut u64).cast(), 8) };
         }
         self.reap(schedule)
     }

@@ -289,7 +289,7 @@ fn self_pidfd() -> Option<libc::c_int> {
         } else {
             if fd >= 0 {
                 // SAFETY: `fd` is the descriptor we just opened and nobody else knows.
-                unsafe { libc::close(fd) };
+                unsafe { crate::sys::close(fd) };
             }
             PIDFD_NONE
         }
@@ -300,7 +300,7 @@ fn self_pidfd() -> Option<libc::c_int> {
             if fd >= 0 {
                 // Another thread opened one first: keep theirs.
                 // SAFETY: as above.
-                unsafe { libc::close(fd) };
+                unsafe { crate::sys::close(fd) };
             }
             return (winner != PIDFD_NONE).then_some(winner);
         }
