@@ -59,21 +59,23 @@ struct RawStdin;
 
 impl Read for RawStdin {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let result = match crate::driver::stream_read(libc::STDIN_FILENO, buf) {
-            Some(result) => result,
-            None => loop {
-                // SAFETY: `buf` is valid for `buf.len()` writable bytes.
-                let n =
-                    unsafe { crate::sys::read(libc::STDIN_FILENO, buf.as_mut_ptr().cast(), buf.len()) };
-                if n >= 0 {
-                    break Ok(n as usize);
-                }
-                let err = Error::last_os_error();
-                if err.kind() != ErrorKind::Interrupted {
-                    break Err(err);
-                }
-            },
-        };
+        let result =
+            match crate::driver::stream_read(crate::reactor::Socket::fd(libc::STDIN_FILENO), buf) {
+                Some(result) => result,
+                None => loop {
+                    // SAFETY: `buf` is valid for `buf.len()` writable bytes.
+                    let n = unsafe {
+                        crate::sys::read(libc::STDIN_FILENO, buf.as_mut_ptr().cast(), buf.len())
+                    };
+                    if n >= 0 {
+                        break Ok(n as usize);
+                    }
+                    let err = Error::last_os_error();
+                    if err.kind() != ErrorKind::Interrupted {
+                        break Err(err);
+                    }
+                },
+            };
         match result {
             // A closed stdin reads as empty, as with std.
             Err(err) if err.raw_os_error() == Some(libc::EBADF) => Ok(0),

@@ -111,6 +111,8 @@ mod context;
 mod driver;
 pub mod dump;
 pub mod fs;
+#[cfg(feature = "hooks")]
+mod hooks;
 pub mod io;
 pub mod local;
 mod loom;
@@ -126,8 +128,8 @@ pub mod runtime;
 mod sched;
 mod stack;
 mod stats;
-mod sys;
 pub mod sync;
+mod sys;
 mod task;
 pub mod thread;
 pub mod time;

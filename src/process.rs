@@ -38,6 +38,7 @@ use std::path::Path;
 pub use std::process::{abort, exit, id, ExitCode, ExitStatus, Output, Stdio, Termination};
 
 use crate::driver as ops;
+use crate::reactor::Socket;
 
 /// A process builder, like [`std::process::Command`] (the same methods), whose `status`,
 /// `output` and children's waits park only the calling green thread.
@@ -462,7 +463,7 @@ pipe_common!(ChildStderr);
 
 impl Write for &ChildStdin {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match ops::stream_write(self.as_raw_fd(), buf) {
+        match ops::stream_write(Socket::fd(self.as_raw_fd()), buf) {
             Some(result) => result,
             None => (&self.inner).write(buf),
         }
@@ -485,7 +486,7 @@ impl Write for ChildStdin {
 
 impl Read for ChildStdout {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match ops::stream_read(self.as_raw_fd(), buf) {
+        match ops::stream_read(Socket::fd(self.as_raw_fd()), buf) {
             Some(result) => result,
             None => self.inner.read(buf),
         }
@@ -494,7 +495,7 @@ impl Read for ChildStdout {
 
 impl Read for ChildStderr {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match ops::stream_read(self.as_raw_fd(), buf) {
+        match ops::stream_read(Socket::fd(self.as_raw_fd()), buf) {
             Some(result) => result,
             None => self.inner.read(buf),
         }

@@ -2,6 +2,8 @@
 //! still spread over the workers; a worker whose OS thread blocks keeps its started threads
 //! waiting but lets the others go; a thread that unwinds never shows its panic to others.
 
+#[path = "support/block.rs"]
+mod block;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -150,7 +152,7 @@ fn blocking_calls_stress(rt: &Runtime) -> (usize, usize) {
                 for thread in &threads {
                     thread.unpark();
                 }
-                std::thread::sleep(Duration::from_micros(100));
+                block::block_os_thread(Duration::from_micros(100));
             }
         })
     };
@@ -254,7 +256,7 @@ fn a_blocked_worker_lets_fresh_threads_run_elsewhere_and_its_neighbour_resume() 
                 let fresh: Vec<_> = (0..100)
                     .map(|_| greenring::spawn(move || start.elapsed()))
                     .collect();
-                std::thread::sleep(Duration::from_millis(300));
+                block::block_os_thread(Duration::from_millis(300));
                 (home, fresh, neighbour)
             })
             .unwrap();
@@ -332,7 +334,7 @@ fn a_std_lock_held_across_a_blocking_call_is_reported_and_greenring_locks_comple
                 if lock.try_lock().is_ok() {
                     return true;
                 }
-                std::thread::sleep(Duration::from_millis(1));
+                block::block_os_thread(Duration::from_millis(1));
             }
             false
         },

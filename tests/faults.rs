@@ -5,6 +5,8 @@
 #[path = "support/child.rs"]
 mod child;
 
+#[path = "support/block.rs"]
+mod block;
 use std::time::Duration;
 
 use greenring::Runtime;
@@ -49,7 +51,7 @@ fn a_detached_threads_result_that_panics_on_drop_aborts_as_std_does() {
     // Detached: the worker drops the result when the thread ends.
     drop(rt.spawn(|| PanicsOnDrop));
     // Without the abort the worker died here, and nothing below would ever run.
-    std::thread::sleep(Duration::from_millis(500));
+    block::block_os_thread(Duration::from_millis(500));
     let later = rt.spawn(|| 42);
     assert_eq!(later.join().unwrap(), 42);
     drop(rt);
@@ -64,7 +66,7 @@ fn a_detached_threads_panic_payload_that_panics_on_drop_aborts_as_std_does() {
     }
     let rt = Runtime::builder().worker_threads(1).build().unwrap();
     drop(rt.spawn(|| std::panic::panic_any(PanicsOnDrop)));
-    std::thread::sleep(Duration::from_millis(500));
+    block::block_os_thread(Duration::from_millis(500));
     let later = rt.spawn(|| 42);
     assert_eq!(later.join().unwrap(), 42);
     drop(rt);
@@ -122,7 +124,7 @@ fn a_panicking_logger_leaves_the_monitor_and_the_workers_running() {
         let stall = greenring::thread::Builder::new()
             .name(name.into())
             // Blocks its worker's OS thread: the monitor warns through the logger.
-            .spawn_on(&rt, || std::thread::sleep(Duration::from_millis(200)))
+            .spawn_on(&rt, || block::block_os_thread(Duration::from_millis(200)))
             .unwrap();
         stall.join().unwrap();
     }
@@ -317,7 +319,7 @@ fn a_destructor_unwinding_into_a_lock_held_on_its_worker_is_named_as_a_deadlock(
             .unwrap()
     };
     while !holding.load(std::sync::atomic::Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(1));
+        block::block_os_thread(Duration::from_millis(1));
     }
     let _unwinder = greenring::thread::Builder::new()
         .name("unwinder".into())
@@ -346,7 +348,7 @@ fn a_destructor_unwinding_into_a_lock_held_on_its_worker_is_named_as_a_deadlock(
             "no deadlock named: {:?}",
             RECORDED.lock().unwrap()
         );
-        std::thread::sleep(Duration::from_millis(10));
+        block::block_os_thread(Duration::from_millis(10));
     }
     assert!(!holder.is_finished(), "the holder can never run again");
     // The runtime is deadlocked for good: leave without dropping it.

@@ -3,6 +3,8 @@
 //! worker's other green threads. (Anchored runtimes, the default, are covered by
 //! `tests/anchoring.rs`.)
 
+#[path = "support/block.rs"]
+mod block;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -49,7 +51,7 @@ fn warnings_about(name: &str) -> usize {
         .count()
 }
 
-/// 100 green threads count while one calls `std::thread::sleep(200 ms)`; every one of them
+/// 100 green threads count while one calls `block::block_os_thread(200 ms)`; every one of them
 /// must make progress inside that window.
 fn others_progress_while_one_blocks(workers: usize, name: &str) {
     install_recorder();
@@ -72,7 +74,7 @@ fn others_progress_while_one_blocks(workers: usize, name: &str) {
         }));
     }
     // Let them all get going before the blocker takes the worker.
-    std::thread::sleep(Duration::from_millis(50));
+    block::block_os_thread(Duration::from_millis(50));
     let blocking = Arc::new(AtomicBool::new(false));
     let blocker = {
         let blocking = Arc::clone(&blocking);
@@ -81,7 +83,7 @@ fn others_progress_while_one_blocks(workers: usize, name: &str) {
             .spawn_on(&rt, move || {
                 blocking.store(true, Ordering::SeqCst);
                 let start = Instant::now();
-                std::thread::sleep(Duration::from_millis(200));
+                block::block_os_thread(Duration::from_millis(200));
                 start.elapsed()
             })
             .unwrap()
@@ -91,9 +93,9 @@ fn others_progress_while_one_blocks(workers: usize, name: &str) {
     }
     let entered = Instant::now();
     // Past the 10 ms threshold (and a sampling period), well inside the 200 ms window.
-    std::thread::sleep(Duration::from_millis(40));
+    block::block_os_thread(Duration::from_millis(40));
     let before: Vec<u64> = counters.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-    std::thread::sleep(Duration::from_millis(100));
+    block::block_os_thread(Duration::from_millis(100));
     let after: Vec<u64> = counters.iter().map(|c| c.load(Ordering::Relaxed)).collect();
     let window = entered.elapsed();
     assert!(
@@ -137,9 +139,9 @@ fn a_thread_blocking_twice_is_reported_once() {
     let handle = greenring::thread::Builder::new()
         .name("twice".to_owned())
         .spawn_on(&rt, || {
-            std::thread::sleep(Duration::from_millis(60));
+            block::block_os_thread(Duration::from_millis(60));
             greenring::yield_now();
-            std::thread::sleep(Duration::from_millis(60));
+            block::block_os_thread(Duration::from_millis(60));
             7
         })
         .unwrap();
@@ -174,7 +176,7 @@ fn os_threads_grow_only_with_simultaneous_stalls() {
                 greenring::time::sleep(Duration::from_millis(2));
             }
         });
-        rt.block_on(|| std::thread::sleep(Duration::from_millis(60)));
+        rt.block_on(|| block::block_os_thread(Duration::from_millis(60)));
         busy.join().unwrap();
         assert!(rt.metrics().handoffs >= round, "{:?}", rt.metrics());
         // One stall at a time: the exiled OS thread parks as a spare and the next
@@ -203,7 +205,7 @@ fn wait_for_threads(prefix: &str, count: usize) {
             Instant::now() < deadline,
             "{now} threads named {prefix}*, expected {count}"
         );
-        std::thread::sleep(Duration::from_millis(5));
+        block::block_os_thread(Duration::from_millis(5));
     }
 }
 
@@ -250,7 +252,7 @@ fn handoff_can_be_disabled_and_rejects_tiny_thresholds() {
         .handoff_threshold(None)
         .build()
         .unwrap();
-    rt.block_on(|| std::thread::sleep(Duration::from_millis(30)));
+    rt.block_on(|| block::block_os_thread(Duration::from_millis(30)));
     assert_eq!(rt.metrics().handoffs, 0);
 }
 
@@ -258,12 +260,12 @@ fn handoff_can_be_disabled_and_rejects_tiny_thresholds() {
 fn shutdown_with_a_blocked_thread_waits_for_it_and_finishes() {
     let rt = migrating().worker_threads(1).build().unwrap();
     let blocked = rt.spawn(|| {
-        std::thread::sleep(Duration::from_millis(100));
+        block::block_os_thread(Duration::from_millis(100));
         // Its next blocking point unwinds with Cancelled.
         greenring::time::sleep(Duration::from_secs(3600));
     });
     let sleeper = rt.spawn(|| greenring::time::sleep(Duration::from_secs(3600)));
-    std::thread::sleep(Duration::from_millis(30));
+    block::block_os_thread(Duration::from_millis(30));
     assert!(rt.shutdown_timeout(Duration::from_secs(10)));
     assert!(blocked.join().is_err());
     assert!(sleeper.join().is_err());

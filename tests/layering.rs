@@ -29,6 +29,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("driver", 5),
     // The std-shaped API, bottom up.
     ("time", 6),
+    ("hooks", 6),
     ("thread", 7),
     ("blocking", 8),
     ("sync", 9),

@@ -6,6 +6,8 @@
 #[path = "support/watchdog.rs"]
 mod watchdog;
 
+#[path = "support/block.rs"]
+mod block;
 use std::time::Duration;
 
 use greenring::sync::mpsc;
@@ -150,7 +152,7 @@ fn a_timed_wait_begun_during_shutdown_does_not_keep_the_drop_waiting() {
                 // then fails), so the waiter below first runs during the shutdown.
                 let busy = rt.spawn(|| {
                     while greenring::thread::Builder::new().spawn(|| ()).is_ok() {
-                        std::thread::sleep(Duration::from_millis(1));
+                        block::block_os_thread(Duration::from_millis(1));
                     }
                 });
                 let waiter = rt.spawn(wait);

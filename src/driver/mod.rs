@@ -78,7 +78,11 @@ mod stream;
 mod timer;
 
 pub(crate) use self::file::{fsync, ftruncate, mkdir, open, read_at, statx, unlink, write_at, At};
+#[cfg(feature = "hooks")]
+pub(crate) use self::net::accept_blocking_listener;
 pub(crate) use self::net::{accept, connect, recv, recvmsg, recvmsg_flags, send, sendmsg};
+#[cfg(feature = "hooks")]
+pub(crate) use self::stream::poll_for;
 pub(crate) use self::stream::{poll_readable, stream_read, stream_write};
 pub(crate) use self::timer::{park_timeout, sleep_until};
 
@@ -252,6 +256,7 @@ fn epoll<O: Op>(
                 cancel_point(task);
                 return Err(io::Error::from_raw_os_error(libc::ECANCELED));
             }
+            Outcome::Closed => return Err(io::Error::from_raw_os_error(libc::EBADF)),
         }
     }
 }

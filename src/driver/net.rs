@@ -105,11 +105,12 @@ pub(crate) fn recv(
     )
 }
 
-/// `send(2)` with `MSG_NOSIGNAL`, as std does.
+/// `send(2)` with the caller's flags (greenring's sockets pass `MSG_NOSIGNAL`, as std does).
 struct Send<'a> {
     socket: Socket<'a>,
     buf: *const u8,
     len: usize,
+    flags: i32,
 }
 
 // SAFETY: `buf` points to `len` readable bytes borrowed by the caller of `send` for as
@@ -127,7 +128,7 @@ unsafe impl Op for Send<'_> {
 
     fn entry(&mut self, _empty: bool) -> Entry {
         opcode::Send::new(Fd(self.socket.fd), self.buf, len_u32(self.len))
-            .flags(libc::MSG_NOSIGNAL)
+            .flags(self.flags)
             .build()
     }
 
@@ -138,20 +139,29 @@ unsafe impl Op for Send<'_> {
                 self.socket.fd,
                 self.buf.cast(),
                 self.len,
-                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                self.flags | libc::MSG_DONTWAIT,
             )
         }
     }
 }
 
-/// `send(2)` of `buf` (with `MSG_NOSIGNAL`, as std does).
+/// `send(2)` of `buf` with `flags` (`MSG_NOSIGNAL` for greenring's sockets, as std's).
 pub(crate) fn send(
     socket: Socket<'_>,
     buf: &[u8],
+    flags: i32,
     timeout: Option<Duration>,
 ) -> Option<io::Result<usize>> {
     let (buf, len) = (buf.as_ptr(), buf.len());
-    run(Send { socket, buf, len }, timeout)
+    run(
+        Send {
+            socket,
+            buf,
+            len,
+            flags,
+        },
+        timeout,
+    )
 }
 
 /// `recvmsg(2)`.
@@ -191,10 +201,11 @@ pub(crate) unsafe fn recvmsg(
     run(RecvMsg { socket, msg }, timeout)
 }
 
-/// `sendmsg(2)` with `MSG_NOSIGNAL`.
+/// `sendmsg(2)` with the caller's flags.
 struct SendMsg<'a> {
     socket: Socket<'a>,
     msg: *const libc::msghdr,
+    flags: i32,
 }
 
 // SAFETY: the caller of `sendmsg` keeps `msg` and what it points to valid for the call.
@@ -211,23 +222,17 @@ unsafe impl Op for SendMsg<'_> {
 
     fn entry(&mut self, _empty: bool) -> Entry {
         opcode::SendMsg::new(Fd(self.socket.fd), self.msg)
-            .flags(libc::MSG_NOSIGNAL as u32)
+            .flags(self.flags as u32)
             .build()
     }
 
     fn call(&mut self) -> isize {
         // SAFETY: see the impl.
-        unsafe {
-            crate::sys::sendmsg(
-                self.socket.fd,
-                self.msg,
-                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-            )
-        }
+        unsafe { crate::sys::sendmsg(self.socket.fd, self.msg, self.flags | libc::MSG_DONTWAIT) }
     }
 }
 
-/// `sendmsg(2)` (with `MSG_NOSIGNAL`).
+/// `sendmsg(2)` with `flags` (`MSG_NOSIGNAL` for greenring's sockets).
 ///
 /// # Safety
 ///
@@ -235,18 +240,25 @@ unsafe impl Op for SendMsg<'_> {
 pub(crate) unsafe fn sendmsg(
     socket: Socket<'_>,
     msg: *const libc::msghdr,
+    flags: i32,
     timeout: Option<Duration>,
 ) -> Option<io::Result<usize>> {
-    run(SendMsg { socket, msg }, timeout)
+    run(SendMsg { socket, msg, flags }, timeout)
 }
 
-/// `accept4(2)` with `SOCK_CLOEXEC`, on a listener that is non-blocking underneath (see
-/// `net::socket::Settings::adopt_listener`): `accept4` has no per-call non-blocking flag,
-/// and a worker must never block in it when another thread takes the connection first.
+/// `accept4(2)` with the caller's flags. greenring's listeners are non-blocking underneath
+/// (see `net::socket::Settings::adopt_listener`): `accept4` has no per-call non-blocking
+/// flag, and a worker must never block in it when another thread takes the connection
+/// first. A listener in blocking mode (one the hooks accept on for code greenring does not
+/// own) is polled first instead: there, a lost race blocks the worker until the next
+/// connection, on the epoll backend only (io_uring accepts in the kernel).
 struct Accept<'a> {
     socket: Socket<'a>,
     addr: *mut libc::sockaddr,
     len: *mut libc::socklen_t,
+    flags: i32,
+    /// The listener is non-blocking underneath.
+    nonblocking: bool,
 }
 
 // SAFETY: `addr` and `len` are borrowed mutably by the caller of `accept` for the call.
@@ -259,17 +271,21 @@ unsafe impl Op for Accept<'_> {
 
     fn entry(&mut self, _empty: bool) -> Entry {
         opcode::Accept::new(Fd(self.socket.fd), self.addr, self.len)
-            .flags(libc::SOCK_CLOEXEC)
+            .flags(self.flags)
             .build()
     }
 
     fn call(&mut self) -> isize {
-        // SAFETY: see the impl; the listener is non-blocking, so this never waits.
-        (unsafe { crate::sys::accept4(self.socket.fd, self.addr, self.len, libc::SOCK_CLOEXEC) }) as isize
+        if !self.nonblocking && super::stream::poll_now(self.socket.fd, libc::POLLIN) < 0 {
+            return -1;
+        }
+        // SAFETY: see the impl.
+        (unsafe { crate::sys::accept4(self.socket.fd, self.addr, self.len, self.flags) }) as isize
     }
 }
 
-/// `accept4(2)` with `SOCK_CLOEXEC`, filling `addr`/`len` with the peer's address.
+/// `accept4(2)` with `SOCK_CLOEXEC` on one of greenring's listeners (non-blocking
+/// underneath), filling `addr`/`len` with the peer's address.
 pub(crate) fn accept(
     socket: Socket<'_>,
     addr: &mut libc::sockaddr_storage,
@@ -279,6 +295,30 @@ pub(crate) fn accept(
         socket,
         addr: (addr as *mut libc::sockaddr_storage).cast(),
         len,
+        flags: libc::SOCK_CLOEXEC,
+        nonblocking: true,
+    };
+    run(op, None).map(|r| r.map(|fd| fd as RawFd))
+}
+
+/// `accept4(2)` with `flags` on a listener in blocking mode (see [`Accept`]).
+///
+/// # Safety
+///
+/// `addr` and `len` are null or valid for the call, as for `accept4(2)`.
+#[cfg_attr(not(feature = "hooks"), allow(dead_code))]
+pub(crate) unsafe fn accept_blocking_listener(
+    fd: RawFd,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+    flags: i32,
+) -> Option<io::Result<RawFd>> {
+    let op = Accept {
+        socket: Socket::fd(fd),
+        addr,
+        len,
+        flags,
+        nonblocking: false,
     };
     run(op, None).map(|r| r.map(|fd| fd as RawFd))
 }
@@ -377,7 +417,7 @@ impl Drop for Connect<'_> {
     fn drop(&mut self) {
         if let Some(flags) = self.saved_flags {
             // Back to blocking mode, as the io_uring form leaves the socket.
-                crate::sys::set_flags(self.socket.fd, flags);
+            crate::sys::set_flags(self.socket.fd, flags);
         }
     }
 }

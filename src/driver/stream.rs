@@ -4,6 +4,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
+use std::time::Duration;
 
 use io_uring::opcode;
 use io_uring::squeue::Entry;
@@ -13,33 +14,40 @@ use super::op::{len_u32, Op, Wait};
 use super::run;
 use crate::reactor::Socket;
 
-/// Waits until `fd` is readable: `IORING_OP_POLL_ADD` on io_uring, a zero `poll(2)` retried
-/// on readiness on epoll. The result is the `revents` mask. For fds that only announce an
-/// event, like a pidfd (readable once its process has exited).
-struct PollReadable {
-    fd: RawFd,
+/// Waits until `fd` has one of `events` (readiness for a read unless `WRITE`):
+/// `IORING_OP_POLL_ADD` on io_uring, a zero `poll(2)` retried on readiness on epoll. The
+/// result is the `revents` mask. For fds that only announce an event, like a pidfd
+/// (readable once its process has exited), and for `poll` of one fd by code greenring does
+/// not own.
+struct PollFor<'a, const WRITE: bool> {
+    socket: Socket<'a>,
+    events: i16,
 }
 
 // SAFETY: the op holds no pointers.
-unsafe impl Op for PollReadable {
-    const WAIT: Wait = Wait::Readable;
+unsafe impl<const WRITE: bool> Op for PollFor<'_, WRITE> {
+    const WAIT: Wait = if WRITE {
+        Wait::Writable
+    } else {
+        Wait::Readable
+    };
 
     fn socket(&self) -> Socket<'_> {
-        Socket::fd(self.fd)
+        self.socket
     }
 
     fn entry(&mut self, _empty: bool) -> Entry {
-        opcode::PollAdd::new(Fd(self.fd), libc::POLLIN as u32).build()
+        opcode::PollAdd::new(Fd(self.socket.fd), self.events as u16 as u32).build()
     }
 
     fn call(&mut self) -> isize {
-        poll_now(self.fd, libc::POLLIN)
+        poll_now(self.socket.fd, self.events)
     }
 }
 
 /// A zero-timeout `poll(2)` of `fd` for `events`: the `revents` mask, or -1 with `EAGAIN`
 /// when nothing is ready (and -1 with `errno` on failure).
-fn poll_now(fd: RawFd, events: i16) -> isize {
+pub(super) fn poll_now(fd: RawFd, events: i16) -> isize {
     let mut poll = libc::pollfd {
         fd,
         events,
@@ -59,7 +67,26 @@ fn poll_now(fd: RawFd, events: i16) -> isize {
 
 /// Waits until `fd` is readable (or has hung up); the `revents` mask.
 pub(crate) fn poll_readable(fd: RawFd) -> Option<io::Result<usize>> {
-    run(PollReadable { fd }, None)
+    let op: PollFor<'_, false> = PollFor {
+        socket: Socket::fd(fd),
+        events: libc::POLLIN,
+    };
+    run(op, None)
+}
+
+/// Waits until `socket` has one of `events`, or `timeout` passes (`WouldBlock`); the
+/// `revents` mask. On epoll it waits for writability when `events` asks only for output.
+#[cfg_attr(not(feature = "hooks"), allow(dead_code))]
+pub(crate) fn poll_for(
+    socket: Socket<'_>,
+    events: i16,
+    timeout: Option<Duration>,
+) -> Option<io::Result<usize>> {
+    if events & libc::POLLIN == 0 && events & libc::POLLOUT != 0 {
+        run(PollFor::<true> { socket, events }, timeout)
+    } else {
+        run(PollFor::<false> { socket, events }, timeout)
+    }
 }
 
 /// `read(2)`/`write(2)` on a pipe or terminal left in blocking mode (a child's pipes,
@@ -71,8 +98,8 @@ pub(crate) fn poll_readable(fd: RawFd) -> Option<io::Result<usize>> {
 /// zero `poll` (as [`Accept`] does): a read then finds data, and a write of at most
 /// `PIPE_BUF` bytes (the form writes no more at once) finds room. Should another reader of
 /// the same pipe take the data in between, the read blocks the worker until more comes.
-struct Stream {
-    fd: RawFd,
+struct Stream<'a> {
+    socket: Socket<'a>,
     buf: *mut u8,
     len: usize,
     write: bool,
@@ -80,15 +107,15 @@ struct Stream {
 
 // SAFETY: `buf` points to `len` bytes borrowed by the caller of `stream_read` (mutably)
 // or `stream_write` for as long as the op lives.
-unsafe impl Op for Stream {
+unsafe impl Op for Stream<'_> {
     const WAIT: Wait = Wait::Readable;
 
     fn socket(&self) -> Socket<'_> {
-        Socket::fd(self.fd)
+        self.socket
     }
 
     fn entry(&mut self, _empty: bool) -> Entry {
-        let (fd, len) = (Fd(self.fd), len_u32(self.len));
+        let (fd, len) = (Fd(self.socket.fd), len_u32(self.len));
         if self.write {
             opcode::Write::new(fd, self.buf, len)
                 .offset(u64::MAX)
@@ -106,22 +133,23 @@ unsafe impl Op for Stream {
         } else {
             libc::POLLIN
         };
-        if poll_now(self.fd, events) < 0 {
+        let fd = self.socket.fd;
+        if poll_now(fd, events) < 0 {
             return -1;
         }
         // SAFETY: see the impl.
         unsafe {
             if self.write {
-                crate::sys::write(self.fd, self.buf.cast(), self.len.min(libc::PIPE_BUF))
+                crate::sys::write(fd, self.buf.cast(), self.len.min(libc::PIPE_BUF))
             } else {
-                crate::sys::read(self.fd, self.buf.cast(), self.len)
+                crate::sys::read(fd, self.buf.cast(), self.len)
             }
         }
     }
 }
 
 /// Runs a [`Stream`] op, waiting for writability rather than readability for a write.
-fn run_stream(op: Stream) -> Option<io::Result<usize>> {
+fn run_stream(op: Stream<'_>) -> Option<io::Result<usize>> {
     if op.write {
         run(StreamWrite(op), None)
     } else {
@@ -130,10 +158,10 @@ fn run_stream(op: Stream) -> Option<io::Result<usize>> {
 }
 
 /// A [`Stream`] write, which waits for writability.
-struct StreamWrite(Stream);
+struct StreamWrite<'a>(Stream<'a>);
 
 // SAFETY: as for `Stream`.
-unsafe impl Op for StreamWrite {
+unsafe impl Op for StreamWrite<'_> {
     const WAIT: Wait = Wait::Writable;
 
     fn socket(&self) -> Socket<'_> {
@@ -155,9 +183,9 @@ unsafe impl Op for StreamWrite {
 }
 
 /// `read(2)` into `buf` from a pipe or terminal in blocking mode (see [`Stream`]).
-pub(crate) fn stream_read(fd: RawFd, buf: &mut [u8]) -> Option<io::Result<usize>> {
+pub(crate) fn stream_read(socket: Socket<'_>, buf: &mut [u8]) -> Option<io::Result<usize>> {
     run_stream(Stream {
-        fd,
+        socket,
         buf: buf.as_mut_ptr(),
         len: buf.len(),
         write: false,
@@ -165,9 +193,9 @@ pub(crate) fn stream_read(fd: RawFd, buf: &mut [u8]) -> Option<io::Result<usize>
 }
 
 /// `write(2)` of `buf` to a pipe or terminal in blocking mode (see [`Stream`]).
-pub(crate) fn stream_write(fd: RawFd, buf: &[u8]) -> Option<io::Result<usize>> {
+pub(crate) fn stream_write(socket: Socket<'_>, buf: &[u8]) -> Option<io::Result<usize>> {
     run_stream(Stream {
-        fd,
+        socket,
         // Never written through: `write` ops only read the buffer.
         buf: buf.as_ptr().cast_mut(),
         len: buf.len(),

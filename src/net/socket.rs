@@ -369,9 +369,12 @@ macro_rules! stream_io {
                 use std::os::fd::AsRawFd;
                 if self.settings.blocking() {
                     let timeout = self.settings.write_timeout();
-                    if let Some(result) =
-                        crate::driver::send(self.settings.op_socket(self.as_raw_fd()), buf, timeout)
-                    {
+                    if let Some(result) = crate::driver::send(
+                        self.settings.op_socket(self.as_raw_fd()),
+                        buf,
+                        libc::MSG_NOSIGNAL,
+                        timeout,
+                    ) {
                         return result;
                     }
                 }
@@ -410,7 +413,9 @@ macro_rules! stream_io {
                     let timeout = self.settings.write_timeout();
                     let socket = self.settings.op_socket(self.as_raw_fd());
                     // SAFETY: `msg` points at `bufs`, both borrowed for the whole call.
-                    let result = unsafe { crate::driver::sendmsg(socket, &msg, timeout) };
+                    let result = unsafe {
+                        crate::driver::sendmsg(socket, &msg, libc::MSG_NOSIGNAL, timeout)
+                    };
                     if let Some(result) = result {
                         return result;
                     }

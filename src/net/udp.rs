@@ -51,6 +51,7 @@ impl UdpSocket {
             if let Some(result) = ops::send(
                 self.settings.op_socket(self.as_raw_fd()),
                 buf,
+                libc::MSG_NOSIGNAL,
                 self.settings.write_timeout(),
             ) {
                 return result;
@@ -105,6 +106,7 @@ impl UdpSocket {
                 ops::sendmsg(
                     self.settings.op_socket(self.as_raw_fd()),
                     &msg,
+                    libc::MSG_NOSIGNAL,
                     self.settings.write_timeout(),
                 )
             };

@@ -320,7 +320,12 @@ impl UnixDatagram {
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         if self.settings.blocking() {
             let socket = self.settings.op_socket(self.as_raw_fd());
-            if let Some(result) = ops::send(socket, buf, self.settings.write_timeout()) {
+            if let Some(result) = ops::send(
+                socket,
+                buf,
+                libc::MSG_NOSIGNAL,
+                self.settings.write_timeout(),
+            ) {
                 return result;
             }
         }
@@ -390,7 +395,14 @@ impl UnixDatagram {
         msg.msg_namelen = len;
         let socket = self.settings.op_socket(self.as_raw_fd());
         // SAFETY: `msg`, `iov`, `addr` and `buf` all live until the call returns.
-        let result = unsafe { ops::sendmsg(socket, &msg, self.settings.write_timeout()) };
+        let result = unsafe {
+            ops::sendmsg(
+                socket,
+                &msg,
+                libc::MSG_NOSIGNAL,
+                self.settings.write_timeout(),
+            )
+        };
         match result {
             Some(result) => result,
             None => self.inner.send_to(buf, path),

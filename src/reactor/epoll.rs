@@ -54,6 +54,9 @@ pub(crate) enum Outcome {
     TimedOut,
     /// The runtime is shutting down.
     Cancelled,
+    /// The fd number was closed (and maybe reused) while the thread waited on it (see
+    /// [`Socket`]'s generation).
+    Closed,
 }
 
 /// What a green thread waits for on its own stack.
@@ -84,6 +87,8 @@ struct Wait {
     fd: RawFd,
     write: bool,
     deadline: Option<Instant>,
+    /// The fd number's generation when the wait began (see [`Socket`]).
+    generation: Option<(&'static std::sync::atomic::AtomicU64, u64)>,
 }
 
 /// The waits registered for one fd.
@@ -185,8 +190,10 @@ impl Epoll {
     ) -> io::Result<()> {
         let fd = socket.fd;
         let mut fds = self.fds.borrow_mut();
-        // A fd somebody waits on here is open (the waiter borrows it) and so registered.
-        if !fds.contains_key(&fd) {
+        // An fd somebody waits on here through its owner is open (the waiter borrows it)
+        // and so registered; one without an owner's record may have been closed and its
+        // number reused since the last wait, so it is added again (`EEXIST` is fine).
+        if socket.registered.is_none() || !fds.contains_key(&fd) {
             self.add(socket)?;
         }
         let id = self.next_id.get();
@@ -205,6 +212,7 @@ impl Epoll {
                 fd,
                 write,
                 deadline,
+                generation: socket.generation,
             },
         );
         if let Some(deadline) = deadline {
@@ -374,22 +382,33 @@ impl Epoll {
         let error = events & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0;
         let readable = error || events & (libc::EPOLLIN | libc::EPOLLRDHUP) as u32 != 0;
         let writable = error || events & libc::EPOLLOUT as u32 != 0;
-        let ids: Vec<u64> = match self.fds.borrow().get(&fd) {
-            Some(interest) => {
-                let mut ids = Vec::new();
-                if readable {
-                    ids.extend(&interest.readers);
-                }
-                if writable {
-                    ids.extend(&interest.writers);
-                }
-                ids
-            }
+        let waits: Vec<(u64, bool)> = match self.fds.borrow().get(&fd) {
+            Some(interest) => interest
+                .readers
+                .iter()
+                .map(|&id| (id, readable))
+                .chain(interest.writers.iter().map(|&id| (id, writable)))
+                .collect(),
             None => return 0,
         };
         let mut scheduled = 0;
-        for id in ids {
-            if let Some(task) = self.finish(id, Outcome::Ready) {
+        for (id, satisfied) in waits {
+            // A wait whose fd number was closed since it began ends: the event is another
+            // file's.
+            let closed = self
+                .waits
+                .borrow()
+                .get(&id)
+                .and_then(|wait| wait.generation)
+                .is_some_and(|(counter, seen)| {
+                    counter.load(std::sync::atomic::Ordering::Acquire) != seen
+                });
+            let outcome = match (closed, satisfied) {
+                (true, _) => Outcome::Closed,
+                (false, true) => Outcome::Ready,
+                (false, false) => continue,
+            };
+            if let Some(task) = self.finish(id, outcome) {
                 schedule(task);
                 scheduled += 1;
             }

@@ -28,10 +28,17 @@ use crate::task::TaskRef;
 /// The fd of an op, and for a socket the record of which workers' epoll sets hold it
 /// (bit `i` for worker `i`), kept by the socket object that owns the fd: an fd leaves
 /// every epoll set when it is closed, so a set bit is never stale while the owner lives.
+///
+/// An fd nobody owns for greenring (one the `hooks` use for code greenring does not own)
+/// may instead carry its *generation*: a counter that changes whenever the fd number is
+/// closed or reused, and the value it had when the wait began. A readiness wait whose
+/// generation has changed ends as [`Outcome::Closed`] instead of being woken by events of
+/// whatever file got the number since.
 #[derive(Clone, Copy)]
 pub(crate) struct Socket<'a> {
     pub(crate) fd: RawFd,
     pub(crate) registered: Option<&'a AtomicU64>,
+    pub(crate) generation: Option<(&'static AtomicU64, u64)>,
 }
 
 impl<'a> Socket<'a> {
@@ -40,6 +47,7 @@ impl<'a> Socket<'a> {
         Socket {
             fd,
             registered: Some(registered),
+            generation: None,
         }
     }
 
@@ -48,6 +56,21 @@ impl<'a> Socket<'a> {
         Socket {
             fd,
             registered: None,
+            generation: None,
+        }
+    }
+
+    /// An fd whose number's generation counter is `counter`, read as `seen` (see above).
+    #[cfg_attr(not(feature = "hooks"), allow(dead_code))]
+    pub(crate) fn of_generation(
+        fd: RawFd,
+        counter: &'static AtomicU64,
+        seen: u64,
+    ) -> Socket<'static> {
+        Socket {
+            fd,
+            registered: None,
+            generation: Some((counter, seen)),
         }
     }
 }
