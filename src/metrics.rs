@@ -25,6 +25,12 @@ pub struct Metrics {
     /// Times the monitor moved a stuck worker to a new OS thread (only in a runtime that
     /// migrates started threads).
     pub handoffs: u64,
+    /// Extra workers running now (see
+    /// [`Builder::max_extra_workers`](crate::runtime::Builder::max_extra_workers)). A
+    /// gauge.
+    pub extra_workers: usize,
+    /// Extra workers started so far.
+    pub extra_workers_started: u64,
     /// The I/O backend the workers use.
     pub io_backend: Option<crate::reactor::IoBackend>,
     /// How the workers' io_uring rings are set up (`None` on the epoll backend).
@@ -82,6 +88,8 @@ impl Metrics {
             stacks_mapped: shared.stacks.mapped(),
             stacks_pooled: shared.stacks.pooled() + cached as usize,
             handoffs: shared.handoff.count(),
+            extra_workers: shared.extras().live(),
+            extra_workers_started: shared.extras().started(),
             io_backend: Some(shared.io_backend()),
             io_uring_setup: shared.uring_setup(),
             migrates_started_threads: shared.migrates(),

@@ -44,6 +44,21 @@ pub(crate) fn report(level: log::Level, message: fmt::Arguments<'_>) {
     }
 }
 
+/// Reports `message` at `level` through `log` when a logger takes that level (see
+/// [`report`]); otherwise, if `once` is still clear, sets it and writes the message to
+/// standard error, so that a program without a logger still hears of the first such
+/// trouble (a stalled worker, a suspected deadlock) once.
+pub(crate) fn heard_once(level: log::Level, once: &AtomicBool, message: fmt::Arguments<'_>) {
+    if log::max_level() >= level {
+        report(level, message);
+    } else if !once.swap(true, Ordering::Relaxed) {
+        to_stderr(format_args!(
+            "[{level}] {message} (greenring writes the first report of this kind to standard \
+             error because no `log` logger takes it; install one to see every report)"
+        ));
+    }
+}
+
 /// Reports an error (see [`report`]).
 pub(crate) fn error(message: fmt::Arguments<'_>) {
     report(log::Level::Error, message);

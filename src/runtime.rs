@@ -41,6 +41,7 @@ use std::time::Duration;
 
 pub use crate::metrics::{Metrics, WorkerMetrics, STACK_BUCKETS};
 pub use crate::reactor::{IoBackend, UringSetup};
+pub use crate::sched::extra::DEFAULT_MAX_EXTRA_WORKERS;
 pub use crate::sched::handoff::DEFAULT_THRESHOLD as DEFAULT_HANDOFF_THRESHOLD;
 pub use crate::task::Cancelled;
 
@@ -81,6 +82,7 @@ pub struct Builder {
     io_backend: Option<IoBackend>,
     migrate: bool,
     shutdown_grace: Duration,
+    max_extra_workers: usize,
 }
 
 /// How long a shutdown waits by default, once no green thread can progress on its own, for
@@ -100,6 +102,7 @@ impl Default for Builder {
             // flag accepts `migrate_started_threads`'s contract for the whole program.
             migrate: cfg!(greenring_migrate),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            max_extra_workers: DEFAULT_MAX_EXTRA_WORKERS,
         }
     }
 }
@@ -217,6 +220,43 @@ impl Builder {
         self
     }
 
+    /// Sets how many *extra workers* may run at once (default
+    /// [`DEFAULT_MAX_EXTRA_WORKERS`], 256; 0 turns them off). When every worker's OS thread
+    /// is blocked in code greenring does not own (a `crossbeam-channel` or std `mpsc`
+    /// receive, a std lock, a C library's wait) and green threads that have not started
+    /// are waiting, the monitor starts an extra worker OS thread, with its own ring, to run
+    /// them: the thread that would unblock the others may be one of them (a producer
+    /// spawned after its consumers). An extra takes threads that have not started one at a
+    /// time and only while every worker stays blocked; a thread it starts stays on it, as
+    /// on any worker (started threads never move), and the extra leaves once those threads
+    /// have finished. Each extra costs an OS thread, a ring and an eventfd while it runs.
+    ///
+    /// Extra workers need the monitor ([`Builder::handoff_threshold`] not `None`) and an
+    /// anchored runtime (a migrating one moves the blocked worker instead).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    ///
+    /// let rt = greenring::Runtime::builder()
+    ///     .worker_threads(1)
+    ///     .max_extra_workers(4)
+    ///     .build()?;
+    /// let (tx, rx) = mpsc::channel();
+    /// // Blocks the only worker's OS thread in std's receive, which greenring does not own.
+    /// let consumer = rt.spawn(move || rx.recv().unwrap());
+    /// // Spawned after it: an extra worker runs it.
+    /// let producer = rt.spawn(move || tx.send(42).unwrap());
+    /// producer.join().unwrap();
+    /// assert_eq!(consumer.join().unwrap(), 42);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn max_extra_workers(mut self, max: usize) -> Builder {
+        self.max_extra_workers = max;
+        self
+    }
+
     /// Forces the I/O backend. Without this, `GREENRING_IO_BACKEND` decides, and without
     /// that io_uring is used where the kernel allows it and epoll elsewhere (see
     /// [`IoBackend`]).
@@ -238,8 +278,14 @@ impl Builder {
         let workers = self.checked()?;
         overflow::install_handler();
         crate::panic_message::install();
+        let extras = if self.migrate || self.handoff_threshold.is_none() {
+            0
+        } else {
+            self.max_extra_workers
+        };
         let (shared, locals) = Shared::new(
             workers,
+            extras,
             checked_stack_size(self.stack_size)?,
             self.handoff_threshold,
             self.migrate,
@@ -257,6 +303,7 @@ impl Builder {
                     Arc::clone(&shared),
                     local,
                     reactor,
+                    false,
                 ))
             })
             .collect();

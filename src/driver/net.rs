@@ -279,8 +279,11 @@ unsafe impl Op for Accept<'_> {
         if !self.nonblocking && super::stream::poll_now(self.socket.fd, libc::POLLIN) < 0 {
             return -1;
         }
-        // SAFETY: see the impl.
-        (unsafe { crate::sys::accept4(self.socket.fd, self.addr, self.len, self.flags) }) as isize
+        // SAFETY: see the impl. The runtime's own call, which makes an fd (see
+        // `stats::in_kernel`).
+        crate::stats::in_kernel(|| unsafe {
+            crate::sys::accept4(self.socket.fd, self.addr, self.len, self.flags)
+        }) as isize
     }
 }
 

@@ -88,8 +88,10 @@ impl Settings {
 
 /// A new blocking, close-on-exec socket.
 pub(super) fn new_socket(domain: i32, kind: i32) -> io::Result<OwnedFd> {
-    // SAFETY: socket(2) has no memory-safety preconditions.
-    let fd = unsafe { libc::socket(domain, kind | libc::SOCK_CLOEXEC, 0) };
+    // SAFETY: socket(2) has no memory-safety preconditions. The runtime's own call (the
+    // kernel may grow the fd table meanwhile, see `stats::in_kernel`).
+    let fd =
+        crate::stats::in_kernel(|| unsafe { libc::socket(domain, kind | libc::SOCK_CLOEXEC, 0) });
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }

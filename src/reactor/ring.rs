@@ -328,7 +328,8 @@ impl Ring {
         !self.unsubmitted.borrow().is_empty()
     }
 
-    /// Submits every queued op with one `io_uring_enter`. Retries on EINTR; on EBUSY or
+    /// Submits every queued op with one `io_uring_enter` (counted in the worker's
+    /// `in_kernel`, see `stats`). Retries on EINTR; on EBUSY or
     /// EAGAIN (the kernel's completion backlog is full, or it is short of memory for a
     /// moment) the ops stay queued and the caller's next reap makes room. Any other error
     /// retires the ring (see [`Ring::retire`]) instead of taking the worker down.
@@ -337,6 +338,8 @@ impl Ring {
             return;
         }
         let ring = self.ring.borrow_mut();
+        self.stats.in_kernel.incr();
+        let _done = crate::stats::Bump(&self.stats.in_kernel);
         loop {
             #[cfg(test)]
             if let Some(errno) = self.inject.take() {

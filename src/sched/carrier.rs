@@ -58,6 +58,9 @@ pub(crate) struct Carrier {
 pub(crate) struct Status(u64);
 
 impl Status {
+    /// The status of a carrier that never ran anything.
+    pub(crate) const IDLE: Status = Status(0);
+
     /// The carrier is running a green thread.
     pub(crate) fn running(self) -> bool {
         self.0 & RUNNING != 0

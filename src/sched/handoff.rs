@@ -177,7 +177,14 @@ impl Handoff {
         spares.parked.clear();
     }
 
-    /// The carrier threads started by hand-offs.
+    /// Keeps `thread` (a carrier or an extra worker) for the runtime to join at shutdown.
+    pub(crate) fn keep_thread(&self, thread: JoinHandle<()>) {
+        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        threads.retain(|thread| !thread.is_finished());
+        threads.push(thread);
+    }
+
+    /// The carrier threads started by hand-offs, and the extra workers' threads.
     pub(crate) fn take_threads(&self) -> Vec<JoinHandle<()>> {
         std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner))
     }
@@ -200,34 +207,59 @@ pub(crate) fn run_monitor(
         return;
     };
     let interval = (threshold / 2).max(Duration::from_millis(1));
-    let stalls = carriers.iter().map(|_| Stall::default()).collect();
+    let slots = shared.slots();
     let mut monitor = Monitor {
         shared: &shared,
-        workers,
-        carriers,
+        workers: workers.into_iter().map(Some).collect(),
+        carriers: carriers.into_iter().map(Some).collect(),
         thread_name,
         spawn_failure_reported: false,
-        stalls,
+        extra_reported: false,
+        stall_told: AtomicBool::new(false),
+        deadlock_told: AtomicBool::new(false),
+        stalls: (0..slots).map(|_| Stall::default()).collect(),
         deadlock_after: (threshold * DEADLOCK_FACTOR).max(DEADLOCK_MIN),
     };
+    monitor.workers.resize_with(slots, || None);
+    monitor.carriers.resize_with(slots, || None);
     let now = Instant::now();
-    let mut seen: Vec<(Status, Instant)> = monitor
+    // Per slot: the carrier's last status sample and since when it is the same run, and
+    // the worker's count of the runtime's own calls into the kernel (see `stats`): a run
+    // in which the runtime entered the kernel for its own work since the last sample
+    // starts over.
+    let mut seen: Vec<(Status, Instant, u64)> = monitor
         .carriers
         .iter()
-        .map(|carrier| (carrier.status(), now))
+        .map(|carrier| {
+            (
+                carrier.as_ref().map_or(Status::IDLE, |c| c.status()),
+                now,
+                0,
+            )
+        })
         .collect();
     let mut idle_rounds = 0;
     loop {
         if !handoff.pause(&shared, &mut idle_rounds, interval) || shared.should_exit() {
             return;
         }
+        monitor.forget_extras_that_left();
         let now = Instant::now();
         let mut any_running = false;
         for (index, seen) in seen.iter_mut().enumerate() {
-            let status = monitor.carriers[index].status();
-            let (last, since) = *seen;
-            if !status.running() || !last.running() || last.run_seq() != status.run_seq() {
-                *seen = (status, now);
+            let Some(carrier) = &monitor.carriers[index] else {
+                continue;
+            };
+            let status = carrier.status();
+            let in_kernel = shared.stats[index].in_kernel.get();
+            let (last, since, last_in_kernel) = *seen;
+            if !status.running()
+                || !last.running()
+                || last.run_seq() != status.run_seq()
+                || in_kernel != last_in_kernel
+                || in_kernel % 2 == 1
+            {
+                *seen = (status, now, in_kernel);
                 any_running |= status.running();
                 continue;
             }
@@ -238,8 +270,12 @@ pub(crate) fn run_monitor(
             if !shared.migrates() {
                 monitor.stalled(index, status, now.duration_since(since));
             } else if monitor.hand_off(index, status, since) {
-                *seen = (monitor.carriers[index].status(), now);
+                *seen = (monitor.carrier(index).status(), now, in_kernel);
             }
+        }
+        if let Some(slot) = monitor.compensate() {
+            seen[slot] = (monitor.carrier(slot).status(), now, 0);
+            any_running = true;
         }
         idle_rounds = if any_running { 0 } else { idle_rounds + 1 };
     }
@@ -277,10 +313,19 @@ impl Handoff {
 
 struct Monitor<'a> {
     shared: &'a Arc<Shared>,
-    workers: Vec<Arc<WorkerBox>>,
-    carriers: Vec<Arc<Carrier>>,
+    /// Per worker slot: the worker it carries (always, for the workers; for the extra
+    /// slots, while an extra runs there).
+    workers: Vec<Option<Arc<WorkerBox>>>,
+    /// Per worker slot: its current carrier, as `workers`.
+    carriers: Vec<Option<Arc<Carrier>>>,
     thread_name: String,
     spawn_failure_reported: bool,
+    /// Whether the first extra worker (or the failure to start one) was reported.
+    extra_reported: bool,
+    /// Set once a stall, and once a suspected deadlock, was told on standard error (no
+    /// logger took it, see `report::heard_once`).
+    stall_told: AtomicBool,
+    deadlock_told: AtomicBool,
     /// Per worker: what was done about its current stall.
     stalls: Vec<Stall>,
     deadlock_after: Duration,
@@ -299,6 +344,106 @@ struct Stall {
 }
 
 impl Monitor<'_> {
+    /// The worker of slot `index`, which carries one.
+    fn worker(&self, index: usize) -> &Arc<WorkerBox> {
+        self.workers[index]
+            .as_ref()
+            .expect("greenring: the monitor looked at a worker slot that carries none")
+    }
+
+    /// The carrier of slot `index`, which carries a worker.
+    fn carrier(&self, index: usize) -> &Arc<Carrier> {
+        self.carriers[index]
+            .as_ref()
+            .expect("greenring: the monitor looked at a worker slot that carries none")
+    }
+
+    /// Drops what it kept of the extra workers that left (see `extra`).
+    fn forget_extras_that_left(&mut self) {
+        let shared = self.shared;
+        for index in shared.workers()..shared.slots() {
+            if self.workers[index].is_some() && !shared.extras().in_use(index) {
+                self.workers[index] = None;
+                self.carriers[index] = None;
+                self.stalls[index] = Stall::default();
+            }
+        }
+    }
+
+    /// Decides, once per sample, whether extra workers take threads that have not started
+    /// (every worker is stalled), and starts one when those threads wait and no extra
+    /// running could take them (see `extra`). Returns the slot of an extra it started.
+    fn compensate(&mut self) -> Option<usize> {
+        let shared = self.shared;
+        let extras = shared.extras();
+        if extras.max() == 0 {
+            return None;
+        }
+        let all_stalled = (0..shared.workers()).all(|index| shared.is_stalled(index));
+        extras.set_compensating(all_stalled);
+        if !all_stalled || !shared.queues.has_work() {
+            return None;
+        }
+        let an_extra_can_take = (shared.workers()..shared.slots())
+            .any(|index| self.workers[index].is_some() && !shared.is_stalled(index));
+        if an_extra_can_take {
+            return None;
+        }
+        let waiting = shared.injector_depth()
+            + (0..shared.workers())
+                .map(|index| shared.queue_depth(index))
+                .sum::<usize>();
+        match super::extra::start(shared, &self.thread_name) {
+            Ok(Some(started)) => {
+                let slot = started.slot;
+                crate::report::debug(format_args!(
+                    "greenring: every worker's OS thread is blocked; extra worker {slot} \
+                     started for the {waiting} green thread(s) waiting to start"
+                ));
+                if !std::mem::replace(&mut self.extra_reported, true) {
+                    crate::report::warn(format_args!(
+                        "greenring: every worker's OS thread is blocked in code greenring \
+                         does not own, and {waiting} green thread(s) that have not started \
+                         wait: started an extra worker to run them (at most {} at once, see \
+                         `runtime::Builder::max_extra_workers`). Threads it starts stay on \
+                         it; it leaves once they have finished.",
+                        extras.max()
+                    ));
+                }
+                self.workers[slot] = Some(started.worker);
+                self.carriers[slot] = Some(started.carrier);
+                self.stalls[slot] = Stall::default();
+                Some(slot)
+            }
+            Ok(None) => {
+                if !std::mem::replace(&mut self.spawn_failure_reported, true) {
+                    crate::report::heard_once(
+                        log::Level::Error,
+                        &self.deadlock_told,
+                        format_args!(
+                            "greenring: every worker's OS thread and all {} extra workers are \
+                         blocked in code greenring does not own; the {waiting} green \
+                         thread(s) that have not started wait until one of them returns \
+                         (see `runtime::Builder::max_extra_workers`)",
+                            extras.max()
+                        ),
+                    );
+                }
+                None
+            }
+            Err(err) => {
+                if !std::mem::replace(&mut self.spawn_failure_reported, true) {
+                    crate::report::error(format_args!(
+                        "greenring: every worker's OS thread is blocked, and no extra worker \
+                         could be started to run the {waiting} green thread(s) waiting to \
+                         start: {err}"
+                    ));
+                }
+                None
+            }
+        }
+    }
+
     /// Deals with worker `index` of an anchored runtime, whose carrier has been in the run
     /// `status` for `stuck_for` (past the threshold): see the module documentation.
     fn stalled(&mut self, index: usize, status: Status, stuck_for: Duration) {
@@ -320,14 +465,14 @@ impl Monitor<'_> {
     /// A new stall of worker `index`: rescues its threads that have not started and warns.
     fn stall_began(&mut self, index: usize, status: Status, stuck_for: Duration) {
         let registry = &self.shared.registries[index];
-        let (stuck, _) = registry.snapshot(self.carriers[index].running_id(), 0);
+        let (stuck, _) = registry.snapshot(self.carrier(index).running_id(), 0);
         self.stalls[index] = Stall {
             run: Some(status.run_seq()),
             stuck: stuck.as_ref().map(TaskRef::downgrade),
             deadlock_reported: false,
         };
         self.shared.begin_stall(index);
-        if let Some(task) = self.workers[index].lifo().take() {
+        if let Some(task) = self.worker(index).lifo().take() {
             // Not started: to the injector; started (bound here): to this worker's inbox,
             // where it waits for the worker as it would have in the slot.
             self.shared.requeue(task);
@@ -335,16 +480,22 @@ impl Monitor<'_> {
         self.shared.wake_one();
         self.shared.dumps.stall_began(index, stuck_for);
         if let Some(stuck) = &stuck {
-            crate::report::warn(format_args!(
-                "greenring: green thread {} has blocked worker {index}'s OS thread for {} ms \
-                 without yielding (a blocking call greenring does not own, a std lock, or a \
-                 long computation); {}. Threads of this worker that have not started move to \
-                 other workers; started ones wait for it. Use greenring's I/O and \
-                 `greenring::sync`, `spawn_blocking` or `yield_now` instead.",
-                stuck.describe(),
-                stuck_for.as_millis(),
-                crate::task::wait::last_wait(stuck),
-            ));
+            crate::report::heard_once(
+                log::Level::Warn,
+                &self.stall_told,
+                format_args!(
+                    "greenring: green thread {} has blocked worker {index}'s OS thread for {} \
+                     ms without yielding (a blocking call greenring does not own, a std lock, \
+                     or a long computation); {}. Threads of this worker that have not \
+                     started move to other workers; started ones wait for it. Use \
+                     greenring's I/O and `greenring::sync`, `spawn_blocking` or `yield_now` \
+                     instead (or the `hooks` feature, for code that makes its own socket \
+                     calls and sleeps).",
+                    stuck.describe(),
+                    stuck_for.as_millis(),
+                    crate::task::wait::last_wait(stuck),
+                ),
+            );
         }
     }
 
@@ -364,19 +515,23 @@ impl Monitor<'_> {
             return false;
         };
         self.stalls[index].deadlock_reported = true;
-        crate::report::error(format_args!(
-            "greenring: deadlock: green thread {} is unwinding (a destructor runs during a \
+        crate::report::heard_once(
+            log::Level::Error,
+            &self.deadlock_told,
+            format_args!(
+                "greenring: deadlock: green thread {} is unwinding (a destructor runs during a \
              panic) and blocks worker {index}'s OS thread waiting for the \
              greenring::sync::Mutex at {:#x}, which green thread {} holds; {} is anchored to \
              worker {index} and cannot run until that wait ends, so neither ever will. A \
              thread that unwinds cannot switch away (std's panic count belongs to the OS \
              thread): in a destructor that may run during a panic, do not lock what a thread \
              of the same worker may hold across a blocking call.",
-            stuck.describe(),
-            stuck.wait.read().arg,
-            holder.describe(),
-            holder.describe(),
-        ));
+                stuck.describe(),
+                stuck.wait.read().arg,
+                holder.describe(),
+                holder.describe(),
+            ),
+        );
         true
     }
 
@@ -384,7 +539,7 @@ impl Monitor<'_> {
     /// (a suspected deadlock if the stuck thread waits for one of them).
     fn report_anchored_behind(&self, index: usize, stuck_for: Duration) {
         let registry = &self.shared.registries[index];
-        let running = self.carriers[index].running_id();
+        let running = self.carrier(index).running_id();
         let (stuck, behind) = registry.snapshot(running, NAMED_MAX);
         if behind.is_empty() {
             return;
@@ -394,17 +549,22 @@ impl Monitor<'_> {
         if waiting > names.len() {
             names.push(format!("and {} more", waiting - names.len()));
         }
-        crate::report::error(format_args!(
-            "greenring: worker {index}'s OS thread has been blocked for {} ms in green thread \
-             {}, and {waiting} started green thread(s) anchored to it cannot run until it \
-             returns: {}. If the blocked thread waits for one of them (a std::sync or \
-             parking_lot lock held across a greenring blocking call), this is a deadlock: use \
-             greenring::sync's locks, which park the green thread instead of blocking the \
-             worker.",
-            stuck_for.as_millis(),
-            stuck.map_or_else(|| format!("ThreadId({running})"), |t| t.describe()),
-            names.join(", "),
-        ));
+        crate::report::heard_once(
+            log::Level::Error,
+            &self.deadlock_told,
+            format_args!(
+                "greenring: worker {index}'s OS thread has been blocked for {} ms in green \
+                 thread {}, and {waiting} started green thread(s) anchored to it cannot run \
+                 until it returns: {}. If the blocked thread waits for one of them (a \
+                 std::sync or parking_lot lock held across a greenring blocking call, or, with \
+                 the `hooks` feature, across any call the hooks park: a std socket's read or \
+                 write, std::thread::sleep), this is a deadlock: use greenring::sync's locks, \
+                 which park the green thread instead of blocking the worker.",
+                stuck_for.as_millis(),
+                stuck.map_or_else(|| format!("ThreadId({running})"), |t| t.describe()),
+                names.join(", "),
+            ),
+        );
     }
 
     /// Moves worker `index`, whose carrier was seen in the run `status` since `since`, to a
@@ -422,7 +582,7 @@ impl Monitor<'_> {
             },
         };
         handoff.exiled_running.fetch_add(1, Ordering::SeqCst);
-        if !self.carriers[index].try_exile(status, since) {
+        if !self.carrier(index).try_exile(status, since) {
             // It switched back in the meantime: nothing to hand over; keep the thread.
             handoff.lock_spares().parked.push(assign);
             handoff.exile_ended(self.shared);
@@ -435,7 +595,7 @@ impl Monitor<'_> {
             since.elapsed().as_millis()
         ));
         let carrier = Arc::new(Carrier::new());
-        let worker = Arc::clone(&self.workers[index]);
+        let worker = Arc::clone(self.worker(index));
         if let Err(mpsc::SendError(job)) = assign.send(Some((worker, Arc::clone(&carrier)))) {
             // The spare died (it cannot, short of a bug): carry on a fresh thread.
             let assign = self
@@ -444,7 +604,7 @@ impl Monitor<'_> {
             let _ = assign.send(job);
         }
         self.shared.dumps.set_carrier(index, &carrier);
-        self.carriers[index] = carrier;
+        self.carriers[index] = Some(carrier);
         true
     }
 
@@ -458,14 +618,7 @@ impl Monitor<'_> {
             .spawn(move || carry(&shared, assigned.recv().ok().flatten()));
         match spawned {
             Ok(thread) => {
-                let mut threads = self
-                    .shared
-                    .handoff
-                    .threads
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                threads.retain(|thread| !thread.is_finished());
-                threads.push(thread);
+                self.shared.handoff.keep_thread(thread);
                 Some(assign)
             }
             Err(err) => {

@@ -27,6 +27,12 @@
 //! before its fence and last look at its inbox. Either the waker sees the flag (and the one
 //! waker that takes it writes the worker's eventfd), or the worker's last look finds the
 //! thread. `loom_tests` checks both handshakes.
+//!
+//! An *extra* worker (see `handoff`) only takes part in the second handshake: it never
+//! registers as a sleeper (a waker of general work must only pick a worker that will take
+//! it, and an extra stops taking new threads when the stall that started it ends), but
+//! sets its `asleep` flag like any worker, so its inbox wakes it. Extras awake count
+//! against [`Idle::all_sleeping`].
 
 use std::sync::PoisonError;
 
@@ -43,16 +49,23 @@ pub(crate) struct Idle {
     /// Per worker: registered as a sleeper (set before its last check of the queues), so
     /// whoever queues a thread pinned to it knows to wake it.
     asleep: Box<[AtomicBool]>,
+    /// Extra workers running, or looking for work, rather than sleeping.
+    extras_awake: AtomicUsize,
 }
 
 impl Idle {
-    pub(crate) fn new(workers: usize) -> Idle {
+    /// The bookkeeping of `workers` workers, with `asleep` flags for `slots` (extra
+    /// workers' slots after the first `workers`).
+    pub(crate) fn new(workers: usize, slots: usize) -> Idle {
         Idle {
             workers,
             searching: AtomicUsize::new(0),
             sleeping: AtomicUsize::new(0),
             sleepers: Mutex::new(Vec::with_capacity(workers)),
-            asleep: (0..workers).map(|_| AtomicBool::new(false)).collect(),
+            asleep: (0..slots.max(workers))
+                .map(|_| AtomicBool::new(false))
+                .collect(),
+            extras_awake: AtomicUsize::new(0),
         }
     }
 
@@ -88,9 +101,33 @@ impl Idle {
         std::mem::take(&mut *sleepers)
     }
 
-    /// `true` when every worker is registered as sleeping.
+    /// `true` when every worker is registered as sleeping and no extra worker is awake.
     pub(crate) fn all_sleeping(&self) -> bool {
-        self.sleeping.load(SeqCst) == self.workers
+        self.sleeping.load(SeqCst) == self.workers && self.extras_awake.load(SeqCst) == 0
+    }
+
+    /// An extra worker starts (awake).
+    pub(crate) fn extra_started(&self) {
+        self.extras_awake.fetch_add(1, SeqCst);
+    }
+
+    /// Extra worker `slot` is about to look at its inbox a last time and sleep: its flag
+    /// is set first (see the module documentation).
+    pub(crate) fn extra_sleeps(&self, slot: usize) {
+        self.asleep[slot].store(true, SeqCst);
+        self.extras_awake.fetch_sub(1, SeqCst);
+        fence(SeqCst);
+    }
+
+    /// Extra worker `slot` woke up.
+    pub(crate) fn extra_woke(&self, slot: usize) {
+        self.extras_awake.fetch_add(1, SeqCst);
+        self.asleep[slot].store(false, SeqCst);
+    }
+
+    /// An extra worker (awake) leaves.
+    pub(crate) fn extra_left(&self) {
+        self.extras_awake.fetch_sub(1, SeqCst);
     }
 
     /// Becomes a searcher unless half the workers already search.
@@ -151,7 +188,7 @@ mod tests {
 
     #[test]
     fn wakes_only_when_nobody_searches() {
-        let idle = Idle::new(2);
+        let idle = Idle::new(2, 2);
         assert_eq!(idle.worker_to_wake(), None, "no sleepers");
         idle.register_sleeper(1, false);
         assert!(idle.try_start_searching());
@@ -168,7 +205,7 @@ mod tests {
 
     #[test]
     fn searchers_are_limited_to_half() {
-        let idle = Idle::new(4);
+        let idle = Idle::new(4, 4);
         assert!(idle.try_start_searching());
         assert!(idle.try_start_searching());
         assert!(!idle.try_start_searching());
@@ -176,7 +213,7 @@ mod tests {
 
     #[test]
     fn unregister_after_a_spurious_wake() {
-        let idle = Idle::new(2);
+        let idle = Idle::new(2, 2);
         idle.register_sleeper(0, false);
         assert!(idle.unregister(0));
         assert_eq!(idle.worker_to_wake(), None);
@@ -195,7 +232,7 @@ mod loom_tests {
     #[test]
     fn shared_work_never_waits_for_a_sleeping_worker() {
         loom::model(|| {
-            let idle = Arc::new(Idle::new(2));
+            let idle = Arc::new(Idle::new(2, 2));
             let work = Arc::new(AtomicBool::new(false));
             let producer = {
                 let (idle, work) = (Arc::clone(&idle), Arc::clone(&work));
@@ -221,7 +258,7 @@ mod loom_tests {
     #[test]
     fn an_inbox_wake_is_never_lost_and_never_doubled() {
         loom::model(|| {
-            let idle = Arc::new(Idle::new(2));
+            let idle = Arc::new(Idle::new(2, 2));
             let inbox = Arc::new(AtomicUsize::new(0));
             let wakers: Vec<_> = (0..2)
                 .map(|_| {

@@ -9,12 +9,15 @@
 //! - [`handoff`]: the monitor that notices a worker whose OS thread is blocked, rescues its
 //!   threads that have not started and reports the stall (and, in a migrating runtime,
 //!   moves the worker to a new OS thread);
+//! - [`extra`]: extra workers, which the monitor starts while every worker's OS thread
+//!   is blocked and threads that have not started wait;
 //! - [`registry`]: each worker's started threads, for the monitor's reports;
 //!
 //! [`Shared`] is the part of a runtime every worker and every handle sees.
 
 mod carrier;
 pub(crate) mod current;
+pub(crate) mod extra;
 pub(crate) mod handoff;
 mod idle;
 mod queue;
@@ -25,7 +28,7 @@ mod worker;
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 pub(crate) use self::carrier::Carrier;
@@ -34,6 +37,7 @@ pub(crate) use self::queue::LocalQueue;
 pub(crate) use self::worker::WorkerBox;
 pub(crate) use crate::stats::WorkerStats;
 
+use self::extra::Extras;
 use self::idle::Idle;
 use self::queue::GlobalQueues;
 use self::registry::Registry;
@@ -74,8 +78,13 @@ pub(crate) struct Shared {
     idle: Idle,
     pub(crate) stacks: StackPool,
     /// Each worker's eventfd: a worker sleeps in `io_uring_enter` with a read of it in
-    /// flight, and a write wakes it.
-    wakers: Box<[Waker]>,
+    /// flight, and a write wakes it. One per slot: the workers', made with the runtime,
+    /// then the extra workers', made when an extra first uses the slot.
+    wakers: Box<[OnceLock<Waker>]>,
+    /// The number of workers (extra ones not counted).
+    workers: usize,
+    /// The extra workers (see `extra`).
+    extras: Extras,
     /// Green threads spawned and not yet finished (low half, [`ONE_LIVE`] each), and of
     /// those, the ones that hold or will hold a stack of the pool's default size (high half,
     /// [`ONE_CLAIM`] each: the stack pool's claims, see `stack::pool`). One word, so a spawn
@@ -99,10 +108,10 @@ pub(crate) struct Shared {
     /// wake-up from outside the runtime (an OS thread sending on a channel, releasing a
     /// lock) before it wakes the remaining threads to unwind.
     grace: Duration,
-    /// Per worker: its green threads' ops in flight, published whenever it goes to sleep
+    /// Per worker slot: its green threads' ops in flight, published whenever it goes to sleep
     /// (while it sleeps the number can only fall). Used to see that nothing can progress.
     inflight: Box<[AtomicUsize]>,
-    /// Per worker: its counters.
+    /// Per worker slot: its counters.
     pub(crate) stats: Box<[Arc<WorkerStats>]>,
     /// The hand-off monitor's state.
     pub(crate) handoff: Handoff,
@@ -113,11 +122,11 @@ pub(crate) struct Shared {
     /// `runtime::Builder::migrate_started_threads`. Otherwise every started thread stays
     /// on the worker that first ran it.
     migrate: bool,
-    /// Per worker: its OS thread has been stuck in one green thread past the monitor's
+    /// Per worker slot: its OS thread has been stuck in one green thread past the monitor's
     /// threshold (set by the monitor, cleared by the worker when that run ends). New
     /// threads spawned there go to the injector instead.
     stalled: Box<[AtomicBool]>,
-    /// Per worker: the started threads anchored to it.
+    /// Per worker slot: the started threads anchored to it.
     pub(crate) registries: Box<[Registry]>,
     /// How the workers' rings are set up (io_uring backend), set by `Runtime::build`.
     uring_setup: std::sync::OnceLock<UringSetup>,
@@ -126,28 +135,39 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The shared state of a runtime with `workers` workers whose default stack holds
-    /// `stack_size` usable bytes (checked), and the workers' local queues.
+    /// The shared state of a runtime with `workers` workers (and room for up to
+    /// `max_extra` extra workers) whose default stack holds `stack_size` usable bytes
+    /// (checked), and the workers' local queues.
     ///
     /// # Errors
     ///
     /// When the eventfds to wake workers cannot be created (out of file descriptors).
     pub(crate) fn new(
         workers: usize,
+        max_extra: usize,
         stack_size: usize,
         handoff_threshold: Option<Duration>,
         migrate: bool,
         grace: Duration,
     ) -> io::Result<(Arc<Shared>, Vec<LocalQueue>)> {
-        let (locals, queues) = queue::new(workers);
-        let wakers = (0..workers)
-            .map(|_| Waker::new())
+        let slots = workers + max_extra;
+        let (locals, queues) = queue::new(workers, slots);
+        let wakers = (0..slots)
+            .map(|slot| {
+                let cell = OnceLock::new();
+                if slot < workers {
+                    let _ = cell.set(Waker::new()?);
+                }
+                Ok(cell)
+            })
             .collect::<io::Result<_>>()?;
         let shared = Arc::new(Shared {
             queues,
-            idle: Idle::new(workers),
+            idle: Idle::new(workers, slots),
             stacks: StackPool::new(stack_size),
             wakers,
+            workers,
+            extras: Extras::new(workers, max_extra),
             live: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             abandon: AtomicBool::new(false),
@@ -155,15 +175,15 @@ impl Shared {
             owed: AtomicUsize::new(0),
             shutdown_runs: AtomicU64::new(0),
             grace,
-            inflight: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
-            stats: (0..workers).map(|_| Arc::default()).collect(),
+            inflight: (0..slots).map(|_| AtomicUsize::new(0)).collect(),
+            stats: (0..slots).map(|_| Arc::default()).collect(),
             handoff: Handoff::new(handoff_threshold),
             io_backend: AtomicU8::new(IoBackend::IoUring.to_u8()),
             migrate,
-            stalled: (0..workers).map(|_| AtomicBool::new(false)).collect(),
-            registries: (0..workers).map(|_| Registry::default()).collect(),
+            stalled: (0..slots).map(|_| AtomicBool::new(false)).collect(),
+            registries: (0..slots).map(|_| Registry::default()).collect(),
             uring_setup: std::sync::OnceLock::new(),
-            dumps: walk::Desk::new(workers),
+            dumps: walk::Desk::new(slots),
         });
         Ok((shared, locals))
     }
@@ -190,9 +210,24 @@ impl Shared {
         }
     }
 
-    /// Number of worker threads.
+    /// Number of worker threads (extra workers not counted).
     pub(crate) fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Number of worker slots: the workers, then room for the extra workers.
+    pub(crate) fn slots(&self) -> usize {
         self.wakers.len()
+    }
+
+    /// Workers carried right now: the workers and the extra workers running.
+    pub(crate) fn carrying(&self) -> usize {
+        self.workers + self.extras.live()
+    }
+
+    /// `true` when slot `index` carries a worker now (a worker, or a running extra).
+    pub(crate) fn slot_active(&self, index: usize) -> bool {
+        index < self.workers || self.extras.in_use(index)
     }
 
     /// `true` when started threads may change worker (see `migrate`).
@@ -228,9 +263,11 @@ impl Shared {
     /// injector) when the spawner is stalled; otherwise there (`Some(spawner)`), unless
     /// the thread is not `pinned` and the spawner carries more than one thread more than
     /// the least loaded worker, which then gets it. In a migrating runtime always the
-    /// spawner: stealing rebalances later.
+    /// spawner: stealing rebalances later. Spawned on an extra worker, anywhere unless
+    /// pinned.
     fn placement(&self, spawner: usize, pinned: bool) -> Option<usize> {
-        if self.is_stalled(spawner) {
+        if self.is_stalled(spawner) || (spawner >= self.workers && !pinned) {
+            // An extra worker keeps only threads that must run there (see `extra`).
             return None;
         }
         if pinned || self.migrate || self.workers() == 1 {
@@ -289,7 +326,9 @@ impl Shared {
     }
 
     fn unpark_worker(&self, index: usize) {
-        self.wakers[index].wake();
+        if let Some(waker) = self.wakers[index].get() {
+            waker.wake();
+        }
     }
 
     /// Wakes worker `index` if it sleeps (a spurious wake-up otherwise).
@@ -298,8 +337,27 @@ impl Shared {
     }
 
     /// The waker of worker `index`, for its reactor.
+    ///
+    /// # Panics
+    ///
+    /// For an extra worker's slot never used (see [`Shared::extra_waker`]).
     pub(crate) fn waker(&self, index: usize) -> &Waker {
-        &self.wakers[index]
+        self.wakers[index]
+            .get()
+            .expect("greenring: the waker of a worker slot never used")
+    }
+
+    /// The waker of extra worker slot `index`, made on its first use (by the monitor, the
+    /// only one that starts extras).
+    ///
+    /// # Errors
+    ///
+    /// When the eventfd cannot be created (out of file descriptors).
+    fn extra_waker(&self, index: usize) -> io::Result<&Waker> {
+        if self.wakers[index].get().is_none() {
+            let _ = self.wakers[index].set(Waker::new()?);
+        }
+        Ok(self.waker(index))
     }
 
     /// Forgets a finished green thread (its stack already recycled); the last one out
@@ -358,7 +416,7 @@ impl Shared {
             && self.owed.load(Ordering::SeqCst) == 0
             && self.inflight.iter().all(|n| n.load(Ordering::SeqCst) == 0)
             && !self.queues.has_work()
-            && (0..self.workers()).all(|index| !self.queues.has_inbox(index))
+            && (0..self.slots()).all(|index| !self.queues.has_inbox(index))
     }
 
     /// Wakes every started green thread that is parked (a spurious wake-up, which `park`
@@ -386,7 +444,7 @@ impl Shared {
             task.cancel_join();
         }
         self.wake_all();
-        for index in 0..self.workers() {
+        for index in 0..self.slots() {
             self.unpark_worker(index);
         }
     }
@@ -407,7 +465,7 @@ impl Shared {
         const LOOK: Duration = Duration::from_millis(10);
         self.shutdown.store(true, Ordering::SeqCst);
         // Wake every worker: each cancels its ring's I/O.
-        for index in 0..self.workers() {
+        for index in 0..self.slots() {
             self.unpark_worker(index);
         }
         let deadline = timeout.and_then(crate::timeout::deadline_after);
@@ -559,7 +617,7 @@ pub(crate) fn spawn(
         ONE_LIVE
     };
     let claims = claims_of(shared.live.fetch_add(counted, Ordering::SeqCst) + counted);
-    let stack = match shared.stacks.prepare(usable, claims, shared.workers()) {
+    let stack = match shared.stacks.prepare(usable, claims, shared.carrying()) {
         Ok(stack) => stack,
         Err(err) => {
             shared.live.fetch_sub(counted, Ordering::SeqCst);

@@ -8,6 +8,11 @@
 //! are anchored to the worker that first ran them; pinned threads too). Nobody but its
 //! worker takes from an inbox. A worker's own anchored threads wait in a plain queue that
 //! only it sees (`worker`), and the thread to run next in its [`LifoSlot`].
+//!
+//! An *extra* worker (started by the monitor while every worker's OS thread is blocked,
+//! see `handoff`) has an inbox but no stealable queue: it takes threads that have not
+//! started one at a time ([`GlobalQueues::take_injected_any`],
+//! [`GlobalQueues::steal_one`]), so that it anchors as few as it can.
 
 use std::marker::PhantomData;
 use std::ptr;
@@ -28,8 +33,9 @@ pub(crate) struct GlobalQueues {
     inbox: Box<[Injector<TaskRef>]>,
 }
 
-/// Creates `workers` local queues and the global side that sees them all.
-pub(crate) fn new(workers: usize) -> (Vec<LocalQueue>, GlobalQueues) {
+/// Creates `workers` local queues and the global side that sees them all, with inboxes
+/// for `slots` workers (the first `workers` of them, and the extra workers' after).
+pub(crate) fn new(workers: usize, slots: usize) -> (Vec<LocalQueue>, GlobalQueues) {
     let locals: Vec<_> = (0..workers)
         .map(|_| LocalQueue(Worker::new_fifo()))
         .collect();
@@ -37,7 +43,7 @@ pub(crate) fn new(workers: usize) -> (Vec<LocalQueue>, GlobalQueues) {
     let global = GlobalQueues {
         injector: Injector::new(),
         stealers,
-        inbox: (0..workers).map(|_| Injector::new()).collect(),
+        inbox: (0..slots.max(workers)).map(|_| Injector::new()).collect(),
     };
     (locals, global)
 }
@@ -54,6 +60,12 @@ fn settle(mut attempt: impl FnMut() -> Steal<TaskRef>) -> Option<TaskRef> {
 }
 
 impl LocalQueue {
+    /// A queue nobody steals from, for an extra worker (which never keeps threads that
+    /// have not started in it).
+    pub(crate) fn detached() -> LocalQueue {
+        LocalQueue(Worker::new_fifo())
+    }
+
     pub(crate) fn push(&self, task: TaskRef) {
         self.0.push(task);
     }
@@ -72,6 +84,11 @@ impl GlobalQueues {
     /// Takes a batch from the injector into `local`, returning one task to run.
     pub(crate) fn take_injected(&self, local: &LocalQueue) -> Option<TaskRef> {
         settle(|| self.injector.steal_batch_and_pop(&local.0))
+    }
+
+    /// One thread out of `victim`'s stealable queue, its oldest (an extra worker's take).
+    pub(crate) fn steal_one(&self, victim: usize) -> Option<TaskRef> {
+        settle(|| self.stealers[victim].steal())
     }
 
     /// Steals half of another worker's queue into `local` (workers visited from
@@ -105,7 +122,8 @@ impl GlobalQueues {
         settle(|| self.inbox[worker].steal())
     }
 
-    /// One thread out of the injector, without a worker's local queue (shutdown).
+    /// One thread out of the injector, without a worker's local queue (an extra worker's
+    /// take, and the shutdown's).
     pub(crate) fn take_injected_any(&self) -> Option<TaskRef> {
         settle(|| self.injector.steal())
     }

@@ -94,6 +94,11 @@ impl Desk {
         lock(&self.carriers)[index] = Some(Arc::clone(carrier));
     }
 
+    /// Forgets the carrier of slot `index` (an extra worker that left).
+    pub(crate) fn clear_carrier(&self, index: usize) {
+        lock(&self.carriers)[index] = None;
+    }
+
     /// The ids of the green threads running now, one per worker that runs one (a
     /// snapshot).
     pub(crate) fn running(&self) -> Vec<u64> {
@@ -207,17 +212,26 @@ pub(crate) fn walk_all(shared: &Shared) -> (Vec<Option<Answer>>, Instant) {
     let started = Instant::now();
     let desk = &shared.dumps;
     let _serial = lock(&desk.serial);
-    let workers = shared.workers();
+    let workers = shared.slots();
+    // A slot that carries no worker (an extra's, free) has nothing to walk.
+    let active: Vec<bool> = (0..workers).map(|i| shared.slot_active(i)).collect();
     let request = Arc::new(Request {
         answers: Mutex::new(Answers {
             walking: vec![false; workers],
-            walks: (0..workers).map(|_| None).collect(),
+            walks: (0..workers)
+                .map(|i| {
+                    (!active[i]).then(|| Answer {
+                        threads: Vec::new(),
+                        traces: HashMap::new(),
+                    })
+                })
+                .collect(),
             closed: false,
         }),
         answered: Condvar::new(),
     });
     *lock(&desk.request) = Some(Arc::clone(&request));
-    for index in 0..workers {
+    for index in (0..workers).filter(|&i| active[i]) {
         desk.pending[index].store(true, Ordering::Release);
         shared.wake_worker(index);
     }

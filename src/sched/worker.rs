@@ -21,6 +21,15 @@
 //! hand-off monitor may give the whole worker to another OS thread: if that happened
 //! while a thread ran (see `carrier`), the old carrier deals with that one thread without
 //! the worker and exits.
+//!
+//! # Extra workers
+//!
+//! An extra worker (see `extra`) runs the same loop with three differences: it takes
+//! threads that have not started one at a time and only while the monitor compensates
+//! ([`WorkerCtx::next_task_extra`]); it sleeps without registering as a sleeper, looking
+//! at the injector every `extra::EXTRA_LOOK` while it takes new threads
+//! ([`WorkerCtx::sleep_extra`]); and it leaves its loop once it takes no new threads and
+//! the threads it started have all finished.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -30,6 +39,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::carrier::Carrier;
+use super::extra::EXTRA_LOOK;
 use super::queue::{LifoSlot, LocalQueue};
 use super::timers::Timers;
 use super::{current, Shared};
@@ -82,6 +92,8 @@ const LIFO_STREAK_MAX: u8 = 3;
 pub(crate) struct WorkerCtx {
     pub(crate) index: usize,
     pub(crate) shared: Arc<Shared>,
+    /// An extra worker (see `extra`).
+    extra: bool,
     /// Threads that may run anywhere; other workers steal from it.
     local: LocalQueue,
     /// Runnable threads bound to this worker (started, or pinned), woken here.
@@ -125,16 +137,19 @@ unsafe impl Send for WorkerBox {}
 unsafe impl Sync for WorkerBox {}
 
 impl WorkerBox {
-    /// Worker `index` of `shared`, with its local queue and ring.
+    /// Worker `index` of `shared` (an extra worker if `extra`), with its local queue and
+    /// ring.
     pub(crate) fn new(
         index: usize,
         shared: Arc<Shared>,
         local: LocalQueue,
         reactor: Reactor,
+        extra: bool,
     ) -> WorkerBox {
         WorkerBox(WorkerCtx {
             index,
             shared,
+            extra,
             local,
             anchored: RefCell::new(VecDeque::new()),
             lifo: LifoSlot::new(),
@@ -182,7 +197,9 @@ enum Ran {
 pub(crate) fn run_worker(worker: Arc<WorkerBox>, carrier: Arc<Carrier>) -> bool {
     let ctx = &worker.0;
     current::set_worker(ctx, &*carrier);
+    crate::stats::carry(Some(Arc::clone(&ctx.shared.stats[ctx.index])));
     let exiled = ctx.run(&carrier);
+    crate::stats::carry(None);
     current::set_worker(std::ptr::null(), std::ptr::null());
     if !exiled {
         ctx.shared.stacks.drain(&mut ctx.stacks.borrow_mut());
@@ -234,6 +251,13 @@ impl WorkerCtx {
             if self.shared.should_exit() {
                 return false;
             }
+            if self.extra {
+                if self.retiring() {
+                    return false;
+                }
+                self.sleep_extra();
+                continue;
+            }
             if self.crossed.replace(false) | self.fed.replace(false) {
                 if self.reactor.has_queued() {
                     self.reactor.submit();
@@ -279,6 +303,9 @@ impl WorkerCtx {
 
     /// The next green thread to run, from this worker's own queues or by stealing.
     fn find_task(&self) -> Option<TaskRef> {
+        if self.extra {
+            return self.next_task_extra();
+        }
         let task = self.next_task().or_else(|| self.steal());
         if task.is_some() && self.searching.replace(false) {
             // The last searcher to find work passes the baton if work remains.
@@ -339,6 +366,35 @@ impl WorkerCtx {
         })
     }
 
+    /// An extra worker's next thread: its own (LIFO slot, anchored queue, inbox) first,
+    /// then, only while the monitor compensates, one thread that has not started, from
+    /// the injector or a worker's stealable queue.
+    fn next_task_extra(&self) -> Option<TaskRef> {
+        let queues = &self.shared.queues;
+        let own = self
+            .lifo
+            .take()
+            .or_else(|| self.anchored.borrow_mut().pop_front())
+            .or_else(|| queues.take_inbox(self.index));
+        if own.is_some() || !self.shared.compensating() {
+            return own;
+        }
+        queues
+            .take_injected_any()
+            .or_else(|| (0..self.shared.workers()).find_map(|victim| queues.steal_one(victim)))
+    }
+
+    /// `true` when this extra worker has nothing left to carry (called with nothing
+    /// runnable): the monitor no longer compensates, and no thread it started lives (so
+    /// nothing can be woken here: only started threads are woken through its inbox, and
+    /// only they have I/O or timers here).
+    fn retiring(&self) -> bool {
+        !self.shared.compensating()
+            && self.shared.registries[self.index].len() == 0
+            && self.reactor.inflight() == 0
+            && self.timers.len() == 0
+    }
+
     /// Passes on a thread taken from another worker or the shared queues, noting that this
     /// worker was fed (see [`SPIN_BEFORE_SLEEP`]).
     fn handed(&self, task: Option<TaskRef>) -> Option<TaskRef> {
@@ -353,6 +409,9 @@ impl WorkerCtx {
     fn enqueue(&self, task: TaskRef) {
         if task.is_bound() {
             self.anchored.borrow_mut().push_back(task);
+        } else if self.extra {
+            // An extra keeps no thread that may run anywhere (see `extra`).
+            self.shared.requeue(task);
         } else {
             self.local.push(task);
         }
@@ -457,7 +516,7 @@ impl WorkerCtx {
         let shared = &self.shared;
         shared
             .stacks
-            .trim_at(now, || shared.stack_claims(), shared.workers());
+            .trim_at(now, || shared.stack_claims(), shared.carrying());
         crate::task::trim_records(now);
         let idle = &self.shared.idle;
         idle.register_sleeper(self.index, self.searching.replace(false));
@@ -497,6 +556,30 @@ impl WorkerCtx {
             self.woke_quietly.set(false);
             self.shared.handoff.worker_woke();
         }
+    }
+
+    /// An extra worker's sleep: its `asleep` flag set (its inbox wakes it, see `idle`),
+    /// until a completion, a wake-up, its next timer, or, while it takes new threads,
+    /// [`EXTRA_LOOK`] at most (nobody wakes it for those).
+    fn sleep_extra(&self) {
+        let shared = &self.shared;
+        shared.idle.extra_sleeps(self.index);
+        shared.going_to_sleep(self.index, self.reactor.inflight() + self.timers.len());
+        let compensating = shared.compensating();
+        let fresh = compensating && shared.queues.has_work();
+        if !fresh && !shared.queues.has_inbox(self.index) && !shared.should_exit() {
+            let bound = if compensating { EXTRA_LOOK } else { MAX_SLEEP };
+            let timeout = self.timers.next_deadline().map_or(bound, |deadline| {
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(bound)
+            });
+            if !timeout.is_zero() {
+                self.reactor
+                    .wait(Some(timeout), &mut |task| self.enqueue(task));
+            }
+        }
+        shared.idle.extra_woke(self.index);
     }
 
     fn run_task(&self, task: TaskRef, carrier: &Carrier) -> Ran {

@@ -241,7 +241,7 @@ impl StackPool {
         }
         let per_slab = self.per_slab();
         while self.default_mapped.load(SeqCst) < needed {
-            let slab = map::map_stacks(per_slab, self.usable);
+            let slab = crate::stats::in_kernel(|| map::map_stacks(per_slab, self.usable));
             let mut free = self.lock();
             match slab {
                 Ok(slab) => {
@@ -362,7 +362,7 @@ impl StackPool {
         let per_slab = self.per_slab();
         while free.stacks.len() < want {
             drop(free);
-            let slab = map::map_stacks(per_slab, self.usable);
+            let slab = crate::stats::in_kernel(|| map::map_stacks(per_slab, self.usable));
             free = self.lock();
             match slab {
                 Ok(slab) => {

@@ -1,0 +1,205 @@
+//! Extra workers: while every worker's OS thread is blocked in code greenring does not own
+//! (here `crossbeam-channel`'s receive, a futex) and green threads that have not started
+//! wait, the monitor starts extra worker OS threads to run them, up to a bound, and they
+//! leave once the threads they started have finished.
+
+#[path = "support/watchdog.rs"]
+mod watchdog;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use greenring::Runtime;
+
+struct Recorder(Mutex<Vec<(log::Level, String)>>);
+
+impl log::Log for Recorder {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Warn
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let line = (record.level(), record.args().to_string());
+            self.0.lock().unwrap().push(line);
+        }
+    }
+    fn flush(&self) {}
+}
+
+static RECORDER: Recorder = Recorder(Mutex::new(Vec::new()));
+
+fn install_recorder() {
+    let _ = log::set_logger(&RECORDER);
+    log::set_max_level(log::LevelFilter::Warn);
+}
+
+fn logged(words: &[&str]) -> Vec<String> {
+    RECORDER
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, line)| words.iter().all(|w| line.contains(w)))
+        .map(|(_, line)| line.clone())
+        .collect()
+}
+
+/// Polls `done` every millisecond for up to `limit`; `true` once it held.
+fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    done()
+}
+
+#[test]
+fn a_producer_spawned_after_its_blocked_consumers_runs_and_the_extras_leave() {
+    install_recorder();
+    let started = watchdog::within(Duration::from_secs(120), || {
+        let rt = Runtime::builder().worker_threads(2).build().unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded::<u32>();
+        let consumers: Vec<_> = (0..100)
+            .map(|_| {
+                let rx = rx.clone();
+                rt.spawn(move || rx.recv().unwrap())
+            })
+            .collect();
+        // The thread that unblocks everyone comes last: both workers are blocked in a
+        // receive by then.
+        let producer = rt.spawn(move || {
+            for n in 0..100 {
+                tx.send(n).unwrap();
+            }
+        });
+        producer.join().unwrap();
+        let mut got: Vec<u32> = consumers.into_iter().map(|c| c.join().unwrap()).collect();
+        got.sort_unstable();
+        assert_eq!(got, (0..100).collect::<Vec<_>>());
+        let metrics = rt.metrics();
+        assert!(
+            metrics.extra_workers_started > 0,
+            "the producer ran on an extra worker: {metrics:?}"
+        );
+        assert!(
+            metrics.extra_workers_started <= greenring::runtime::DEFAULT_MAX_EXTRA_WORKERS as u64
+        );
+        assert!(
+            eventually(Duration::from_secs(10), || rt.metrics().extra_workers == 0),
+            "the extra workers left: {:?}",
+            rt.metrics()
+        );
+        // The runtime goes on as before.
+        assert_eq!(rt.block_on(|| 6 * 7), 42);
+        metrics.extra_workers_started
+    });
+    // Once per runtime, not once per extra (the other tests here run runtimes too).
+    let reported = logged(&["started an extra worker"]).len();
+    assert!(
+        (1..=4).contains(&reported),
+        "{reported} reports of extra workers for {started} started"
+    );
+}
+
+#[test]
+fn extra_workers_stay_within_their_bound_and_reaching_it_is_reported() {
+    install_recorder();
+    watchdog::within(Duration::from_secs(60), || {
+        let rt = Runtime::builder()
+            .worker_threads(1)
+            .max_extra_workers(2)
+            .build()
+            .unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded::<u32>();
+        let consumers: Vec<_> = (0..6)
+            .map(|_| {
+                let rx = rx.clone();
+                rt.spawn(move || rx.recv().unwrap())
+            })
+            .collect();
+        // The worker and both extras block in a receive; three consumers cannot start.
+        assert!(
+            eventually(Duration::from_secs(10), || rt.metrics().extra_workers == 2),
+            "two extras started: {:?}",
+            rt.metrics()
+        );
+        assert!(
+            eventually(Duration::from_secs(10), || !logged(&[
+                "all 2 extra workers"
+            ])
+            .is_empty()),
+            "reaching the bound is reported"
+        );
+        let later = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < later {
+            assert!(rt.metrics().extra_workers <= 2, "{:?}", rt.metrics());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(rt.metrics().extra_workers_started, 2);
+        // An OS thread unblocks them all.
+        for n in 0..6 {
+            tx.send(n).unwrap();
+        }
+        let mut got: Vec<u32> = consumers.into_iter().map(|c| c.join().unwrap()).collect();
+        got.sort_unstable();
+        assert_eq!(got, (0..6).collect::<Vec<_>>());
+        assert!(eventually(Duration::from_secs(10), || rt
+            .metrics()
+            .extra_workers
+            == 0));
+    });
+}
+
+#[test]
+fn a_thread_an_extra_worker_starts_stays_on_its_os_thread() {
+    watchdog::within(Duration::from_secs(60), || {
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded::<()>();
+        // Blocks the only worker until the end.
+        let blocker = rt.spawn(move || rx.recv().unwrap());
+        let wanderer = rt.spawn(|| {
+            let first = std::thread::current().id();
+            let name = std::thread::current().name().map(str::to_owned);
+            for _ in 0..50 {
+                greenring::time::sleep(Duration::from_millis(1));
+                greenring::yield_now();
+                assert_eq!(std::thread::current().id(), first, "a started thread moved");
+            }
+            name
+        });
+        let name = wanderer.join().unwrap();
+        assert_ne!(
+            name.as_deref(),
+            Some("greenring-worker-0"),
+            "it ran on an extra worker, not the blocked one"
+        );
+        tx.send(()).unwrap();
+        blocker.join().unwrap();
+    });
+}
+
+#[test]
+fn without_extra_workers_the_blocked_runtime_waits_for_the_os_thread() {
+    watchdog::within(Duration::from_secs(60), || {
+        let rt = Runtime::builder()
+            .worker_threads(1)
+            .max_extra_workers(0)
+            .build()
+            .unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded::<u32>();
+        let consumer = rt.spawn(move || rx.recv().unwrap());
+        let (ran_tx, ran_rx) = std::sync::mpsc::channel();
+        let late = rt.spawn(move || ran_tx.send(()).unwrap());
+        assert!(
+            ran_rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "nothing else runs while the only worker is blocked"
+        );
+        assert_eq!(rt.metrics().extra_workers_started, 0);
+        tx.send(7).unwrap();
+        assert_eq!(consumer.join().unwrap(), 7);
+        late.join().unwrap();
+    });
+}
