@@ -17,7 +17,10 @@
 //! - wakes a sleeping worker, which steals the stalled worker's threads that have not
 //!   started (stealing never takes started ones);
 //! - logs a warning naming the stuck thread, how long and in what it was last waiting,
-//!   once per stall;
+//!   once per stall (without a logger, the first stall of the runtime goes to standard
+//!   error once);
+//! - when every worker is stalled and threads that have not started wait, starts an
+//!   extra worker to run them (see `extra`);
 //! - if the stall lasts [`DEADLOCK_FACTOR`] times the threshold (at least
 //!   [`DEADLOCK_MIN`]) while other started threads are anchored to the worker, logs an
 //!   error naming them: they cannot run until the OS thread returns, and if the stuck
@@ -43,6 +46,10 @@
 //! Each hand-off costs a thread spawn (tens of microseconds), and the stuck thread's
 //! work is reported once through the `log` crate so it can be fixed (use greenring's I/O,
 //! [`spawn_blocking`](crate::spawn_blocking) or [`yield_now`](crate::yield_now)).
+//!
+//! Time the runtime spends in the kernel for its own work while a green thread runs (a
+//! ring submission, mapping stacks, making a socket: see `stats::in_kernel`) restarts the
+//! run's clock: it is never reported as that thread blocking the worker.
 //!
 //! An idle runtime costs the monitor nothing: after [`IDLE_ROUNDS`] samples with every
 //! worker asleep it sleeps until a worker wakes up.
