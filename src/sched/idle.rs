@@ -284,4 +284,30 @@ mod loom_tests {
             );
         });
     }
+
+    /// The same handshake for an extra worker, which sets its flag without registering
+    /// as a sleeper: its inbox's waker sees the flag, or its last look sees the thread.
+    #[test]
+    fn an_extra_workers_inbox_wake_is_never_lost() {
+        loom::model(|| {
+            let idle = Arc::new(Idle::new(1, 2));
+            idle.extra_started();
+            let inbox = Arc::new(AtomicBool::new(false));
+            let waker = {
+                let (idle, inbox) = (Arc::clone(&idle), Arc::clone(&inbox));
+                loom::thread::spawn(move || {
+                    inbox.store(true, SeqCst);
+                    idle.must_wake(1)
+                })
+            };
+            idle.extra_sleeps(1);
+            let seen = inbox.load(SeqCst);
+            let woke = waker.join().unwrap();
+            idle.extra_woke(1);
+            assert!(
+                seen || woke,
+                "a thread was queued for a sleeping extra worker and nobody woke it"
+            );
+        });
+    }
 }
