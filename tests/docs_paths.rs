@@ -12,6 +12,8 @@
 //! - Relative Markdown links (`[text](other.md#heading)`) must lead to an existing file, and
 //!   a `#fragment` into a Markdown file to one of its headings, as GitHub renders them.
 //! - In `Cargo.toml` comments every word is looked at, backticks or not.
+//! - The clippy entries that `docs/porting.md` quotes in its `toml` blocks are lines of
+//!   `docs/clippy-port.toml`, the file it tells porters to copy.
 //!
 //! Plain file checks: no runtime API is involved.
 
@@ -413,6 +415,20 @@ fn check_toml_comments(root: &Path, file: &str, text: &str) -> Vec<Problem> {
         .collect()
 }
 
+/// The lines of `toml` fenced blocks in `text` that are clippy entries (`{ path = ... }`).
+fn quoted_clippy_entries(text: &str) -> Vec<&str> {
+    let mut in_toml = false;
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("```") {
+            in_toml = !in_toml && line == "```toml";
+        } else if in_toml && line.starts_with("{ path =") {
+            out.push(line);
+        }
+    }
+    out
+}
+
 fn report(problems: &[Problem]) -> String {
     problems
         .iter()
@@ -536,4 +552,23 @@ fn file_names_without_their_directory_must_end_a_path() {
     for missing in ["epoll_ops.rs", "reactor/worker.rs", "orker.rs"] {
         assert!(!path_exists(&root, missing), "{missing}");
     }
+}
+
+#[test]
+fn the_clippy_entries_the_port_guide_quotes_are_in_its_file() {
+    let root = repo();
+    let guide = fs::read_to_string(root.join("docs/porting.md")).expect("the port guide");
+    let file =
+        fs::read_to_string(root.join("docs/clippy-port.toml")).expect("the clippy configuration");
+    let entries: Vec<&str> = file.lines().map(str::trim).collect();
+    let quoted = quoted_clippy_entries(&guide);
+    assert!(quoted.len() >= 3, "only {} entries quoted", quoted.len());
+    let missing: Vec<&&str> = quoted.iter().filter(|q| !entries.contains(q)).collect();
+    assert!(
+        missing.is_empty(),
+        "docs/porting.md quotes entries docs/clippy-port.toml does not have: {missing:#?}"
+    );
+    let text =
+        "```toml\n{ path = \"a\" },\n```\n```rust\n{ path = \"b\" },\n```\n{ path = \"c\" }\n";
+    assert_eq!(quoted_clippy_entries(text), ["{ path = \"a\" },"]);
 }
