@@ -203,3 +203,24 @@ fn without_extra_workers_the_blocked_runtime_waits_for_the_os_thread() {
         late.join().unwrap();
     });
 }
+
+#[test]
+fn a_computation_on_every_worker_starts_no_extra_worker() {
+    watchdog::within(Duration::from_secs(60), || {
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        // Computes for 300 ms without a blocking point: the worker is stalled, but its OS
+        // thread is running, not waiting; another OS thread would only take its CPU.
+        let busy = rt.spawn(|| {
+            let until = Instant::now() + Duration::from_millis(300);
+            let mut x = 1u64;
+            while Instant::now() < until {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+            x
+        });
+        let later = rt.spawn(|| 7);
+        busy.join().unwrap();
+        assert_eq!(later.join().unwrap(), 7);
+        assert_eq!(rt.metrics().extra_workers_started, 0, "{:?}", rt.metrics());
+    });
+}

@@ -63,7 +63,12 @@ fn socket_of(fd: RawFd, info: &Info) -> Socket<'static> {
 /// What a green thread's hooked call on `fd` should do: `Some` with what the hooks know of
 /// it when it should park (a blocking fd of a kind that waits), `None` for the plain call.
 fn parking(fd: RawFd, kinds: &[Kind]) -> Option<Info> {
-    if !crate::driver::parks() {
+    if fd <= libc::STDERR_FILENO || !crate::driver::parks() {
+        // The standard streams stay plain calls: std's `Stdout` and `Stderr` are locks
+        // reentrant per OS thread around a `RefCell`, so a green thread parked in their
+        // `write` would let another green thread of its worker into the same `RefCell`
+        // (a panic: "already borrowed"), and `Stdin`'s lock, held across a parked `read`,
+        // would block the next reader's OS thread (see the module documentation).
         return None;
     }
     let info = fds::info(fd);

@@ -26,6 +26,14 @@
 //!   first non-empty buffer: a short transfer, as those calls may make).
 //! - **Regular files, directories and block devices** stay plain calls: they never wait for
 //!   readiness, and the position-sharing rules of `read(2)` must hold.
+//! - **The standard streams** (fds 0, 1 and 2, whatever they are) stay plain calls. std's
+//!   `Stdout` and `Stderr` are locks reentrant per OS thread around a `RefCell`: a green
+//!   thread parked in their `write` would let every other green thread of its worker pass
+//!   the same lock and find the `RefCell` borrowed (a panic, and for `eprintln!` an
+//!   abort), and `Stdin`'s lock held across a parked `read` would block the next reader's
+//!   OS thread. `println!` to a full pipe thus blocks the worker, as without the feature;
+//!   `greenring::io::{stdin, stdout, stderr}` park instead. (A socket that gets one of
+//!   these numbers, in a program that closed its standard streams, is not parked either.)
 //! - **A non-blocking fd** (`O_NONBLOCK`, set by its owner), and a call with
 //!   `MSG_DONTWAIT`, gets the plain call and its `EAGAIN`. The hooks never change an fd's
 //!   `O_NONBLOCK` flag themselves (a `connect` on epoll sets it for the connection attempt,

@@ -51,6 +51,9 @@ pub(crate) struct Carrier {
     /// When the green thread that got this carrier exiled started running (set by the
     /// monitor before the exile is visible to the carrier).
     stuck_since: Mutex<Option<Instant>>,
+    /// The kernel's id of the OS thread carrying the worker (see [`Carrier::sleeping`]),
+    /// set by that thread when it starts carrying.
+    tid: std::sync::OnceLock<libc::pid_t>,
 }
 
 /// A sample of a carrier's status, for the monitor.
@@ -78,7 +81,31 @@ impl Carrier {
             status: AtomicU64::new(0),
             running: AtomicU64::new(0),
             stuck_since: Mutex::new(None),
+            tid: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Called by the OS thread that carries the worker, before its first run: records its
+    /// thread id, so the monitor can tell a stalled carrier that waits in the kernel from
+    /// one that computes.
+    pub(crate) fn carried_by_this_thread(&self) {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::pid_t;
+        let _ = self.tid.set(tid);
+    }
+
+    /// `Some(true)` when its OS thread sleeps in the kernel now (state `S` or `D` in
+    /// `/proc/self/task/<tid>/stat`: a futex, a blocking socket call, a sleep), `Some(false)`
+    /// when it runs or waits for a CPU (`R`: a computation, preempted or not); `None` when
+    /// that cannot be read. Read by the monitor while the carrier lives.
+    pub(crate) fn sleeping(&self) -> Option<bool> {
+        let tid = self.tid.get()?;
+        let stat = std::fs::read(format!("/proc/self/task/{tid}/stat")).ok()?;
+        // The state follows the command name, which is in parentheses and may hold any
+        // byte: look after the last ')'.
+        let after = stat.iter().rposition(|&b| b == b')')?;
+        let state = *stat.get(after + 2)?;
+        Some(matches!(state, b'S' | b'D'))
     }
 
     /// Called by the carrier's worker loop right before it resumes the green thread whose

@@ -225,6 +225,7 @@ pub(crate) fn run_monitor(
         stall_told: AtomicBool::new(false),
         deadlock_told: AtomicBool::new(false),
         stalls: (0..slots).map(|_| Stall::default()).collect(),
+        slept: vec![false; slots],
         deadlock_after: (threshold * DEADLOCK_FACTOR).max(DEADLOCK_MIN),
     };
     monitor.workers.resize_with(slots, || None);
@@ -335,6 +336,9 @@ struct Monitor<'a> {
     deadlock_told: AtomicBool,
     /// Per worker: what was done about its current stall.
     stalls: Vec<Stall>,
+    /// Per worker slot: its stalled carrier was seen sleeping in the kernel at the last
+    /// sample (see [`Monitor::waits_in_the_kernel`]).
+    slept: Vec<bool>,
     deadlock_after: Duration,
 }
 
@@ -373,6 +377,7 @@ impl Monitor<'_> {
                 self.workers[index] = None;
                 self.carriers[index] = None;
                 self.stalls[index] = Stall::default();
+                self.slept[index] = false;
             }
         }
     }
@@ -386,14 +391,21 @@ impl Monitor<'_> {
         if extras.max() == 0 {
             return None;
         }
-        let all_stalled = (0..shared.workers()).all(|index| shared.is_stalled(index));
-        extras.set_compensating(all_stalled);
-        if !all_stalled || !shared.queues.has_work() {
+        // Every stalled slot's state is read on every sample, so that a verdict covers two
+        // consecutive samples.
+        let blocked: Vec<bool> = (0..shared.slots())
+            .map(|index| self.workers[index].is_some() && self.waits_in_the_kernel(index))
+            .collect();
+        let all_blocked = blocked[..shared.workers()].iter().all(|&b| b);
+        extras.set_compensating(all_blocked);
+        if !all_blocked || !shared.queues.has_work() {
             return None;
         }
-        let an_extra_can_take = (shared.workers()..shared.slots())
-            .any(|index| self.workers[index].is_some() && !shared.is_stalled(index));
-        if an_extra_can_take {
+        // An extra that is not blocked (idle, running, or computing) will take them, or is
+        // using a CPU already.
+        let an_extra_is_not_blocked = (shared.workers()..shared.slots())
+            .any(|index| self.workers[index].is_some() && !blocked[index]);
+        if an_extra_is_not_blocked {
             return None;
         }
         let waiting = shared.injector_depth()
@@ -420,6 +432,7 @@ impl Monitor<'_> {
                 self.workers[slot] = Some(started.worker);
                 self.carriers[slot] = Some(started.carrier);
                 self.stalls[slot] = Stall::default();
+                self.slept[slot] = false;
                 Some(slot)
             }
             Ok(None) => {
@@ -449,6 +462,21 @@ impl Monitor<'_> {
                 None
             }
         }
+    }
+
+    /// `true` when slot `index` is stalled and its OS thread sleeps in the kernel (a
+    /// futex, a blocking socket call, a sleep) at this sample and the one before, rather
+    /// than computing. A long computation stalls its worker too, but an extra worker would
+    /// only take a CPU from it (and on a machine with fewer CPUs than busy threads a
+    /// computation gets less than one, so CPU time could not tell them apart; the
+    /// kernel's run state can: `R` whether running or preempted).
+    fn waits_in_the_kernel(&mut self, index: usize) -> bool {
+        let sleeping = self.shared.is_stalled(index)
+            && self.carriers[index]
+                .as_ref()
+                .and_then(|carrier| carrier.sleeping())
+                .unwrap_or(false);
+        std::mem::replace(&mut self.slept[index], sleeping) && sleeping
     }
 
     /// Deals with worker `index` of an anchored runtime, whose carrier has been in the run

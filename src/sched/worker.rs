@@ -196,6 +196,7 @@ enum Ran {
 /// shuts down (`false`) or the hand-off monitor exiles this carrier (`true`).
 pub(crate) fn run_worker(worker: Arc<WorkerBox>, carrier: Arc<Carrier>) -> bool {
     let ctx = &worker.0;
+    carrier.carried_by_this_thread();
     current::set_worker(ctx, &*carrier);
     crate::stats::carry(Some(Arc::clone(&ctx.shared.stats[ctx.index])));
     let exiled = ctx.run(&carrier);
