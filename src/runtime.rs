@@ -223,9 +223,9 @@ impl Builder {
     /// Sets how many *extra workers* may run at once (default
     /// [`DEFAULT_MAX_EXTRA_WORKERS`], 256; 0 turns them off). When every worker's OS thread
     /// is blocked in code greenring does not own (a `crossbeam-channel` or std `mpsc`
-    /// receive, a std lock, a C library's wait) and green threads that have not started
-    /// are waiting, the monitor starts an extra worker OS thread, with its own ring, to run
-    /// them: the thread that would unblock the others may be one of them (a producer
+    /// receive, a std lock, a C library's wait: asleep in the kernel, not computing) and
+    /// green threads that have not started are waiting, the monitor starts an extra worker
+    /// OS thread, with its own ring, to run them: the thread that would unblock the others may be one of them (a producer
     /// spawned after its consumers). An extra takes threads that have not started one at a
     /// time and only while every worker stays blocked; a thread it starts stays on it, as
     /// on any worker (started threads never move), and the extra leaves once those threads

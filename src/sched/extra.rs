@@ -9,10 +9,13 @@
 //! Java's fork-join pool compensates a blocked carrier with a spare thread, and Go hands a
 //! blocked M's processor to a new M; greenring does the first:
 //!
-//! - while every worker is stalled and threads that have not started are waiting (in the
-//!   injector or a worker's stealable queue), and no extra worker already running could
-//!   take them (every one of them is stalled too), the monitor starts an *extra worker*:
-//!   an OS thread with its own ring (or epoll set) in one of the runtime's extra slots;
+//! - while every worker is stalled with its OS thread asleep in the kernel (a futex, a
+//!   blocking socket call, a sleep: state `S` or `D`, on two samples in a row; a worker
+//!   that computes is stalled too, but another OS thread would only take its CPU), threads
+//!   that have not started are waiting (in the injector or a worker's stealable queue),
+//!   and no extra worker already running could take them (every one of them is blocked
+//!   too), the monitor starts an *extra worker*: an OS thread with its own ring (or epoll
+//!   set) in one of the runtime's extra slots;
 //! - an extra takes threads that have not started one at a time, only while the
 //!   compensation lasts, and only when it has nothing else to run, so it anchors as few
 //!   as it can; a thread it starts is anchored to it like to any worker (started threads
