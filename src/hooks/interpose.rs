@@ -441,6 +441,117 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, iovcnt: c_in
     unsafe { libc::syscall(libc::SYS_writev, fd, iov, iovcnt) as ssize_t }
 }
 
+extern "C" {
+    /// glibc's report of a failed `_FORTIFY_SOURCE` check: aborts the program.
+    fn __chk_fail() -> !;
+}
+
+/// As glibc's `__read_chk`: `read` as code built with `_FORTIFY_SOURCE` calls it when the
+/// buffer's size is known (glibc's own would make its internal, unhooked `read`).
+///
+/// # Safety
+///
+/// As libc's `read`.
+#[no_mangle]
+pub unsafe extern "C" fn __read_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    buflen: size_t,
+) -> ssize_t {
+    if len > buflen {
+        // SAFETY: always allowed: it aborts.
+        unsafe { __chk_fail() }
+    }
+    // SAFETY: forwarded.
+    unsafe { read(fd, buf, len) }
+}
+
+/// As glibc's `__recv_chk` (see [`__read_chk`]).
+///
+/// # Safety
+///
+/// As libc's `recv`.
+#[no_mangle]
+pub unsafe extern "C" fn __recv_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    buflen: size_t,
+    flags: c_int,
+) -> ssize_t {
+    if len > buflen {
+        // SAFETY: always allowed: it aborts.
+        unsafe { __chk_fail() }
+    }
+    // SAFETY: forwarded.
+    unsafe { recv(fd, buf, len, flags) }
+}
+
+/// As glibc's `__recvfrom_chk` (see [`__read_chk`]).
+///
+/// # Safety
+///
+/// As libc's `recvfrom`.
+#[no_mangle]
+pub unsafe extern "C" fn __recvfrom_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    buflen: size_t,
+    flags: c_int,
+    addr: *mut sockaddr,
+    addrlen: *mut socklen_t,
+) -> ssize_t {
+    if len > buflen {
+        // SAFETY: always allowed: it aborts.
+        unsafe { __chk_fail() }
+    }
+    // SAFETY: forwarded.
+    unsafe { recvfrom(fd, buf, len, flags, addr, addrlen) }
+}
+
+/// As glibc's `__poll_chk` (see [`__read_chk`]): `fdslen` is the array's size in bytes.
+///
+/// # Safety
+///
+/// As libc's `poll`.
+#[no_mangle]
+pub unsafe extern "C" fn __poll_chk(
+    fds: *mut libc::pollfd,
+    nfds: libc::nfds_t,
+    timeout: c_int,
+    fdslen: size_t,
+) -> c_int {
+    if (fdslen / std::mem::size_of::<libc::pollfd>()) < nfds as size_t {
+        // SAFETY: always allowed: it aborts.
+        unsafe { __chk_fail() }
+    }
+    // SAFETY: forwarded.
+    unsafe { poll(fds, nfds, timeout) }
+}
+
+/// As glibc's `__ppoll_chk` (see [`__poll_chk`]).
+///
+/// # Safety
+///
+/// As libc's `ppoll`.
+#[no_mangle]
+pub unsafe extern "C" fn __ppoll_chk(
+    fds: *mut libc::pollfd,
+    nfds: libc::nfds_t,
+    timeout: *const libc::timespec,
+    sigmask: *const libc::sigset_t,
+    fdslen: size_t,
+) -> c_int {
+    if (fdslen / std::mem::size_of::<libc::pollfd>()) < nfds as size_t {
+        // SAFETY: always allowed: it aborts.
+        unsafe { __chk_fail() }
+    }
+    // SAFETY: forwarded.
+    unsafe { ppoll(fds, nfds, timeout, sigmask) }
+}
+
 /// As libc's `connect`.
 ///
 /// # Safety

@@ -5,11 +5,13 @@
 //! With the feature on, greenring defines these C symbols itself, so the dynamic linker
 //! binds the program's calls to them before libc's: `connect`, `accept`, `accept4`, `recv`,
 //! `recvfrom`, `recvmsg`, `send`, `sendto`, `sendmsg`, `read`, `write`, `readv`, `writev`,
-//! `poll`, `ppoll`, `nanosleep`, `clock_nanosleep`, `usleep`, `sleep` and `getaddrinfo`, and,
-//! to keep what they know of each fd true, `close`, `dup2`, `dup3`, `fcntl`, `ioctl` and
-//! `setsockopt`. Each reaches the real call as a raw system call (`getaddrinfo`, which is not
-//! one, as the next definition of the symbol, libc's, found with `dlsym(RTLD_NEXT)`), and
-//! greenring's own calls never enter a hook (they go through `crate::sys`).
+//! `poll`, `ppoll`, `nanosleep`, `clock_nanosleep`, `usleep`, `sleep` and `getaddrinfo`
+//! (with `__read_chk`, `__recv_chk`, `__recvfrom_chk`, `__poll_chk` and `__ppoll_chk`, which
+//! C code built with `_FORTIFY_SOURCE` calls instead), and, to keep what they know of each
+//! fd true, `close`, `dup2`, `dup3`, `fcntl`, `ioctl` and `setsockopt`. Each reaches the
+//! real call as a raw system call (`getaddrinfo`, which is not one, as the next definition
+//! of the symbol, libc's, found with `dlsym(RTLD_NEXT)`), and greenring's own calls never
+//! enter a hook (they go through `crate::sys`).
 //!
 //! # What a hook does
 //!
@@ -54,13 +56,14 @@
 //! # What binds to the hooks
 //!
 //! Found by test (`tests/hooks.rs`), not assumed: std and every Rust crate in the binary,
-//! C code compiled into it, shared libraries the binary links, libraries loaded with
-//! `dlopen`, and test binaries. Not covered: calls glibc makes inside itself (its own
-//! `getaddrinfo`, `system`, ...), raw system calls (`syscall(2)`, inline assembly, Go or
-//! io_uring runtimes of their own), statically linked executables' libc, the `*64`
-//! variants some C code is compiled to call (`fcntl64`), `close_range`, `select`, `epoll_wait`
-//! and `futex`: a lock or channel of std or crossbeam still blocks the worker (see the
-//! monitor's extra workers, and the port guide).
+//! C code compiled into it, libraries loaded with `dlopen` (and so shared libraries the
+//! binary links, which the same lookup binds), C built with `_FORTIFY_SOURCE`, and test
+//! binaries. Not covered: calls glibc makes inside itself (its own `getaddrinfo`, `system`,
+//! stdio's reads and writes: `fgets` on a pipe blocks the worker), raw system calls
+//! (`syscall(2)`, inline assembly, Go or io_uring runtimes of their own), statically linked
+//! executables' libc, the `*64` variants some C code is compiled to call (`fcntl64`),
+//! `close_range`, `select`, `epoll_wait` and `futex`: a lock or channel of std or crossbeam
+//! still blocks the worker (see the monitor's extra workers, and the port guide).
 
 mod fds;
 mod interpose;
