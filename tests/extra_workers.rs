@@ -224,3 +224,34 @@ fn a_computation_on_every_worker_starts_no_extra_worker() {
         assert_eq!(rt.metrics().extra_workers_started, 0, "{:?}", rt.metrics());
     });
 }
+
+/// `tungstenite::connect` opens a std socket: without the `hooks` feature its handshake
+/// blocks the only worker's OS thread in `read`. The server, a green thread spawned after
+/// the client, has not started: an extra worker runs it, and the handshake completes.
+#[test]
+fn tungstenite_connect_completes_when_its_server_had_not_started() {
+    watchdog::within(Duration::from_secs(60), || {
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        // Bound (and listening) before anything runs, so the connect itself completes in the
+        // kernel; the handshake's answer needs the server thread.
+        let listener = greenring::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let client = rt.spawn(move || {
+            let (mut ws, _) = tungstenite::connect(url).unwrap();
+            ws.send(tungstenite::Message::text("ping")).unwrap();
+            let answer = ws.read().unwrap();
+            ws.close(None).unwrap();
+            answer.into_text().unwrap().to_string()
+        });
+        let server = rt.spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut ws = tungstenite::accept(stream).unwrap();
+            let message = ws.read().unwrap();
+            ws.send(message).unwrap();
+            // Until the client closes.
+            while ws.read().is_ok() {}
+        });
+        assert_eq!(client.join().unwrap(), "ping");
+        server.join().unwrap();
+    });
+}
