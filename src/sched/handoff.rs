@@ -224,6 +224,7 @@ pub(crate) fn run_monitor(
         extra_reported: false,
         stall_told: AtomicBool::new(false),
         deadlock_told: AtomicBool::new(false),
+        unwinding_told: AtomicBool::new(false),
         stalls: (0..slots).map(|_| Stall::default()).collect(),
         slept: vec![false; slots],
         deadlock_after: (threshold * DEADLOCK_FACTOR).max(DEADLOCK_MIN),
@@ -330,10 +331,12 @@ struct Monitor<'a> {
     spawn_failure_reported: bool,
     /// Whether the first extra worker (or the failure to start one) was reported.
     extra_reported: bool,
-    /// Set once a stall, and once a suspected deadlock, was told on standard error (no
-    /// logger took it, see `report::heard_once`).
+    /// Set once a stall, once a suspected deadlock and once a certain one (a thread that
+    /// unwinds into a lock) was told on standard error (no logger took it, see
+    /// `report::heard_once`).
     stall_told: AtomicBool,
     deadlock_told: AtomicBool,
+    unwinding_told: AtomicBool,
     /// Per worker: what was done about its current stall.
     stalls: Vec<Stall>,
     /// Per worker slot: its stalled carrier was seen sleeping in the kernel at the last
@@ -350,8 +353,13 @@ struct Stall {
     /// The green thread of that run; weak, so the thread's end frees it (its record holds
     /// the closure's body and join packet, which a scope waits for).
     stuck: Option<WeakTaskRef>,
-    /// Whether the suspected deadlock of that run was reported.
+    /// Whether the suspected deadlock of that run (a thread anchored behind it) was
+    /// reported.
     deadlock_reported: bool,
+    /// Whether the certain deadlock of that run (it unwinds into a lock a thread anchored
+    /// behind it holds) was reported. Separate from `deadlock_reported`: the thread may reach
+    /// the lock only after the suspicion was reported, and the certain one names more.
+    unwinding_reported: bool,
 }
 
 impl Monitor<'_> {
@@ -485,12 +493,14 @@ impl Monitor<'_> {
         if self.stalls[index].run != Some(status.run_seq()) {
             self.stall_began(index, status, stuck_for);
         }
-        if self.stalls[index].deadlock_reported {
+        // Looked at every sample: the thread may reach the lock only after the stall began
+        // (an unwind first runs the panic hook, which may print a slow backtrace), and
+        // after the suspected deadlock below was reported.
+        if !self.stalls[index].unwinding_reported && self.unwinding_deadlock(index) {
             return;
         }
-        // Looked at every sample: the thread may reach the lock only after the stall began
-        // (an unwind first runs the panic hook, which may print a backtrace).
-        if self.unwinding_deadlock(index) || stuck_for < self.deadlock_after {
+        let stall = &self.stalls[index];
+        if stall.deadlock_reported || stall.unwinding_reported || stuck_for < self.deadlock_after {
             return;
         }
         self.stalls[index].deadlock_reported = true;
@@ -505,6 +515,7 @@ impl Monitor<'_> {
             run: Some(status.run_seq()),
             stuck: stuck.as_ref().map(TaskRef::downgrade),
             deadlock_reported: false,
+            unwinding_reported: false,
         };
         self.shared.begin_stall(index);
         if let Some(task) = self.worker(index).lifo().take() {
@@ -549,10 +560,10 @@ impl Monitor<'_> {
         else {
             return false;
         };
-        self.stalls[index].deadlock_reported = true;
+        self.stalls[index].unwinding_reported = true;
         crate::report::heard_once(
             log::Level::Error,
-            &self.deadlock_told,
+            &self.unwinding_told,
             format_args!(
                 "greenring: deadlock: green thread {} is unwinding (a destructor runs during a \
              panic) and blocks worker {index}'s OS thread waiting for the \
