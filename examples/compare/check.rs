@@ -2,7 +2,9 @@
 //! and verifies that every workload the run selected has a finite median, samples and its
 //! named extras for each of its designs, and the direction (`lower_is_better`) of its
 //! values; a workload may be absent only if the run declared it skipped for want of the
-//! program it needs (the `http_wrk` rows without wrk). CI runs it after a quick run.
+//! program it needs (the `http_wrk` rows without wrk), and a design only if it needs a cargo
+//! feature (greenring-hooks, which a build with the `hooks` feature adds to the external
+//! echo rows), checked like the others when present. CI runs it after a quick run.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -323,10 +325,17 @@ pub fn check_json(text: &str) -> Result<Counts, String> {
             .ok_or_else(|| format!("{}: no results", expected.name))?;
         for imp in expected.impls {
             let what = format!("{}/{}", expected.name, imp.name());
-            let result = results
+            let found = results
                 .iter()
-                .find(|r| r.get("impl").and_then(Json::as_str) == Some(imp.name()))
-                .ok_or_else(|| format!("{}: no result for {}", expected.name, imp.name()))?;
+                .find(|r| r.get("impl").and_then(Json::as_str) == Some(imp.name()));
+            let result = match (found, imp.feature()) {
+                (Some(result), _) => result,
+                // A design that needs a cargo feature is absent from a run built without it.
+                (None, Some(_)) => continue,
+                (None, None) => {
+                    return Err(format!("{}: no result for {}", expected.name, imp.name()))
+                }
+            };
             let median = result
                 .get("median")
                 .and_then(Json::as_f64)
@@ -359,6 +368,7 @@ pub fn check_json(text: &str) -> Result<Counts, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workloads::Impl;
 
     #[test]
     fn parses_what_it_should() {
@@ -376,6 +386,16 @@ mod tests {
     /// A results.json for `selected` workloads (all their designs, every extra set to 1.0),
     /// declaring `skipped` skipped.
     fn results(selected: &[&str], skipped: &[&str], drop_extra: Option<&str>) -> String {
+        results_of(selected, skipped, drop_extra, |_| true)
+    }
+
+    /// As [`results`], with the designs `with` accepts only.
+    fn results_of(
+        selected: &[&str],
+        skipped: &[&str],
+        drop_extra: Option<&str>,
+        with: impl Fn(Impl) -> bool,
+    ) -> String {
         let quoted = |names: &[&str]| {
             names
                 .iter()
@@ -390,6 +410,7 @@ mod tests {
                 let results: Vec<String> = w
                     .impls
                     .iter()
+                    .filter(|imp| with(**imp))
                     .map(|imp| {
                         let extra: Vec<String> = w
                             .extras
@@ -431,9 +452,28 @@ mod tests {
 
     #[test]
     fn accepts_complete_results() {
+        // Three designs a row, and greenring-hooks in the two external echo rows.
         let counts = check_json(&results(EXTERNAL, &[], None)).unwrap();
-        assert_eq!(counts.results, 15);
+        assert_eq!(counts.results, 17);
         assert!(counts.skipped.is_empty());
+    }
+
+    #[test]
+    fn accepts_results_without_a_feature_design_and_checks_it_when_present() {
+        let without = results_of(EXTERNAL, &[], None, |imp| imp != Impl::GreenringHooks);
+        assert_eq!(check_json(&without).unwrap().results, 15);
+        // Present, it must be as complete as the others.
+        let hooks_only_short = results(&["tcp_echo_external"], &[], None).replace(
+            "{\"impl\": \"greenring-hooks\", \"median\": 2.5",
+            "{\"impl\": \"greenring-hooks\", \"median\": 0",
+        );
+        let err = check_json(&hooks_only_short).unwrap_err();
+        assert!(err.contains("tcp_echo_external/greenring-hooks"), "{err}");
+        // The designs every build runs stay required.
+        let no_tokio = results_of(EXTERNAL, &[], None, |imp| imp != Impl::Tokio);
+        assert!(check_json(&no_tokio)
+            .unwrap_err()
+            .contains("no result for tokio"));
     }
 
     #[test]
@@ -447,7 +487,7 @@ mod tests {
     #[test]
     fn accepts_a_declared_skip_only_for_a_missing_program() {
         let counts = check_json(&results(EXTERNAL, NEED_WRK, None)).unwrap();
-        assert_eq!(counts.results, 9);
+        assert_eq!(counts.results, 11);
         assert_eq!(counts.skipped, NEED_WRK);
         // Both absent, declared as `skipped`: the error names the first undeclared one.
         let error_declaring = |skipped: &str| {

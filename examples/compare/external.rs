@@ -1,7 +1,9 @@
 //! Rows measured the way a server's users see it: the server runs in this process (a green
-//! thread, a tokio task or an OS thread per connection), the client in another one, so the
-//! client's work is neither batched with the server's (io_uring would do both ends of an
-//! in-process exchange in one system call) nor counted in the server's CPU time.
+//! thread, a tokio task or an OS thread per connection; for `greenring-hooks`, a green
+//! thread per connection running std's `net` through the `hooks` feature), the client in
+//! another one, so the client's work is neither batched with the server's (io_uring would do
+//! both ends of an in-process exchange in one system call) nor counted in the server's CPU
+//! time.
 //!
 //! - TCP echo: this program re-executed as `compare --load ADDR --marks ...` (see `load.rs`,
 //!   one OS thread over epoll); the server reads its own CPU time when the load generator
@@ -251,6 +253,37 @@ impl Server {
                             done.join().unwrap();
                         }
                         handlers.push(std::thread::spawn(move || match service {
+                            Service::Echo => {
+                                stream.set_nodelay(true).unwrap();
+                                echo(stream)
+                            }
+                            Service::Http => drop(http(stream)),
+                        }));
+                    }
+                    handlers
+                        .into_all()
+                        .into_iter()
+                        .for_each(|h| h.join().unwrap());
+                }))
+            }
+            // The greenring server again, written with std's `net` (every call of it goes
+            // through the hooks: bind, accept, set_nodelay, read, write_all).
+            Impl::GreenringHooks => {
+                assert!(imp.built(), "greenring-hooks needs the hooks feature");
+                AcceptLoop::Green(env.greenring.spawn(move || {
+                    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                    same_backlog(&listener);
+                    bound.send(listener.local_addr().unwrap()).unwrap();
+                    let mut handlers = Handlers::default();
+                    loop {
+                        let (stream, _) = listener.accept().expect("accept");
+                        if stopped.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        for done in handlers.take_finished(greenring::JoinHandle::is_finished) {
+                            done.join().unwrap();
+                        }
+                        handlers.push(greenring::spawn(move || match service {
                             Service::Echo => {
                                 stream.set_nodelay(true).unwrap();
                                 echo(stream)

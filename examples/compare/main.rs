@@ -10,13 +10,17 @@
 //! cargo run --release --example compare -- --check results/ # validate a results dir
 //! cargo run --release --example compare -- --load 127.0.0.1:7878 --conns 64 --secs 4
 //!                                         # external TCP echo load on a running server
+//! cargo run --release --example compare --features hooks -- --only tcp_echo_external
+//!                                         # adds greenring-hooks: std's net on green threads
 //! ```
 //!
 //! The `tcp_echo_external`, `tcp_echo_external_1k`, `http_wrk` and `http_wrk_close` rows
 //! put the client in another process (this program as `--load`, or `wrk`), as a server's
 //! users see it; they report rates (higher is better) with p50/p99 and the server's CPU
 //! time per message. Without `wrk` on `PATH`, the `http_wrk` rows are skipped, and the
-//! JSON says so.
+//! JSON says so. Built with the `hooks` feature, the two external echo rows also run
+//! `greenring-hooks`: the greenring server written with `std::net`, every call of it through
+//! the hooks, against greenring's own `net` in the same rounds.
 //!
 //! It prints a table of medians and ratios, and writes `results.json` and `results.svg`
 //! into the output directory (default `target/compare`). The fairness rules and the figures
@@ -39,6 +43,7 @@ pub struct Workload {
     pub name: &'static str,
     pub title: &'static str,
     pub unit: &'static str,
+    /// Every design the workload may run; a build runs those it has ([`Workload::designs`]).
     pub impls: &'static [Impl],
     pub run: fn(&Env, Impl) -> Sample,
     /// Whether a larger headline value is better (rates); otherwise smaller is.
@@ -51,7 +56,25 @@ pub struct Workload {
     pub favours: &'static str,
 }
 
+impl Workload {
+    /// The designs this build runs: [`Workload::impls`] without those whose cargo feature
+    /// is off.
+    pub fn designs(&self) -> impl Iterator<Item = Impl> + '_ {
+        self.impls.iter().copied().filter(|imp| imp.built())
+    }
+}
+
 const ALL: &[Impl] = &[Impl::Greenring, Impl::Tokio, Impl::Std];
+
+/// The external echo rows' designs: also, in a build with the `hooks` feature, the same
+/// green-thread-per-connection server written with `std::net` (greenring-hooks), next to
+/// greenring's own `net`, so the two alternate within every round.
+const ECHO_EXTERNAL: &[Impl] = &[
+    Impl::Greenring,
+    Impl::GreenringHooks,
+    Impl::Tokio,
+    Impl::Std,
+];
 
 pub const WORKLOADS: &[Workload] = &[
     Workload {
@@ -124,7 +147,7 @@ pub const WORKLOADS: &[Workload] = &[
         name: "tcp_echo_external",
         title: "TCP echo, 64 connections x 64 B, client in another process",
         unit: "msgs/s",
-        impls: ALL,
+        impls: ECHO_EXTERNAL,
         run: external::tcp_echo_64,
         higher_is_better: true,
         extras: &["p50_us", "p99_us", "cpu_us_per_msg", "client_cpu_us_per_msg"],
@@ -135,7 +158,7 @@ pub const WORKLOADS: &[Workload] = &[
         name: "tcp_echo_external_1k",
         title: "TCP echo, 1000 connections x 64 B, client in another process",
         unit: "msgs/s",
-        impls: ALL,
+        impls: ECHO_EXTERNAL,
         run: external::tcp_echo_1k,
         higher_is_better: true,
         extras: &["p50_us", "p99_us", "cpu_us_per_msg", "client_cpu_us_per_msg"],
@@ -419,9 +442,8 @@ fn main() -> std::io::Result<()> {
         .map(|w| Outcome {
             workload: w,
             series: w
-                .impls
-                .iter()
-                .map(|&imp| Series {
+                .designs()
+                .map(|imp| Series {
                     imp,
                     samples: Vec::new(),
                 })
@@ -429,7 +451,7 @@ fn main() -> std::io::Result<()> {
         })
         .collect();
     let total_runs: usize =
-        selected.iter().map(|w| w.impls.len()).sum::<usize>() * (options.reps + 1);
+        selected.iter().map(|w| w.designs().count()).sum::<usize>() * (options.reps + 1);
     let mut done = 0;
     let started = Instant::now();
     // Round 0 is the warm-up (discarded). Every round runs every workload on every design,
@@ -443,7 +465,7 @@ fn main() -> std::io::Result<()> {
                 let sample = (outcome.workload.run)(&env, series.imp);
                 done += 1;
                 eprintln!(
-                    "[{done:>3}/{total_runs}] {:>6.1}s  {} {:<20} {:<10} {:>12.3} {}",
+                    "[{done:>3}/{total_runs}] {:>6.1}s  {} {:<20} {:<15} {:>12.3} {}",
                     started.elapsed().as_secs_f64(),
                     if round == 0 { "warm-up" } else { "round  " },
                     outcome.workload.name,

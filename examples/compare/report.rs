@@ -67,8 +67,22 @@ fn format_value(value: f64) -> String {
     }
 }
 
-/// Columns of the table, in order.
-const COLUMNS: [Impl; 4] = [Impl::Greenring, Impl::Tokio, Impl::Std, Impl::Corosensei];
+/// Columns of the table, in order; greenring-hooks only in a run that has it.
+const COLUMNS: [Impl; 5] = [
+    Impl::Greenring,
+    Impl::Tokio,
+    Impl::Std,
+    Impl::Corosensei,
+    Impl::GreenringHooks,
+];
+
+/// A design's column heading.
+fn heading(imp: Impl) -> &'static str {
+    match imp {
+        Impl::Std => "std threads",
+        other => other.name(),
+    }
+}
 
 /// How far greenring is ahead of another design: theirs ÷ ours where lower is better,
 /// ours ÷ theirs where higher is better, so above 1 means greenring is ahead either way.
@@ -97,11 +111,38 @@ pub fn extra_higher_is_better(name: &str) -> bool {
 /// marked "↑"), so a ratio above 1 means greenring is ahead in every row. Rows with extras
 /// get a second table of their medians, with greenring's lead on each.
 pub fn table(outcomes: &[Outcome]) -> String {
+    let has = |imp: Impl| {
+        outcomes
+            .iter()
+            .any(|o| o.series.iter().any(|s| s.imp == imp))
+    };
+    let columns: Vec<Impl> = COLUMNS
+        .into_iter()
+        .filter(|&imp| imp != Impl::GreenringHooks || has(imp))
+        .collect();
     let mut out = String::new();
-    out.push_str(
-        "| workload | unit | greenring | tokio | std threads | corosensei | greenring lead: tokio | std | corosensei |\n",
+    let _ = writeln!(
+        out,
+        "| workload | unit | {} | greenring lead: {} |",
+        columns
+            .iter()
+            .map(|&imp| heading(imp))
+            .collect::<Vec<_>>()
+            .join(" | "),
+        columns[1..]
+            .iter()
+            .map(|imp| match imp {
+                Impl::Std => "std",
+                other => other.name(),
+            })
+            .collect::<Vec<_>>()
+            .join(" | ")
     );
-    out.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    let _ = writeln!(
+        out,
+        "| --- | --- |{}",
+        " ---: |".repeat(2 * columns.len() - 1)
+    );
     for outcome in outcomes {
         let median_of = |imp: Impl| {
             outcome
@@ -119,11 +160,11 @@ pub fn table(outcomes: &[Outcome]) -> String {
             outcome.workload.unit,
             if higher { " ↑" } else { "" }
         );
-        for imp in COLUMNS {
+        for &imp in &columns {
             let cell = median_of(imp).map_or_else(|| "n/a".to_owned(), format_value);
             let _ = write!(out, " {cell} |");
         }
-        for imp in &COLUMNS[1..] {
+        for imp in &columns[1..] {
             let _ = write!(out, " {} |", lead(ours, median_of(*imp), higher));
         }
         out.push('\n');
@@ -132,6 +173,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
         "\nRatios: greenring's lead, above 1 when greenring is ahead (the other's median ÷ \
          greenring's; greenring's ÷ the other's for rates, marked ↑).\n",
     );
+    out.push_str(&hooks_ratios(outcomes));
     for outcome in outcomes {
         let with_extras: Vec<_> = outcome
             .series
@@ -187,6 +229,63 @@ pub fn table(outcomes: &[Outcome]) -> String {
         );
     }
     out
+}
+
+/// For the rows that ran greenring-hooks: each of its medians (the headline, then the
+/// extras) divided by greenring's, std's `net` through the hooks against greenring's own
+/// `net` on the same runtime in the same rounds. Empty if no row ran it.
+fn hooks_ratios(outcomes: &[Outcome]) -> String {
+    let mut out = String::new();
+    for outcome in outcomes {
+        let series_of = |imp: Impl| outcome.series.iter().find(|s| s.imp == imp);
+        let (Some(ours), Some(hooks)) =
+            (series_of(Impl::Greenring), series_of(Impl::GreenringHooks))
+        else {
+            continue;
+        };
+        if out.is_empty() {
+            out.push_str(
+                "\nstd's `net` through the hooks against greenring's own `net`, same runtime, \
+                 same rounds: greenring-hooks ÷ greenring (1.00x is a tie; the hooks are behind \
+                 below 1 for rates, marked ↑, above 1 for times and CPU):\n\n",
+            );
+        }
+        let workload = outcome.workload;
+        let mut names = vec![if workload.higher_is_better {
+            format!("{} ↑", workload.unit)
+        } else {
+            workload.unit.to_owned()
+        }];
+        let mut cells = vec![quotient(hooks.median(), ours.median())];
+        let theirs = hooks.extra_medians();
+        for (name, value) in ours.extra_medians() {
+            if let Some((_, other)) = theirs.iter().find(|(n, _)| *n == name) {
+                names.push(if extra_higher_is_better(name) {
+                    format!("{name} ↑")
+                } else {
+                    name.to_owned()
+                });
+                cells.push(quotient(*other, value));
+            }
+        }
+        let _ = writeln!(out, "| {} | {} |", workload.title, names.join(" | "));
+        let _ = writeln!(out, "| --- |{}", " ---: |".repeat(names.len()));
+        let _ = writeln!(
+            out,
+            "| greenring-hooks ÷ greenring | {} |\n",
+            cells.join(" | ")
+        );
+    }
+    out
+}
+
+/// `a ÷ b` as a ratio, or n/a.
+fn quotient(a: f64, b: f64) -> String {
+    if a.is_finite() && b.is_finite() && b > 0.0 {
+        format!("{:.2}x", a / b)
+    } else {
+        "n/a".to_owned()
+    }
 }
 
 /// A JSON string literal.
@@ -310,6 +409,7 @@ fn color(imp: Impl) -> &'static str {
         Impl::Tokio => "#4169e1",
         Impl::Std => "#b8860b",
         Impl::Corosensei => "#8b008b",
+        Impl::GreenringHooks => "#8fbc8f",
     }
 }
 
@@ -420,4 +520,57 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workloads::Sample;
+    use crate::Series;
+
+    fn echo_outcome(designs: &[(Impl, f64, f64)]) -> Outcome {
+        let workload = crate::WORKLOADS
+            .iter()
+            .find(|w| w.name == "tcp_echo_external")
+            .unwrap();
+        Outcome {
+            workload,
+            series: designs
+                .iter()
+                .map(|&(imp, rate, p99)| Series {
+                    imp,
+                    samples: vec![Sample {
+                        value: rate,
+                        extra: vec![("p99_us", p99)],
+                    }],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_table_shows_greenring_hooks_only_when_it_ran() {
+        let without = table(&[echo_outcome(&[
+            (Impl::Greenring, 100.0, 10.0),
+            (Impl::Tokio, 50.0, 10.0),
+            (Impl::Std, 25.0, 10.0),
+        ])]);
+        assert!(without.starts_with(
+            "| workload | unit | greenring | tokio | std threads | corosensei | \
+             greenring lead: tokio | std | corosensei |\n\
+             | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        ));
+        assert!(!without.contains("greenring-hooks"));
+        let with = table(&[echo_outcome(&[
+            (Impl::Greenring, 100.0, 10.0),
+            (Impl::GreenringHooks, 90.0, 12.0),
+            (Impl::Tokio, 50.0, 10.0),
+            (Impl::Std, 25.0, 10.0),
+        ])]);
+        assert!(with.contains("| corosensei | greenring-hooks | greenring lead: tokio |"));
+        assert!(
+            with.contains("| greenring-hooks ÷ greenring | 0.90x | 1.20x |"),
+            "{with}"
+        );
+    }
 }

@@ -19,6 +19,10 @@ pub enum Impl {
     Std,
     /// corosensei's switch on the same stacks (switch row only).
     Corosensei,
+    /// greenring green threads running code written against std (`std::net`), whose
+    /// blocking calls the `hooks` feature turns into greenring's own I/O (external echo
+    /// rows only, and only in a build with that feature: see [`Impl::built`]).
+    GreenringHooks,
 }
 
 impl Impl {
@@ -28,6 +32,26 @@ impl Impl {
             Impl::Tokio => "tokio",
             Impl::Std => "std",
             Impl::Corosensei => "corosensei",
+            Impl::GreenringHooks => "greenring-hooks",
+        }
+    }
+
+    /// Whether this build of the program runs the design: `greenring-hooks` needs the
+    /// `hooks` feature (without it, std's calls would block the workers' OS threads).
+    pub fn built(self) -> bool {
+        match self.feature() {
+            None => true,
+            Some("hooks") => cfg!(feature = "hooks"),
+            Some(_) => false,
+        }
+    }
+
+    /// The cargo feature the design needs, if any: a results file made without it lacks
+    /// the design's results, and `--check` accepts that.
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            Impl::GreenringHooks => Some("hooks"),
+            _ => None,
         }
     }
 }
@@ -294,7 +318,7 @@ pub fn spawn_join(env: &Env, imp: Impl) -> Sample {
             }
             Sample::of(per_item(start.elapsed(), n, NS))
         }
-        Impl::Corosensei => unreachable!(),
+        Impl::Corosensei | Impl::GreenringHooks => unreachable!(),
     }
 }
 
@@ -336,7 +360,7 @@ pub fn yield_now(env: &Env, imp: Impl) -> Sample {
             }
             Sample::of(per_item(start.elapsed(), n, NS))
         }
-        Impl::Corosensei => unreachable!(),
+        Impl::Corosensei | Impl::GreenringHooks => unreachable!(),
     }
 }
 
@@ -364,7 +388,7 @@ pub fn ping_pong(env: &Env, imp: Impl) -> Sample {
             let n = s.std_ping_pongs;
             Sample::of(per_item(shared_work::os::ping_pong(n), n, NS))
         }
-        Impl::Corosensei => unreachable!(),
+        Impl::Corosensei | Impl::GreenringHooks => unreachable!(),
     }
 }
 
@@ -378,7 +402,7 @@ pub fn contended_mutex(env: &Env, imp: Impl) -> Sample {
             .block_on(move || shared_work::green::contended_mutex(per)),
         Impl::Tokio => env.tokio.block_on(shared_work::tasks::contended_mutex(per)),
         Impl::Std => shared_work::os::contended_mutex(per),
-        Impl::Corosensei => unreachable!(),
+        Impl::Corosensei | Impl::GreenringHooks => unreachable!(),
     };
     Sample::of(per_item(elapsed, total, NS))
 }
@@ -479,7 +503,7 @@ pub fn tcp_echo(env: &Env, imp: Impl) -> Sample {
             let (elapsed, latencies) = shared_work::os::tcp_echo(conns, rounds);
             echo_sample(elapsed, latencies)
         }
-        Impl::Corosensei => unreachable!(),
+        Impl::Corosensei | Impl::GreenringHooks => unreachable!(),
     }
 }
 
@@ -526,7 +550,7 @@ pub fn file_reads(env: &Env, imp: Impl) -> Sample {
             start.elapsed()
         }),
         Impl::Std => shared_work::os::file_reads(&path, readers, per, blocks),
-        Impl::Corosensei => unreachable!(),
+        Impl::Corosensei | Impl::GreenringHooks => unreachable!(),
     };
     Sample::of(per_item(elapsed, total, US))
 }
@@ -796,7 +820,7 @@ pub fn sleepers(env: &Env, imp: Impl) -> Sample {
             go.1.get_or_init(Instant::now);
             lateness_us(handles.into_iter().map(|h| h.join().unwrap()).collect())
         }
-        Impl::Corosensei => unreachable!(),
+        Impl::Corosensei | Impl::GreenringHooks => unreachable!(),
     };
     sample
 }
@@ -850,7 +874,7 @@ fn fan_out(env: &Env, imp: Impl, threads: usize) -> Sample {
             }
             start.elapsed()
         }
-        Impl::Corosensei => unreachable!(),
+        Impl::Corosensei | Impl::GreenringHooks => unreachable!(),
     };
     Sample::of(per_item(elapsed, total, NS))
 }
