@@ -214,23 +214,7 @@ pub(crate) fn run_monitor(
         return;
     };
     let interval = (threshold / 2).max(Duration::from_millis(1));
-    let slots = shared.slots();
-    let mut monitor = Monitor {
-        shared: &shared,
-        workers: workers.into_iter().map(Some).collect(),
-        carriers: carriers.into_iter().map(Some).collect(),
-        thread_name,
-        spawn_failure_reported: false,
-        extra_reported: false,
-        stall_told: AtomicBool::new(false),
-        deadlock_told: AtomicBool::new(false),
-        unwinding_told: AtomicBool::new(false),
-        stalls: (0..slots).map(|_| Stall::default()).collect(),
-        slept: vec![false; slots],
-        deadlock_after: (threshold * DEADLOCK_FACTOR).max(DEADLOCK_MIN),
-    };
-    monitor.workers.resize_with(slots, || None);
-    monitor.carriers.resize_with(slots, || None);
+    let mut monitor = Monitor::new(&shared, workers, carriers, thread_name, threshold);
     let now = Instant::now();
     // Per slot: the carrier's last status sample and since when it is the same run, and
     // the worker's count of the runtime's own calls into the kernel (see `stats`): a run
@@ -360,6 +344,37 @@ struct Stall {
     /// behind it holds) was reported. Separate from `deadlock_reported`: the thread may reach
     /// the lock only after the suspicion was reported, and the certain one names more.
     unwinding_reported: bool,
+}
+
+impl<'a> Monitor<'a> {
+    /// The monitor of `shared`'s workers (and their carriers), with every slot an extra
+    /// worker may take later empty.
+    fn new(
+        shared: &'a Arc<Shared>,
+        workers: Vec<Arc<WorkerBox>>,
+        carriers: Vec<Arc<Carrier>>,
+        thread_name: String,
+        threshold: Duration,
+    ) -> Self {
+        let slots = shared.slots();
+        let mut monitor = Monitor {
+            shared,
+            workers: workers.into_iter().map(Some).collect(),
+            carriers: carriers.into_iter().map(Some).collect(),
+            thread_name,
+            spawn_failure_reported: false,
+            extra_reported: false,
+            stall_told: AtomicBool::new(false),
+            deadlock_told: AtomicBool::new(false),
+            unwinding_told: AtomicBool::new(false),
+            stalls: (0..slots).map(|_| Stall::default()).collect(),
+            slept: vec![false; slots],
+            deadlock_after: (threshold * DEADLOCK_FACTOR).max(DEADLOCK_MIN),
+        };
+        monitor.workers.resize_with(slots, || None);
+        monitor.carriers.resize_with(slots, || None);
+        monitor
+    }
 }
 
 impl Monitor<'_> {
