@@ -711,6 +711,98 @@ fn command_output_on_a_green_thread_completes_and_parks() {
     });
 }
 
+/// `close` of an fd a green thread is reading, and a new file that gets its number: the
+/// reader never reads the new file. On an OS thread the read keeps the old file and returns
+/// what its peer sends; so it does on io_uring (the op holds the file); on epoll, whose
+/// readiness is the number's, the wait ends with `EBADF` once the number is another file's.
+/// The new file's own reader gets its data. In a child process, so that the number freed is
+/// the one the next socket gets (file descriptors are allocated lowest first, and the
+/// suite's other tests open files all the time).
+#[test]
+fn closing_an_fd_a_green_thread_reads_never_hands_it_the_next_file_of_that_number() {
+    const TEST: &str =
+        "closing_an_fd_a_green_thread_reads_never_hands_it_the_next_file_of_that_number";
+    if !child::is_child(TEST) {
+        let output = within(|| child::run_child_within(TEST, LIMIT));
+        assert!(output.status.success(), "{}", child::stderr(&output));
+        return;
+    }
+    use std::os::fd::IntoRawFd;
+    use std::os::unix::net::UnixStream;
+    /// A hooked `read` of up to 16 bytes from `fd`.
+    fn read_fd(fd: i32) -> io::Result<Vec<u8>> {
+        let mut buf = [0u8; 16];
+        // SAFETY: `buf` is writable for its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        match n {
+            -1 => Err(io::Error::last_os_error()),
+            n => Ok(buf[..n as usize].to_vec()),
+        }
+    }
+    /// What the old file's peer's write and the old file's reader got.
+    type Got = (io::Result<()>, io::Result<Vec<u8>>);
+    fn close_under_a_reader(
+        spawn: fn(Box<dyn FnOnce() -> io::Result<Vec<u8>> + Send>) -> Join,
+    ) -> Got {
+        let (old, mut old_peer) = UnixStream::pair().unwrap();
+        let number = old.into_raw_fd();
+        let started = Arc::new(AtomicBool::new(false));
+        let reader_started = Arc::clone(&started);
+        let old_reader = spawn(Box::new(move || {
+            reader_started.store(true, Ordering::Relaxed);
+            read_fd(number)
+        }));
+        while !started.load(Ordering::Relaxed) {
+            greenring::time::sleep(Duration::from_millis(1));
+        }
+        // The reader is in its read by now (on one worker it ran until it waited).
+        greenring::time::sleep(Duration::from_millis(20));
+        // SAFETY: `number` is ours (taken from `old`); the reader only reads through it.
+        assert_eq!(unsafe { libc::close(number) }, 0);
+        let (new, mut new_peer) = UnixStream::pair().unwrap();
+        assert_eq!(
+            new.as_raw_fd(),
+            number,
+            "the next socket did not get the freed number"
+        );
+        let new_reader = spawn(Box::new(move || read_fd(new.as_raw_fd())));
+        greenring::time::sleep(Duration::from_millis(20));
+        new_peer.write_all(b"new").unwrap();
+        assert_eq!(new_reader.0().unwrap(), b"new", "the new file's reader");
+        greenring::time::sleep(Duration::from_millis(20));
+        // Ends a read that still holds the old file. On epoll nothing held it: the close
+        // closed it, so its peer's write fails, and the read ended with `EBADF` already.
+        let wrote = old_peer.write_all(b"old");
+        (wrote, old_reader.0())
+    }
+    /// Waits for what a reader spawned by `close_under_a_reader` read.
+    struct Join(Box<dyn FnOnce() -> io::Result<Vec<u8>>>);
+    let on_os_thread = close_under_a_reader(|f| {
+        let thread = std::thread::spawn(f);
+        Join(Box::new(move || thread.join().unwrap()))
+    });
+    assert!(on_os_thread.0.is_ok(), "on an OS thread: {on_os_thread:?}");
+    assert_eq!(on_os_thread.1.unwrap(), b"old", "on an OS thread");
+    for rt in backends::one_worker_runtimes() {
+        let backend = rt.io_backend();
+        let got = rt.block_on(|| {
+            close_under_a_reader(|f| {
+                let thread = greenring::spawn(f);
+                Join(Box::new(move || thread.join().unwrap()))
+            })
+        });
+        eprintln!("on {backend:?}: {got:?}");
+        match (backend, got) {
+            (greenring::IoBackend::IoUring, (Ok(()), Ok(bytes))) => assert_eq!(bytes, b"old"),
+            (greenring::IoBackend::Epoll, (Err(wrote), Err(read))) => {
+                assert_eq!(wrote.kind(), io::ErrorKind::BrokenPipe, "{wrote}");
+                assert_eq!(read.raw_os_error(), Some(libc::EBADF), "{read}");
+            }
+            (backend, got) => panic!("on {backend:?}: {got:?}"),
+        }
+    }
+}
+
 /// A green thread waits in `read` on a `try_clone` of a std `TcpStream`: dropping the
 /// original does not end the wait (the clone keeps the file open); `shutdown(Read)` ends
 /// it with `Ok(0)`, as for an OS thread (checked first, as the reference).
