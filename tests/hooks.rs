@@ -741,9 +741,9 @@ fn closing_an_fd_a_green_thread_reads_never_hands_it_the_next_file_of_that_numbe
     }
     /// What the old file's peer's write and the old file's reader got.
     type Got = (io::Result<()>, io::Result<Vec<u8>>);
-    fn close_under_a_reader(
-        spawn: fn(Box<dyn FnOnce() -> io::Result<Vec<u8>> + Send>) -> Join,
-    ) -> Got {
+    /// A reader's body.
+    type Reader = Box<dyn FnOnce() -> io::Result<Vec<u8>> + Send>;
+    fn close_under_a_reader(spawn: fn(Reader) -> Join) -> Got {
         let (old, mut old_peer) = UnixStream::pair().unwrap();
         let number = old.into_raw_fd();
         let started = Arc::new(AtomicBool::new(false));
