@@ -2,6 +2,11 @@
 //! (here `crossbeam-channel`'s receive, a futex) and green threads that have not started
 //! wait, the monitor starts extra worker OS threads to run them, up to a bound, and they
 //! leave once the threads they started have finished.
+//!
+//! Built with `--cfg greenring_migrate` every runtime migrates started threads instead: its
+//! monitor hands a blocked worker's threads to a new OS thread and starts no extra worker
+//! (`tests/handoff.rs` covers that mode), so these tests are not built then.
+#![cfg(not(greenring_migrate))]
 
 #[path = "support/watchdog.rs"]
 mod watchdog;
