@@ -94,10 +94,13 @@ impl Idle {
         Some(woken)
     }
 
-    /// Every sleeping worker, unregistered (for shutdown).
+    /// Every sleeping worker, unregistered (for shutdown) and, as for any waker, counted as
+    /// searching: each finds itself taken out in [`Idle::unregister`] and stops searching
+    /// (or sleeps again) later, which would otherwise take a count it never added.
     pub(crate) fn take_all_sleepers(&self) -> Vec<usize> {
         let mut sleepers = self.lock();
         self.sleeping.fetch_sub(sleepers.len(), SeqCst);
+        self.searching.fetch_add(sleepers.len(), SeqCst);
         std::mem::take(&mut *sleepers)
     }
 
@@ -209,6 +212,22 @@ mod tests {
         assert!(idle.try_start_searching());
         assert!(idle.try_start_searching());
         assert!(!idle.try_start_searching());
+    }
+
+    #[test]
+    fn sleepers_taken_at_shutdown_count_as_searching_until_they_stop() {
+        let idle = Idle::new(2, 2);
+        idle.register_sleeper(0, false);
+        idle.register_sleeper(1, false);
+        assert_eq!(idle.take_all_sleepers().len(), 2);
+        // Each woken worker finds itself taken out, searches, then stops or sleeps again:
+        // the counts return to zero instead of wrapping.
+        assert!(!idle.unregister(0));
+        assert!(!idle.unregister(1));
+        assert!(!idle.stop_searching());
+        idle.register_sleeper(1, true);
+        assert!(idle.try_start_searching(), "nobody searches any more");
+        assert!(idle.stop_searching());
     }
 
     #[test]
