@@ -4,6 +4,8 @@
 
 #[path = "support/block.rs"]
 mod block;
+#[path = "support/recorder.rs"]
+mod recorder;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,38 +15,9 @@ use greenring::runtime::Builder;
 use greenring::Runtime;
 
 /// Records warnings and errors, to check the monitor's reports.
-struct Recorder(Mutex<Vec<(log::Level, String)>>);
-
-impl log::Log for Recorder {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::Level::Warn
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            let line = (record.level(), record.args().to_string());
-            self.0.lock().unwrap().push(line);
-        }
-    }
-    fn flush(&self) {}
-}
-
-static RECORDER: Recorder = Recorder(Mutex::new(Vec::new()));
-
-fn install_recorder() {
-    let _ = log::set_logger(&RECORDER);
-    log::set_max_level(log::LevelFilter::Warn);
-}
-
 /// Recorded lines at `level` that mention every one of `words`.
 fn logged(level: log::Level, words: &[&str]) -> Vec<String> {
-    RECORDER
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(l, line)| *l == level && words.iter().all(|w| line.contains(w)))
-        .map(|(_, line)| line.clone())
-        .collect()
+    recorder::logged_at(Some(level), words)
 }
 
 /// A builder for a runtime that migrates started threads.
@@ -230,7 +203,7 @@ fn a_fan_out_of_cpu_bound_threads_uses_both_workers() {
 
 #[test]
 fn a_blocked_worker_lets_fresh_threads_run_elsewhere_and_its_neighbour_resume() {
-    install_recorder();
+    recorder::install();
     let rt = Runtime::builder().worker_threads(2).build().unwrap();
     let (fresh_done, neighbour) = rt.block_on(|| {
         let start = Instant::now();
@@ -321,7 +294,7 @@ fn lock_held_across_a_sleep<L: Send + Sync + 'static>(
 
 #[test]
 fn a_std_lock_held_across_a_blocking_call_is_reported_and_greenring_locks_complete() {
-    install_recorder();
+    recorder::install();
     let got_std = lock_held_across_a_sleep(
         Mutex::new(()),
         |lock, d| {

@@ -8,46 +8,14 @@
 //! (`tests/handoff.rs` covers that mode), so these tests are not built then.
 #![cfg(not(greenring_migrate))]
 
+#[path = "support/recorder.rs"]
+mod recorder;
 #[path = "support/watchdog.rs"]
 mod watchdog;
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use greenring::Runtime;
-
-struct Recorder(Mutex<Vec<(log::Level, String)>>);
-
-impl log::Log for Recorder {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::Level::Warn
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            let line = (record.level(), record.args().to_string());
-            self.0.lock().unwrap().push(line);
-        }
-    }
-    fn flush(&self) {}
-}
-
-static RECORDER: Recorder = Recorder(Mutex::new(Vec::new()));
-
-fn install_recorder() {
-    let _ = log::set_logger(&RECORDER);
-    log::set_max_level(log::LevelFilter::Warn);
-}
-
-fn logged(words: &[&str]) -> Vec<String> {
-    RECORDER
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, line)| words.iter().all(|w| line.contains(w)))
-        .map(|(_, line)| line.clone())
-        .collect()
-}
 
 /// Polls `done` every millisecond for up to `limit`; `true` once it held.
 fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
@@ -63,7 +31,7 @@ fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn a_producer_spawned_after_its_blocked_consumers_runs_and_the_extras_leave() {
-    install_recorder();
+    recorder::install();
     let started = watchdog::within(Duration::from_secs(120), || {
         let rt = Runtime::builder().worker_threads(2).build().unwrap();
         let (tx, rx) = crossbeam_channel::unbounded::<u32>();
@@ -102,7 +70,7 @@ fn a_producer_spawned_after_its_blocked_consumers_runs_and_the_extras_leave() {
         metrics.extra_workers_started
     });
     // Once per runtime, not once per extra (the other tests here run runtimes too).
-    let reported = logged(&["started an extra worker"]).len();
+    let reported = recorder::logged(&["started an extra worker"]).len();
     assert!(
         (1..=4).contains(&reported),
         "{reported} reports of extra workers for {started} started"
@@ -111,7 +79,7 @@ fn a_producer_spawned_after_its_blocked_consumers_runs_and_the_extras_leave() {
 
 #[test]
 fn extra_workers_stay_within_their_bound_and_reaching_it_is_reported() {
-    install_recorder();
+    recorder::install();
     watchdog::within(Duration::from_secs(60), || {
         let rt = Runtime::builder()
             .worker_threads(1)
@@ -132,7 +100,7 @@ fn extra_workers_stay_within_their_bound_and_reaching_it_is_reported() {
             rt.metrics()
         );
         assert!(
-            eventually(Duration::from_secs(10), || !logged(&[
+            eventually(Duration::from_secs(10), || !recorder::logged(&[
                 "all 2 extra workers"
             ])
             .is_empty()),

@@ -5,8 +5,10 @@
 
 #[path = "support/block.rs"]
 mod block;
+#[path = "support/recorder.rs"]
+mod recorder;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use greenring::runtime::Builder;
@@ -20,41 +22,14 @@ fn migrating() -> Builder {
 }
 
 /// Records warnings, to check the monitor's report.
-struct Recorder(Mutex<Vec<String>>);
-
-impl log::Log for Recorder {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::Level::Warn
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            self.0.lock().unwrap().push(record.args().to_string());
-        }
-    }
-    fn flush(&self) {}
-}
-
-static RECORDER: Recorder = Recorder(Mutex::new(Vec::new()));
-
-fn install_recorder() {
-    let _ = log::set_logger(&RECORDER);
-    log::set_max_level(log::LevelFilter::Warn);
-}
-
 fn warnings_about(name: &str) -> usize {
-    RECORDER
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|w| w.contains(&format!("'{name}'")))
-        .count()
+    recorder::logged(&[&format!("'{name}'")]).len()
 }
 
 /// 100 green threads count while one calls `block::block_os_thread(200 ms)`; every one of them
 /// must make progress inside that window.
 fn others_progress_while_one_blocks(workers: usize, name: &str) {
-    install_recorder();
+    recorder::install();
     let rt = migrating().worker_threads(workers).build().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let counters: Arc<Vec<AtomicU64>> = Arc::new((0..100).map(|_| AtomicU64::new(0)).collect());
@@ -134,7 +109,7 @@ fn two_workers_keep_running_others_while_a_thread_blocks() {
 
 #[test]
 fn a_thread_blocking_twice_is_reported_once() {
-    install_recorder();
+    recorder::install();
     let rt = migrating().worker_threads(1).build().unwrap();
     let handle = greenring::thread::Builder::new()
         .name("twice".to_owned())

@@ -15,6 +15,8 @@
 mod backends;
 #[path = "support/child.rs"]
 mod child;
+#[path = "support/recorder.rs"]
+mod recorder;
 #[path = "support/tempdir.rs"]
 mod tempdir;
 #[path = "support/watchdog.rs"]
@@ -24,7 +26,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use greenring::{JoinHandle, Runtime};
@@ -176,35 +178,9 @@ fn on_time(what: &str, elapsed: Duration, timeout: Duration) {
 }
 
 /// Records warnings and errors, to check the monitor's reports.
-struct Recorder(Mutex<Vec<String>>);
-
-impl log::Log for Recorder {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::Level::Warn
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            self.0.lock().unwrap().push(record.args().to_string());
-        }
-    }
-    fn flush(&self) {}
-}
-
-static RECORDER: Recorder = Recorder(Mutex::new(Vec::new()));
-
-fn install_recorder() {
-    let _ = log::set_logger(&RECORDER);
-    log::set_max_level(log::LevelFilter::Warn);
-}
-
 /// The monitor's reports of a green thread that blocked its worker, recorded so far.
 fn stall_warnings() -> Vec<String> {
-    let lines = RECORDER.0.lock().unwrap();
-    lines
-        .iter()
-        .filter(|line| line.contains("has blocked worker"))
-        .cloned()
-        .collect()
+    recorder::logged(&["has blocked worker"])
 }
 
 // ---------------------------------------------------------------------------------------
@@ -295,7 +271,7 @@ const DELAY: Duration = Duration::from_millis(50);
 const ROUNDS: usize = 3;
 
 fn ureq_gets_in_child() {
-    install_recorder();
+    recorder::install();
     let url = format!("http://{}/", slow_http_server(DELAY, CLIENTS + 50));
     let rt = Runtime::builder().worker_threads(2).build().unwrap();
     // A first round faults in the code and maps the green threads' stacks, so that the
@@ -305,7 +281,7 @@ fn ureq_gets_in_child() {
     ureq_round(&rt, &url);
     let mut failures = Vec::new();
     for _ in 0..ROUNDS {
-        RECORDER.0.lock().unwrap().clear();
+        recorder::clear();
         let (elapsed, worst_late) = ureq_round(&rt, &url);
         eprintln!(
             "{CLIENTS} x {GETS} GETs in {elapsed:?}; the neighbour was at most {worst_late:?} \

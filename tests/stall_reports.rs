@@ -7,6 +7,8 @@
 mod block;
 #[path = "support/child.rs"]
 mod child;
+#[path = "support/recorder.rs"]
+mod recorder;
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -101,22 +103,6 @@ fn without_a_logger_a_std_lock_deadlock_goes_to_stderr_once() {
     );
 }
 
-struct Recorder(Mutex<Vec<String>>);
-
-impl log::Log for Recorder {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::Level::Warn
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            self.0.lock().unwrap().push(record.args().to_string());
-        }
-    }
-    fn flush(&self) {}
-}
-
-static RECORDER: Recorder = Recorder(Mutex::new(Vec::new()));
-
 #[test]
 #[cfg_attr(
     greenring_migrate,
@@ -124,8 +110,7 @@ static RECORDER: Recorder = Recorder(Mutex::new(Vec::new()));
 )]
 fn with_a_logger_every_stall_goes_through_log_and_none_to_stderr() {
     if child::is_child("with_a_logger_every_stall_goes_through_log_and_none_to_stderr") {
-        log::set_logger(&RECORDER).unwrap();
-        log::set_max_level(log::LevelFilter::Warn);
+        recorder::install();
         let rt = Runtime::builder().worker_threads(1).build().unwrap();
         for _ in 0..3 {
             rt.block_on(|| {
@@ -133,13 +118,7 @@ fn with_a_logger_every_stall_goes_through_log_and_none_to_stderr() {
                 block::block_os_thread(Duration::from_millis(60));
             });
         }
-        let stalls = RECORDER
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|line| line.contains("has blocked worker"))
-            .count();
+        let stalls = recorder::logged(&["has blocked worker"]).len();
         println!("stalls logged: {stalls}");
         return;
     }
@@ -157,8 +136,7 @@ fn with_a_logger_every_stall_goes_through_log_and_none_to_stderr() {
 #[test]
 fn a_burst_of_greenring_connects_is_not_reported_as_a_stall() {
     if child::is_child("a_burst_of_greenring_connects_is_not_reported_as_a_stall") {
-        log::set_logger(&RECORDER).unwrap();
-        log::set_max_level(log::LevelFilter::Warn);
+        recorder::install();
         let rt = Runtime::builder().worker_threads(1).build().unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -180,14 +158,7 @@ fn a_burst_of_greenring_connects_is_not_reported_as_a_stall() {
             });
         }
         acceptor.join().unwrap();
-        let stalls: Vec<String> = RECORDER
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|line| line.contains("has blocked worker"))
-            .cloned()
-            .collect();
+        let stalls = recorder::logged(&["has blocked worker"]);
         println!("stalls logged: {}", stalls.len());
         for stall in stalls {
             println!("{stall}");
