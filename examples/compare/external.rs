@@ -166,6 +166,37 @@ fn same_backlog(listener: &impl AsRawFd) {
     assert_eq!(result, 0, "listen: {}", io::Error::last_os_error());
 }
 
+/// The accept loop of the servers written with `std::net` (on OS threads, and on green
+/// threads through the hooks): accepts until `stopped` is set, serves each connection on a
+/// thread `spawn` starts, joins the finished ones as it goes and the rest at the end.
+fn serve_std_net<H>(
+    listener: std::net::TcpListener,
+    stopped: &AtomicBool,
+    service: Service,
+    spawn: fn(Box<dyn FnOnce() + Send>) -> H,
+    is_finished: fn(&H) -> bool,
+    join: fn(H),
+) {
+    let mut handlers = Handlers::default();
+    loop {
+        let (stream, _) = listener.accept().expect("accept");
+        if stopped.load(Ordering::SeqCst) {
+            break;
+        }
+        for done in handlers.take_finished(is_finished) {
+            join(done);
+        }
+        handlers.push(spawn(Box::new(move || match service {
+            Service::Echo => {
+                stream.set_nodelay(true).unwrap();
+                echo(stream)
+            }
+            Service::Http => drop(http(stream)),
+        })));
+    }
+    handlers.into_all().into_iter().for_each(join);
+}
+
 /// A server running in this process, accepting until told to stop.
 struct Server {
     addr: SocketAddr,
@@ -243,27 +274,14 @@ impl Server {
                 same_backlog(&listener);
                 bound.send(listener.local_addr().unwrap()).unwrap();
                 AcceptLoop::Os(std::thread::spawn(move || {
-                    let mut handlers = Handlers::default();
-                    loop {
-                        let (stream, _) = listener.accept().expect("accept");
-                        if stopped.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        for done in handlers.take_finished(std::thread::JoinHandle::is_finished) {
-                            done.join().unwrap();
-                        }
-                        handlers.push(std::thread::spawn(move || match service {
-                            Service::Echo => {
-                                stream.set_nodelay(true).unwrap();
-                                echo(stream)
-                            }
-                            Service::Http => drop(http(stream)),
-                        }));
-                    }
-                    handlers
-                        .into_all()
-                        .into_iter()
-                        .for_each(|h| h.join().unwrap());
+                    serve_std_net(
+                        listener,
+                        &stopped,
+                        service,
+                        std::thread::spawn,
+                        std::thread::JoinHandle::is_finished,
+                        |h| h.join().unwrap(),
+                    )
                 }))
             }
             // The greenring server again, written with std's `net` (every call of it goes
@@ -274,27 +292,14 @@ impl Server {
                     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
                     same_backlog(&listener);
                     bound.send(listener.local_addr().unwrap()).unwrap();
-                    let mut handlers = Handlers::default();
-                    loop {
-                        let (stream, _) = listener.accept().expect("accept");
-                        if stopped.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        for done in handlers.take_finished(greenring::JoinHandle::is_finished) {
-                            done.join().unwrap();
-                        }
-                        handlers.push(greenring::spawn(move || match service {
-                            Service::Echo => {
-                                stream.set_nodelay(true).unwrap();
-                                echo(stream)
-                            }
-                            Service::Http => drop(http(stream)),
-                        }));
-                    }
-                    handlers
-                        .into_all()
-                        .into_iter()
-                        .for_each(|h| h.join().unwrap());
+                    serve_std_net(
+                        listener,
+                        &stopped,
+                        service,
+                        greenring::spawn,
+                        greenring::JoinHandle::is_finished,
+                        |h| h.join().unwrap(),
+                    )
                 }))
             }
             Impl::Corosensei => unreachable!("no server on corosensei"),
