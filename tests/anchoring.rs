@@ -54,7 +54,11 @@ fn blocking_calls_stress(rt: &Runtime) -> (usize, usize) {
     const ROUNDS: usize = if cfg!(debug_assertions) { 15 } else { 40 };
     let moves = Arc::new(AtomicUsize::new(0));
     let calls = Arc::new(AtomicUsize::new(0));
-    let path = std::env::temp_dir().join(format!("greenring-anchoring-{}", std::process::id()));
+    // One file per call: the tests of this binary that use it run at the same time.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let path =
+        std::env::temp_dir().join(format!("greenring-anchoring-{}-{call}", std::process::id()));
     std::fs::write(&path, vec![7u8; 64 * 1024]).unwrap();
     let path = Arc::new(path);
     let lock = Arc::new(greenring::sync::Mutex::new(0u64));
