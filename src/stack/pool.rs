@@ -89,6 +89,9 @@ impl Free {
 /// A runtime's stack allocator for its default stack size.
 pub(crate) struct StackPool {
     usable: usize,
+    /// Default stacks per slab (see [`SLAB_BYTES`]); computed once, as spawns and frees
+    /// read it.
+    per_slab: usize,
     free: Mutex<Free>,
     /// How many stacks `free` held when its lock was last released: read without the lock
     /// by a spawn that only needs to know whether one is free.
@@ -130,6 +133,7 @@ impl StackPool {
     pub(crate) fn new(usable: usize) -> StackPool {
         StackPool {
             usable,
+            per_slab: (SLAB_BYTES / (usable + page_size())).max(1),
             free: Mutex::new(Free {
                 stacks: Vec::new(),
                 low: 0,
@@ -224,6 +228,7 @@ impl StackPool {
     ///
     /// When a mapping was needed and the kernel refused it (see `map::map_stacks`); the
     /// caller then takes its claim back.
+    #[inline]
     pub(crate) fn prepare(
         &self,
         usable: usize,
@@ -239,6 +244,12 @@ impl StackPool {
         if self.default_mapped.load(SeqCst) >= needed {
             return Ok(None);
         }
+        self.map_for(needed).map(|()| None)
+    }
+
+    /// Maps slabs of default stacks until `needed` are mapped (see [`StackPool::prepare`]).
+    #[cold]
+    fn map_for(&self, needed: usize) -> io::Result<()> {
         let per_slab = self.per_slab();
         while self.default_mapped.load(SeqCst) < needed {
             let slab = crate::stats::in_kernel(|| map::map_stacks(per_slab, self.usable));
@@ -254,7 +265,7 @@ impl StackPool {
                 Err(err) => return Err(err),
             }
         }
-        Ok(None)
+        Ok(())
     }
 
     /// Takes back the stack of a finished green thread.
@@ -352,7 +363,7 @@ impl StackPool {
     /// Stacks carved from one slab: fewer for bigger stacks, one for stacks of a slab or
     /// more.
     fn per_slab(&self) -> usize {
-        (SLAB_BYTES / (self.usable + page_size())).max(1)
+        self.per_slab
     }
 
     /// Ensures the locked list holds at least `want` stacks, mapping slabs as needed. The

@@ -192,7 +192,7 @@ impl Task {
     ) -> TaskRef {
         let shutdown = NonNull::from(runtime.shutdown_flag());
         let anchored = !runtime.migrates();
-        let task = TaskRef::new(Task {
+        let task = TaskRef::new_with(|| Task {
             id,
             name,
             runtime,

@@ -151,16 +151,19 @@ unsafe impl Send for TaskRef {}
 unsafe impl Sync for TaskRef {}
 
 impl TaskRef {
-    /// Moves `task` into a slot of its own.
-    pub(crate) fn new(task: Task) -> TaskRef {
+    /// Makes the task `init` returns in a slot of its own. The slot is taken first and
+    /// `init` runs after, so that the record (a few hundred bytes) is written where it
+    /// lives rather than built elsewhere and copied in.
+    #[inline(always)]
+    pub(crate) fn new_with(init: impl FnOnce() -> Task) -> TaskRef {
         let slot = TASKS.alloc().cast::<TaskSlot>();
-        // SAFETY: the slab gives an unused slot of TaskSlot's layout.
+        // SAFETY: the slab gives an unused slot of TaskSlot's layout; both fields are
+        // written before the reference that makes the slot reachable exists. Should `init`
+        // panic, the slot stays taken and unreachable (a leak of one record, nothing read).
         unsafe {
-            slot.as_ptr().write(TaskSlot {
-                task,
-                counts: Counts::new(),
-            })
-        };
+            ptr::addr_of_mut!((*slot.as_ptr()).counts).write(Counts::new());
+            ptr::addr_of_mut!((*slot.as_ptr()).task).write(init());
+        }
         TaskRef { slot }
     }
 

@@ -111,6 +111,7 @@ impl Thread {
     }
 
     /// The thread's unique identifier.
+    #[inline]
     pub fn id(&self) -> ThreadId {
         match &self.inner {
             ThreadInner::Green(task) => task.id,
