@@ -23,6 +23,17 @@ fn child_stderr(test: &str, backtrace: Option<&str>) -> String {
     err
 }
 
+/// The one-worker runtime a child panics on. Its stall monitor is off: resolving a
+/// backtrace on a loaded machine can keep the worker past the monitor's threshold, and the
+/// monitor's warning on stderr would then land inside the report these tests read.
+fn child_runtime() -> Runtime {
+    Runtime::builder()
+        .worker_threads(1)
+        .handoff_threshold(None)
+        .build()
+        .unwrap()
+}
+
 /// The panic reports in `err`: each begins with std's blank line and `thread '`.
 fn reports(err: &str) -> Vec<&str> {
     err.split("\nthread '").skip(1).collect()
@@ -73,7 +84,7 @@ fn panic_in_green(rt: &Runtime, name: Option<&str>, message: &'static str) {
 #[test]
 fn a_panicking_green_thread_is_named_in_std_layout() {
     if is_child("a_panicking_green_thread_is_named_in_std_layout") {
-        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        let rt = child_runtime();
         panic_in_green(&rt, Some("answerer"), "the named one");
         panic_in_green(&rt, None, "the unnamed one");
         let os = std::thread::Builder::new()
@@ -102,7 +113,7 @@ fn a_panicking_green_thread_is_named_in_std_layout() {
 #[test]
 fn rust_backtrace_gives_a_green_panic_std_s_backtrace() {
     if is_child("rust_backtrace_gives_a_green_panic_std_s_backtrace") {
-        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        let rt = child_runtime();
         panic_in_green(&rt, Some("traced"), "with a backtrace");
         return;
     }
@@ -159,7 +170,7 @@ fn a_hook_set_before_the_runtime_starts_still_receives_green_panics() {
                 .unwrap_or("?");
             eprintln!("the program's hook: {message}");
         }));
-        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        let rt = child_runtime();
         panic_in_green(&rt, Some("hooked"), "seen by the hook");
         return;
     }
@@ -177,7 +188,7 @@ fn a_hook_set_before_the_runtime_starts_still_receives_green_panics() {
 #[test]
 fn a_hook_set_after_the_runtime_starts_replaces_greenring_s() {
     if is_child("a_hook_set_after_the_runtime_starts_replaces_greenring_s") {
-        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        let rt = child_runtime();
         panic_in_green(&rt, Some("before"), "greenring's message");
         std::panic::set_hook(Box::new(|info| {
             let message = info
@@ -188,7 +199,7 @@ fn a_hook_set_after_the_runtime_starts_replaces_greenring_s() {
             eprintln!("the later hook: {message}");
         }));
         // Another runtime does not put greenring's wrapper back.
-        let again = Runtime::builder().worker_threads(1).build().unwrap();
+        let again = child_runtime();
         panic_in_green(&again, Some("after"), "seen by the later hook");
         return;
     }
